@@ -1,0 +1,1 @@
+"""Benchmarks for onnxc (see README.md)."""

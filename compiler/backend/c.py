@@ -99,7 +99,9 @@ class KernelPrinter:
                     lines += [f"{pad}}} else {{"] + self.stmt(o, pad + "  ")
                 return lines + [f"{pad}}}"]
             case Allocate(buffer=b, body=body):
-                return [f"{pad}{self.declare(b)};"] + self.stmt(body, pad)
+                # its own block: a peeled copy of the same nest declares the same name
+                return [f"{pad}{{", f"{pad}  {self.declare(b)};"] + self.stmt(body, pad + "  ") \
+                    + [f"{pad}}}"]
         raise IRError(f"C backend cannot print {s!r}")
 
     @staticmethod

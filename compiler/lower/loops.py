@@ -73,8 +73,11 @@ def partition_loops(stmt: Stmt) -> Stmt:
                                                                            "unroll"):
             return n
         for factor, bound in sorted(_guards_on(n)):
-            if bound % factor == 0 or -(-bound // factor) != as_int(n.extent):
+            if -(-bound // factor) != as_int(n.extent):
                 continue
+            if bound % factor == 0:   # every iteration is full: the guard always holds
+                return post(dataclasses.replace(
+                    n, body=_drop_guards(n.body, n.var, (factor, bound))))
             full = bound // factor
             main = dataclasses.replace(n, extent=const_int(full),
                                        body=_drop_guards(n.body, n.var, (factor, bound)))

@@ -112,13 +112,16 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     rows = max(1, min(m, MAX_TILE_ROWS, (target.vector_registers - SPARE_REGISTERS) // vecs))
     d = [Split("j", vecs * lanes, "jo", "ji"), Split("ji", lanes, "jm", "jv"),
          Split("i", rows, "io", "ii")]
-    tiles = [For(_v("jo"), _const(-(-n // (vecs * lanes))), store)]
-    par = _parallel_pick(batch + tiles, target, _work(chain))
-    lead = [p.loop for p in par if isinstance(p, Parallel)]
-    outer = lead + [f.var.name for f in batch if f.var.name not in lead] + \
-        (["jo"] if "jo" not in lead else [])
+    tiles = -(-n // (vecs * lanes))
+    extents = {f.var.name: _extent(f) for f in batch if _extent(f) > 1}
+    extents["jo"] = tiles
+    lead = max(extents, key=extents.get)
+    parallel = _work(chain) >= PARALLEL_MIN_WORK and target.threads > 1 and extents[lead] > 1
+    outer = [lead] + [f.var.name for f in batch if f.var.name != lead] + \
+        (["jo"] if lead != "jo" else [])
     d.append(Reorder(tuple(outer) + ("io", "k", "ii", "jm", "jv")))
-    d += [p for p in par if isinstance(p, Parallel)]
+    if parallel:
+        d.append(Parallel(lead))
     d += [CacheWrite(out, "io"), Unroll("ii"), Unroll("jm"), Vectorize("jv")]
     for stage in ("in", "out"):
         rank = len(store.index)
@@ -126,11 +129,6 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
         d += [Unroll(f"{out}_{stage}{rank - 2}"), Split(last, lanes, f"{last}_o", f"{last}_v"),
               Unroll(f"{last}_o"), Vectorize(f"{last}_v")]
     return tuple(d)
-
-
-def _v(name):
-    from ..loop.ir import Var
-    return Var(name)
 
 
 HEURISTICS = {"elementwise": elementwise, "matmul": matmul}

@@ -11,6 +11,8 @@ from ..loop.visit import buffers_of, walk
 from ..names import c_comment
 from .intrinsics import spell, vector_type
 
+GLOBAL_SCOPES = ("global", "constant")
+
 
 def c_type(dtype: str) -> str:
     return dtypes.dtype(dtype).c_type
@@ -121,10 +123,10 @@ class KernelPrinter:
         bound = {x.var for x in walk(loop) if isinstance(x, For)}
         free = sorted({x for x in walk(loop.body) if isinstance(x, Var)} - bound,
                       key=lambda v: v.name)
-        bufs = [b for b in buffers_of(loop.body).values() if b.scope == "global"]
+        bufs = [b for b in buffers_of(loop.body).values() if b.scope in GLOBAL_SCOPES]
         local = {x.buffer.name for x in walk(loop) if isinstance(x, Allocate)}
         if any(b.name not in local for b in buffers_of(loop.body).values()
-               if b.scope != "global"):
+               if b.scope not in GLOBAL_SCOPES):
             raise IRError(f"{self.kernel.name}: a parallel loop uses a local buffer from outside")
         written = {x.buffer.name for x in walk(loop.body) if isinstance(x, Store)}
         fields = [param_decl(b, b.name in written, restrict=False) for b in bufs] + \
@@ -154,7 +156,7 @@ def param_decl(b: Buffer, written: bool, restrict: bool = True) -> str:
 
 def kernel_params(k: Kernel) -> list[tuple[Buffer, bool]]:
     written = {x.buffer.name for x in walk(k.body) if isinstance(x, Store)}
-    return [(b, b.name in written) for b in buffers_of(k.body).values() if b.scope == "global"]
+    return [(b, b.name in written) for b in buffers_of(k.body).values() if b.scope in GLOBAL_SCOPES]
 
 
 def print_kernel(k: Kernel, features=()) -> dict:

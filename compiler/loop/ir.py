@@ -49,7 +49,8 @@ class Stmt(Node):
 
 @dataclass(frozen=True, slots=True)
 class Buffer:
-    """A named n-d array. scope 'global' lives in the model's memory; 'local' in the kernel."""
+    """A named n-d array. scope 'global' lives in the model's memory ('constant' if it holds
+    weights known at compile time); 'local' and 'register' in the kernel."""
     name: str
     dtype: str
     shape: tuple[Expr, ...]

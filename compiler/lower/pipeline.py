@@ -6,11 +6,14 @@ from typing import Callable
 
 from ..frontend import import_model
 from ..graph.ir import Graph
-from ..loop.ir import Program
+from ..loop.ir import Constant, Program
+from ..loop.visit import buffers_of
 from ..loop.printer import program_str
 from ..loop.simplify import simplify
 from ..schedule.apply import apply_schedule
+from ..schedule.directives import Pack
 from ..schedule.heuristics import default_schedule
+from ..schedule.pack import pack_array, pack_loads
 from ..targets import Target
 from .from_graph import lower_graph
 from .loops import flatten_buffers, partition_loops, remove_unit_loops, unroll_loops
@@ -27,11 +30,23 @@ def _per_kernel(fn: Callable) -> Callable[[Program, Target], Program]:
 
 
 def schedule_kernels(prog: Program, target: Target, schedules=None) -> Program:
-    """Apply the user's schedule for a kernel where one is given, else the default one."""
+    """Apply the user's schedule for a kernel where one is given, else the default one.
+    Pack directives also relay the constant's data; constants left unread are dropped."""
     schedules = schedules or {}
-    kernels = tuple(apply_schedule(k, schedules.get(k.name, default_schedule(k, target)))
-                    for k in prog.kernels)
-    return dataclasses.replace(prog, kernels=kernels)
+    data = {c.buffer.name: c for c in prog.constants}
+    kernels = []
+    for k in prog.kernels:
+        directives = schedules.get(k.name, default_schedule(k, target))
+        k = apply_schedule(k, [d for d in directives if not isinstance(d, Pack)])
+        for d in (d for d in directives if isinstance(d, Pack)):
+            body, old, new = pack_loads(k.body, d.buffer, d.dim, d.factor)
+            data.setdefault(new.name, Constant(new, pack_array(data[old.name].data, d.dim,
+                                                                d.factor)))
+            k = dataclasses.replace(k, body=body)
+        kernels.append(k)
+    used = {name for k in kernels for name in buffers_of(k.body)}
+    constants = tuple(c for name, c in data.items() if name in used)
+    return dataclasses.replace(prog, kernels=tuple(kernels), constants=constants)
 
 
 def _vector_widths(target: Target) -> tuple[int, ...]:

@@ -1,6 +1,7 @@
 """What an op lowering sees: its node, its buffers, and ways to add kernels and buffers."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +29,9 @@ class ProgramBuilder:
 
     def add_constant(self, hint: str, array: np.ndarray) -> Buffer:
         array = np.ascontiguousarray(array)
-        buf = self.new_buffer(hint, dtypes.from_numpy(array.dtype), array.shape, "c_")
+        buf = dataclasses.replace(
+            self.new_buffer(hint, dtypes.from_numpy(array.dtype), array.shape, "c_"),
+            scope="constant")
         self.constants.append(Constant(buf, array))
         self.const_data[buf.name] = array
         return buf

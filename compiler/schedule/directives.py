@@ -53,8 +53,17 @@ class CacheWrite:
     at: str
 
 
+@dataclass(frozen=True, slots=True)
+class Pack:
+    """Lay out the constant `buffer` at compile time with dimension `dim` cut into tiles of
+    `factor` and the tile number made outermost, so a tile's rows are contiguous."""
+    buffer: str
+    dim: int
+    factor: int
+
+
 DIRECTIVES = {cls.__name__: cls for cls in (Split, Reorder, Fuse, Vectorize, Unroll, Parallel,
-                                            CacheWrite)}
+                                            CacheWrite, Pack)}
 
 
 def to_json(schedule: dict[str, tuple]) -> str:

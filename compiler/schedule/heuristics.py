@@ -5,7 +5,7 @@ from ..loop.affine import coefficient
 from ..loop.ir import For, IfThen, Kernel, Load, Store, as_int
 from ..loop.visit import walk
 from ..targets import Target
-from .directives import CacheWrite, Fuse, Parallel, Reorder, Split, Unroll, Vectorize
+from .directives import CacheWrite, Fuse, Pack, Parallel, Reorder, Split, Unroll, Vectorize
 
 # Below this many inner-loop iterations a kernel runs on the calling thread: waking the pool
 # costs more than the work.
@@ -123,12 +123,23 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     if parallel:
         d.append(Parallel(lead))
     d += [CacheWrite(out, "io"), Unroll("ii"), Unroll("jm"), Vectorize("jv")]
+    d += _pack_constant_rhs(store, chain[-2].var, vecs * lanes)
     for stage in ("in", "out"):
         rank = len(store.index)
         last = f"{out}_{stage}{rank - 1}"
         d += [Unroll(f"{out}_{stage}{rank - 2}"), Split(last, lanes, f"{last}_o", f"{last}_v"),
               Unroll(f"{last}_o"), Vectorize(f"{last}_v")]
     return tuple(d)
+
+
+def _pack_constant_rhs(store, j_var, width: int) -> list:
+    """Constant weights read along j are packed into panels of the tile width: each k step of
+    a tile then reads one contiguous line instead of striding through a whole matrix row."""
+    for load in walk(store.value):
+        if isinstance(load, Load) and load.buffer.scope == "constant" \
+                and coefficient(load.index[-1], j_var) == 1 and load.buffer.rank >= 2:
+            return [Pack(load.buffer.name, load.buffer.rank - 1, width)]
+    return []
 
 
 HEURISTICS = {"elementwise": elementwise, "matmul": matmul}

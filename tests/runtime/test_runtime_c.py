@@ -23,10 +23,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ROOT / "runtime_c"
 HERE = Path(__file__).resolve().parent
-CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC",
-          "-fvisibility=hidden", "-pthread"]
-ASAN = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
-        "-fno-sanitize-recover=all"]
+CFLAGS = "-std=c11 -O2 -Wall -Wextra -Werror -fPIC -fvisibility=hidden -pthread".split()
+ASAN = (
+    "-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all".split()
+)
 TSAN = ["-O1", "-g", "-fsanitize=thread"]
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not found")
@@ -54,8 +54,9 @@ def build(folder, name, sources, extra=()):
 
 
 def run(exe, *args, env=None, timeout=60):
-    res = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
-                         env=env, timeout=timeout)
+    res = subprocess.run(
+        [str(exe), *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
+    )
     assert res.returncode == 0, f"{exe.name} {args}: rc={res.returncode}\n{res.stderr[-4000:]}"
     return res.stdout
 
@@ -63,8 +64,8 @@ def run(exe, *args, env=None, timeout=60):
 # --------------------------------------------------------------------------- vmath
 
 FLT_MAX = 3.4028234663852886e38
-FLT_MIN = 2.0 ** -126
-SUB_ULP = 2.0 ** -149
+FLT_MIN = 2.0**-126
+SUB_ULP = 2.0**-149
 INF, NAN = math.inf, math.nan
 WIDTHS = (4, 8, 16)
 
@@ -84,16 +85,20 @@ def from_bits(b):
 def make_points():
     """A few thousand float32 inputs: grids, magnitudes, edge cases, random bits."""
     rng = random.Random(1234)
-    edge = [0.0, -0.0, INF, -INF, NAN, FLT_MAX, FLT_MIN, SUB_ULP, 1e-40, 1e-30, 1e-7,
-            0.5, 1.5, 2.5, 3.5, 0.49999997, 0.50000006, 2 ** 23 - 0.5, 2 ** 23, 2 ** 23 + 1,
-            2 ** 24, 2 ** 31, 2 ** 40, 1e10, 1e30, 0.625, 0.62499994, 1.0, 2.0, 3.9, 4.0,
-            10.0, 20.0, 44.0, 88.72, 88.7228, 88.73, 89.0, 100.0, 87.3, 88.7, 103.0,
-            103.9, 104.0, 105.0, 1000.0]
+    # exp/log/tanh/erf thresholds, rounding ties, int32 limits, float limits
+    edge = [
+        float(v)
+        for v in """
+        0 -0 inf nan 3.4028234663852886e38 1.1754943508222875e-38 1.401298464324817e-45
+        1e-40 1e-30 1e-7 0.5 1.5 2.5 3.5 0.49999997 0.50000006 8388607.5 8388608 8388609
+        16777216 2147483648 1099511627776 1e10 1e30 0.625 0.62499994 1 2 3.9 4 10 20 44
+        88.72 88.7228 88.73 89 100 87.3 88.7 103 103.9 104 105 1000""".split()
+    ]
     pts = edge + [-x for x in edge]
     pts += [-10 + i * 0.01 for i in range(2001)]
     pts += [-110 + i * 0.5 for i in range(441)]
     pts += [s * 10 ** (k / 4) for k in range(-180, 153) for s in (1, -1)]
-    pts += [1 + k * 2.0 ** -23 for k in range(-40, 41)]
+    pts += [1 + k * 2.0**-23 for k in range(-40, 41)]
     pts += [rng.uniform(-20, 20) for _ in range(400)]
     pts += [from_bits(rng.getrandbits(32)) for _ in range(400)]
     pts = [f32(p) if math.isfinite(p) else p for p in pts]
@@ -118,10 +123,10 @@ def read_output(path, n):
     """{(op, width): array of floats}; width 1 is the scalar form."""
     data, out, pos = Path(path).read_bytes(), {}, 0
     while pos < len(data):
-        name = data[pos:pos + 16].rstrip(b"\0").decode()
+        name = data[pos : pos + 16].rstrip(b"\0").decode()
         (width,) = struct.unpack_from("<i", data, pos + 16)
         pos += 20
-        out[(name, width)] = array("f", data[pos:pos + 4 * n])
+        out[(name, width)] = array("f", data[pos : pos + 4 * n])
         pos += 4 * n
     return out
 
@@ -140,6 +145,7 @@ def vm(tmp_path_factory):
 
 
 # Float64 references (Python's math), with the float32 edge semantics.
+
 
 def ref_exp(x):
     return x if math.isnan(x) else INF if x > 709 else math.exp(x)
@@ -173,7 +179,7 @@ def smooth_errors(xs, outs, ref, rtol, atol):
     """(max relative error over normal results, max absolute error, failures)."""
     max_rel = max_abs = 0.0
     bad = []
-    for x, y in zip(xs, outs):
+    for x, y in zip(xs, outs, strict=True):
         r = ref(x)
         if math.isnan(r) or math.isnan(y):
             if not (math.isnan(r) and math.isnan(y)):
@@ -211,7 +217,7 @@ def test_vmath_accuracy(vm, op):
 def test_vmath_erf_relative_near_zero(vm):
     """erf's odd polynomial keeps relative accuracy for small |x| too."""
     xs = [x for x in vm["a"] if 1e-30 < abs(x) <= 1]
-    outs = [y for x, y in zip(vm["a"], vm["out"][("erf", 8)]) if 1e-30 < abs(x) <= 1]
+    outs = [y for x, y in zip(vm["a"], vm["out"][("erf", 8)], strict=True) if 1e-30 < abs(x) <= 1]
     max_rel, _, bad = smooth_errors(xs, outs, math.erf, 2e-6, None)
     print(f"erf      |x|<=1 max_rel={max_rel:.3g}")
     assert not bad, bad[:5]
@@ -245,10 +251,12 @@ def test_vmath_edge_values(vm):
 
 def ref_round_like(fn):
     """Integer rounding with C's sign of zero and pass-through of big/inf/NaN."""
+
     def ref(x):
-        if not math.isfinite(x) or abs(x) >= 2 ** 23:
+        if not math.isfinite(x) or abs(x) >= 2**23:
             return x
         return math.copysign(float(fn(x)), x)
+
     return ref
 
 
@@ -275,8 +283,11 @@ def same_float(y, r):
 def test_vmath_exact_unary(vm, op):
     ref = EXACT_UNARY[op]
     for width in WIDTHS:
-        bad = [(x, y, ref(x)) for x, y in zip(vm["a"], vm["out"][(op, width)])
-               if not same_float(y, ref(x))]
+        bad = [
+            (x, y, ref(x))
+            for x, y in zip(vm["a"], vm["out"][(op, width)], strict=True)
+            if not same_float(y, ref(x))
+        ]
         assert not bad, f"{op} W={width}: {len(bad)} bad, e.g. {bad[:5]}"
 
 
@@ -284,13 +295,14 @@ def test_vmath_max_min_select(vm):
     a, b, mask = vm["a"], vm["b"], vm["mask"]
     for width in WIDTHS:
         for op, fn in (("max", max), ("min", min)):
-            for x, y, got in zip(a, b, vm["out"][(op, width)]):
+            for x, y, got in zip(a, b, vm["out"][(op, width)], strict=True):
                 if math.isnan(x) or math.isnan(y):
                     assert math.isnan(got), (op, width, x, y, got)  # NaN propagates
                 else:
                     assert got == fn(x, y), (op, width, x, y, got)
         sel = vm["out"][("select", width)]
-        assert all(bits(s) == bits(x if m else y) for s, x, y, m in zip(sel, a, b, mask))
+        rows = zip(sel, a, b, mask, strict=True)
+        assert all(bits(s) == bits(x if m else y) for s, x, y, m in rows)
 
 
 def test_vmath_load_store_broadcast(vm):
@@ -327,31 +339,15 @@ def test_vmath_sanitized_matches(vm, tmp_path):
         assert san["out"][key].tobytes() == values.tobytes(), key
 
 
-VMATH_USE = r"""
-#include "onnxc_vmath.h"
-#define USE(S) \
-  void use_##S(float *o, const float *a, const float *b) { \
-    onnxc_##S x = onnxc_load_##S(a), y = onnxc_load_##S(b); \
-    x = onnxc_exp_##S(x) + onnxc_log_##S(y) + onnxc_tanh_##S(x) + onnxc_erf_##S(x) \
-      + onnxc_sigmoid_##S(x) + onnxc_sqrt_##S(x) + onnxc_abs_##S(x) + onnxc_max_##S(x, y) \
-      + onnxc_min_##S(x, y) + onnxc_floor_##S(x) + onnxc_ceil_##S(x) + onnxc_round_##S(x) \
-      + onnxc_select_##S(x < y, x, y) + onnxc_broadcast_##S(a[0]); \
-    onnxc_store_##S(o, x); \
-  }
-USE(v4f) USE(v8f) USE(v16f)
-float use_scalar(float x) {
-  return onnxc_exp_f(x) + onnxc_log_f(x) + onnxc_tanh_f(x) + onnxc_sigmoid_f(x) + onnxc_erf_f(x);
-}
-"""
-
-
-@pytest.mark.parametrize("target", [[], ["-mavx2", "-mfma"], ["-mavx512f"], ["-O0"]],
-                         ids=["baseline", "avx2", "avx512", "O0"])
+@pytest.mark.parametrize(
+    "target",
+    [[], ["-mavx2", "-mfma"], ["-mavx512f"], ["-O0"]],
+    ids=["baseline", "avx2", "avx512", "O0"],
+)
 def test_vmath_compiles_warning_free(tmp_path, target):
     if platform.machine() not in ("x86_64", "AMD64") and any(f.startswith("-m") for f in target):
         pytest.skip("x86 target flags")
-    src = tmp_path / "use.c"
-    src.write_text(VMATH_USE)
+    src = HERE / "vmath_use.c"
     cmd = ["gcc", *CFLAGS, *target, f"-I{RUNTIME}", "-c", str(src), "-o", str(tmp_path / "use.o")]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
@@ -359,6 +355,7 @@ def test_vmath_compiles_warning_free(tmp_path, target):
 
 
 # --------------------------------------------------------------------------- pool
+
 
 @pytest.fixture(scope="module")
 def pool_exe(tmp_path_factory):
@@ -389,10 +386,25 @@ def _cpus():
     return max(1, min(1024, os.sysconf("SC_NPROCESSORS_ONLN")))
 
 
-@pytest.mark.parametrize("value,want", [
-    (None, None), ("3", 3), ("1", 1), (" 2 ", 2), ("+4", 4), ("5000", 1024),
-    ("99999999999999999999", 1024), ("0", None), ("-2", None), ("abc", None),
-    ("2x", None), ("", None), ("0x10", None), ("1.5", None)])
+@pytest.mark.parametrize(
+    "value,want",
+    [
+        (None, None),
+        ("3", 3),
+        ("1", 1),
+        (" 2 ", 2),
+        ("+4", 4),
+        ("5000", 1024),
+        ("99999999999999999999", 1024),
+        ("0", None),
+        ("-2", None),
+        ("abc", None),
+        ("2x", None),
+        ("", None),
+        ("0x10", None),
+        ("1.5", None),
+    ],
+)
 def test_default_num_threads_env(pool_exe, value, want):
     env = {k: v for k, v in os.environ.items() if k != "ONNXC_NUM_THREADS"}
     if value is not None:
@@ -403,8 +415,14 @@ def test_default_num_threads_env(pool_exe, value, want):
 
 def test_status_strings(pool_exe):
     lines = run(pool_exe, "status").splitlines()
-    assert lines == ["unknown status", "ok", "invalid argument", "allocation failed",
-                     "runtime error", "unknown status"]
+    assert lines == [
+        "unknown status",
+        "ok",
+        "invalid argument",
+        "allocation failed",
+        "runtime error",
+        "unknown status",
+    ]
 
 
 def test_parallel_for_overhead(pool_exe):
@@ -416,8 +434,9 @@ def test_pool_creation_failures(tmp_path):
     """pthread_create / posix_memalign failures (injected with ld --wrap) give
     the documented status, leak nothing (ASan's leak check) and never abort."""
     wrap = ["-DWRAP_FAILURES", "-Wl,--wrap=pthread_create,--wrap=posix_memalign"]
-    exe = build(tmp_path, "pool_fail", [HERE / "pool_driver.c", RUNTIME / "onnxc_runtime.c"],
-                [*ASAN, *wrap])
+    exe = build(
+        tmp_path, "pool_fail", [HERE / "pool_driver.c", RUNTIME / "onnxc_runtime.c"], [*ASAN, *wrap]
+    )
     run(exe, "failures")
 
 
@@ -429,12 +448,15 @@ def test_pool_asan_ubsan(tmp_path):
 
 def _tsan_works(folder):
     src = folder / "t.c"
-    src.write_text("#include <pthread.h>\nstatic void *f(void *p) { return p; }\n"
-                   "int main(void) { pthread_t t; pthread_create(&t, 0, f, 0);\n"
-                   "  return pthread_join(t, 0); }\n")
+    src.write_text(
+        "#include <pthread.h>\nstatic void *f(void *p) { return p; }\n"
+        "int main(void) { pthread_t t; pthread_create(&t, 0, f, 0);\n"
+        "  return pthread_join(t, 0); }\n"
+    )
     exe = folder / "t"
-    res = subprocess.run(["gcc", "-fsanitize=thread", "-pthread", str(src), "-o", str(exe)],
-                         capture_output=True)
+    res = subprocess.run(
+        ["gcc", "-fsanitize=thread", "-pthread", str(src), "-o", str(exe)], capture_output=True
+    )
     if res.returncode != 0:
         return "libtsan is not available"
     res = subprocess.run([str(exe)], capture_output=True, text=True)
@@ -453,42 +475,22 @@ def test_pool_tsan(tmp_path):
 
 # --------------------------------------------------------------------------- linking
 
-MODEL_LIB = r"""
-#include <stdatomic.h>
-#include "onnxc_runtime.h"
-static void add_range(void *p, int64_t begin, int64_t end) {
-  int64_t s = 0;
-  for (int64_t i = begin; i < end; i++) s += i;
-  atomic_fetch_add((_Atomic int64_t *)p, s);
-}
-/* Returns the number of wrong sums. */
-__attribute__((visibility("default"))) int NAME(int threads, int reps) {
-  onnxc_pool *pool;
-  if (onnxc_pool_create(&pool, threads) != ONNXC_OK) return -1;
-  int wrong = 0;
-  for (int r = 0; r < reps; r++) {
-    _Atomic int64_t acc = 0;
-    int64_t n = 1 + r % 1000;
-    onnxc_parallel_for(pool, n, 1, add_range, (void *)&acc);
-    wrong += atomic_load(&acc) != n * (n - 1) / 2;
-  }
-  onnxc_pool_destroy(pool);
-  return wrong;
-}
-"""
-
 
 def test_two_model_libraries_in_one_process(tmp_path):
     """Each library has its own hidden copy of the runtime; both run at once."""
-    src = tmp_path / "model.c"
-    src.write_text(MODEL_LIB)
+    src = HERE / "model_lib.c"
     libs = []
     for name in ("model_a_run", "model_b_run"):
-        lib = build(tmp_path, f"lib{name}.so", [src, RUNTIME / "onnxc_runtime.c"],
-                    ["-shared", f"-DNAME={name}"])
+        lib = build(
+            tmp_path,
+            f"lib{name}.so",
+            [src, RUNTIME / "onnxc_runtime.c"],
+            ["-shared", f"-DNAME={name}"],
+        )
         if shutil.which("nm"):
-            syms = subprocess.run(["nm", "-D", "--defined-only", str(lib)],
-                                  capture_output=True, text=True, check=True).stdout
+            syms = subprocess.run(
+                ["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True, check=True
+            ).stdout
             assert "onnxc_" not in syms and name in syms, syms
         libs.append(getattr(ctypes.CDLL(str(lib)), name))
     results = []

@@ -1,0 +1,158 @@
+"""Reduce* and ArgMax/ArgMin against onnxruntime."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+import onnxc
+from onnxc.errors import ModelError
+
+from .harness import check_node, node_model, rand
+
+REDUCE_OPS = ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
+              "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"]
+# The opset where each op's axes became an input (ReduceSum: 13, the others: 18).
+AXES_INPUT_OPSET = {"ReduceSum": 13}
+
+# shape, axes (None: all), keepdims
+CASES = [
+    ((3, 5, 7), (1,), 1),
+    ((3, 5, 7), (0, 2), 0),
+    ((2, 3, 5, 7), (-1,), 1),
+    ((2, 3, 5, 7), (-3, 3), 0),
+    ((4, 9), None, 1),
+    ((4, 9), None, 0),
+    ((13,), (0,), 0),
+]
+
+
+def data(op, shape, seed=0):
+    if op == "ReduceLogSum":
+        return rand(*shape, seed=seed, low=0.2, high=2.0)     # log of a positive sum
+    if op == "ReduceProd":
+        return rand(*shape, seed=seed, low=0.7, high=1.3)     # a product that stays O(1)
+    return rand(*shape, seed=seed)
+
+
+def axes_inputs(x, axes):
+    return [x] if axes is None else [x, np.array(axes, np.int64)]
+
+
+@pytest.mark.parametrize("op", REDUCE_OPS)
+@pytest.mark.parametrize("shape,axes,keepdims", CASES)
+def test_reduce_axes_input(tmp_path, op, shape, axes, keepdims):
+    check_node(tmp_path, op, axes_inputs(data(op, shape), axes), {"keepdims": keepdims},
+               constant=(1,), opset=18)
+
+
+@pytest.mark.parametrize("op", REDUCE_OPS)
+@pytest.mark.parametrize("shape,axes,keepdims", [((3, 5, 7), (-2,), 1), ((2, 3, 5), (0, 2), 0),
+                                                 ((6, 5), None, 0)])
+def test_reduce_axes_attribute(tmp_path, op, shape, axes, keepdims):
+    opset = AXES_INPUT_OPSET.get(op, 18) - 1
+    attrs = {"keepdims": keepdims} | ({} if axes is None else {"axes": list(axes)})
+    check_node(tmp_path, op, [data(op, shape)], attrs, opset=opset)
+
+
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMax", "ReduceL2", "ReduceLogSumExp"])
+def test_reduce_opset11(tmp_path, op):
+    check_node(tmp_path, op, [data(op, (4, 3, 5))], {"axes": [0, -1], "keepdims": 0}, opset=11)
+
+
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceL2",
+                                "ReduceLogSum", "ReduceLogSumExp", "ReduceMean"])
+def test_reduce_noop_with_empty_axes(tmp_path, op):
+    # Reducing over no axis leaves each element to its own reduction: x, x*x, |x|, log(x), ...
+    x = data(op, (3, 5))
+    check_node(tmp_path, op, [x, np.array([], np.int64)], {"noop_with_empty_axes": 1},
+               constant=(1,), opset=18)
+
+
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMax", "ReduceMean"])
+def test_reduce_empty_axes_reduces_all(tmp_path, op):
+    check_node(tmp_path, op, [data(op, (3, 5)), np.array([], np.int64)], {"keepdims": 0},
+               constant=(1,), opset=18)
+
+
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd"])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+def test_reduce_integers(tmp_path, op, dtype):
+    x = np.random.default_rng(3).integers(-4, 5, (3, 4, 5)).astype(dtype)
+    check_node(tmp_path, op, [x, np.array([1, -1], np.int64)], {"keepdims": 1},
+               constant=(1,), opset=18)
+
+
+def test_reduce_logsumexp_is_stable(tmp_path):
+    x = rand(3, 7) * 200.0 + 500.0    # exp would overflow without the max shift
+    check_node(tmp_path, "ReduceLogSumExp", [x, np.array([1], np.int64)], {}, constant=(1,),
+               opset=18)
+
+
+def test_reduce_mean_global_pool_shape(tmp_path):
+    check_node(tmp_path, "ReduceMean", [rand(1, 32, 7, 7), np.array([2, 3], np.int64)],
+               {"keepdims": 1}, constant=(1,), opset=18)
+
+
+# -- ArgMax / ArgMin -----------------------------------------------------------------------------
+
+def _ties(shape, seed=0):
+    """Small integers as floats: many equal maxima to tell first from last index."""
+    return np.random.default_rng(seed).integers(0, 3, shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
+@pytest.mark.parametrize("axis,keepdims,select_last", [(0, 1, 0), (1, 0, 0), (-1, 1, 1),
+                                                       (-2, 0, 1), (2, 1, 0)])
+def test_arg_reduce(tmp_path, op, axis, keepdims, select_last):
+    attrs = {"axis": axis, "keepdims": keepdims, "select_last_index": select_last}
+    check_node(tmp_path, op, [_ties((3, 5, 7))], attrs, opset=13)
+
+
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
+def test_arg_reduce_distinct_values_default_attrs(tmp_path, op):
+    check_node(tmp_path, op, [rand(5, 4, 3)], {}, opset=11)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+def test_argmax_integers(tmp_path, dtype):
+    x = np.random.default_rng(1).integers(-50, 50, (4, 9)).astype(dtype)
+    check_node(tmp_path, "ArgMax", [x], {"axis": -1, "keepdims": 0}, opset=13)
+
+
+# -- error paths ---------------------------------------------------------------------------------
+
+def _compile(model, tmp_path):
+    return onnxc.compile(model, out_dir=tmp_path, strict=True)
+
+
+def test_reduce_axes_must_be_constant(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])
+    axes = helper.make_tensor_value_info("axes", TensorProto.INT64, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    node = helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=1)
+    graph = helper.make_graph([node], "g", [x, axes], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    with pytest.raises(ModelError, match="constant"):
+        _compile(model, tmp_path)
+
+
+@pytest.mark.parametrize("axes", [(0, 0), (5,), (-4,)])
+def test_reduce_bad_axes(tmp_path, axes):
+    model = node_model("ReduceMax", [rand(3, 4, 5)], {"axes": list(axes)}, opset=13)
+    with pytest.raises(ModelError):
+        _compile(model, tmp_path)
+
+
+def test_reduce_l2_rejects_integers(tmp_path):
+    x = np.ones((3, 4), np.int64)
+    model = node_model("ReduceL2", [x, np.array([1], np.int64)], {}, constant=(1,), opset=18)
+    with pytest.raises(ModelError, match="dtype int64"):
+        _compile(model, tmp_path)
+
+
+def test_argmax_bad_axis(tmp_path):
+    model = node_model("ArgMax", [rand(3, 4)], {"axis": 2}, opset=13)
+    with pytest.raises(ModelError):
+        _compile(model, tmp_path)

@@ -276,6 +276,21 @@ def test_demo(capsys, tmp_path):
     assert (tmp_path / "demo.so").is_file()
 
 
+def test_demo_reference_without_onnxruntime(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
+    assert main(["demo", "--runs", "2"]) == 0
+    assert "max abs error vs onnx.reference: " in capsys.readouterr().out
+
+
+def test_demo_fails_on_mismatch(capsys, monkeypatch):
+    import onnxc.cli as cli
+    monkeypatch.setattr(cli, "_reference", lambda path, feed: ([np.zeros((1, 10))], "zeros"))
+    assert main(["demo", "--runs", "2", "--threads", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "max abs error vs zeros: " in captured.out
+    assert "onnxc: error: demo output differs" in captured.err
+
+
 @pytest.mark.skipif(shutil.which("onnxc") is None, reason="the onnxc console script is not "
                     "installed (pip install .)")
 def test_console_script():

@@ -44,8 +44,10 @@ def _all_guarded(stmt: Stmt, var: Var) -> bool:
     return False
 
 
-def _shrink_tail(stmt: Stmt) -> Stmt:
-    """In a peeled copy, `c + x < E` guards that cover all of x's loop shrink its extent."""
+def shrink_guarded_loops(stmt: Stmt) -> Stmt:
+    """A loop whose whole body sits under `c + x < E` guards on its own variable x runs
+    min(extent, E - c) times without them (what a peeled tail tile becomes once the loops
+    between it and the guard are unrolled)."""
     def post(n):
         if not isinstance(n, For) or as_int(n.extent) is None or not _all_guarded(n.body, n.var):
             return n
@@ -82,7 +84,7 @@ def partition_loops(stmt: Stmt) -> Stmt:
             main = dataclasses.replace(n, extent=const_int(full),
                                        body=_drop_guards(n.body, n.var, (factor, bound)))
             tail = simplify(substitute(n.body, {n.var: const_int(full)}))
-            parts = ([main] if full else []) + [_shrink_tail(tail)]
+            parts = ([main] if full else []) + [shrink_guarded_loops(tail)]
             return seq(*(post(p) if isinstance(p, For) else p for p in parts))
         return n
     return transform(stmt, post)

@@ -16,7 +16,8 @@ from ..schedule.heuristics import default_schedule
 from ..schedule.pack import pack_array, pack_loads
 from ..targets import Target
 from .from_graph import lower_graph
-from .loops import flatten_buffers, partition_loops, remove_unit_loops, unroll_loops
+from .loops import (flatten_buffers, partition_loops, remove_unit_loops, shrink_guarded_loops,
+                    unroll_loops)
 from .memory import plan_memory
 from .vectorize import promote_registers, vectorize_loops
 
@@ -59,8 +60,9 @@ LOOP_PASSES = (
     ("partition", _per_kernel(lambda s, t: partition_loops(s))),
     ("unit-loops", _per_kernel(lambda s, t: remove_unit_loops(s))),
     ("flatten", _per_kernel(lambda s, t: flatten_buffers(s))),
-    ("vectorize", _per_kernel(lambda s, t: vectorize_loops(s, _vector_widths(t)))),
     ("unroll", _per_kernel(lambda s, t: unroll_loops(s))),
+    ("shrink", _per_kernel(lambda s, t: shrink_guarded_loops(s))),
+    ("vectorize", _per_kernel(lambda s, t: vectorize_loops(s, _vector_widths(t)))),
     ("simplify", _per_kernel(lambda s, t: simplify(s))),
     ("registers", _per_kernel(lambda s, t: promote_registers(s))),
     ("memory", lambda p, t: plan_memory(p)),

@@ -171,7 +171,8 @@ def _emit_slice(ctx, data, starts, ends, axes, steps) -> None:
     out = ctx.output(0)
     if tuple(counts) != ctx.shape(out):
         raise fail(ctx, f"slice gives {tuple(counts)}, inferred {ctx.shape(out)}")
-    if counts == list(shape):
+    if counts == list(shape) and not any(first) and all(
+            s == 1 or n <= 1 for s, n in zip(stride, counts, strict=True)):
         ctx.alias(out, data)
         return
     _emit_gather_nest(ctx, out, data, [lambda v, d=d: affine(v[d], stride[d], first[d])

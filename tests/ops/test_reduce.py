@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-from onnx import TensorProto, helper
-
 import onnxc
+import pytest
+from onnx import TensorProto
 from onnxc.errors import ModelError
 
 from .harness import check_node, node_model, rand
@@ -127,13 +126,11 @@ def _compile(model, tmp_path):
 
 
 def test_reduce_axes_must_be_constant(tmp_path):
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])
-    axes = helper.make_tensor_value_info("axes", TensorProto.INT64, [1])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    node = helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=1)
-    graph = helper.make_graph([node], "g", [x, axes], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 10
+    model = node_model("ReduceSum", [rand(3, 4), np.array([1], np.int64)], {}, opset=18)
+    y = model.graph.output[0].type.tensor_type    # inference cannot know the rank
+    y.elem_type = TensorProto.FLOAT
+    y.shape.dim.add().dim_value = 3
+    y.shape.dim.add().dim_value = 1
     with pytest.raises(ModelError, match="constant"):
         _compile(model, tmp_path)
 

@@ -1,0 +1,78 @@
+"""One table of how IR operations are spelled in C, scalar and vector, with per-ISA entries.
+
+Keys are (op, dtype, lanes); lanes 1 is scalar. A value is a format string over the operands
+{0}, {1}, {2}, or the name of a function applied to them. Per-ISA rows override the portable
+ones when the target has the feature. The LLVM backend is meant to read the same table.
+"""
+from __future__ import annotations
+
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "/", "mod": "%",
+          "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=",
+          "and": "&&", "or": "||", "xor": "!="}
+
+_LIBM_F32 = {"sqrt": "sqrtf", "exp": "expf", "log": "logf", "tanh": "tanhf", "erf": "erff",
+             "floor": "floorf", "ceil": "ceilf", "round": "nearbyintf", "sin": "sinf",
+             "cos": "cosf", "abs": "fabsf", "max": "fmaxf", "min": "fminf", "pow": "powf",
+             "fma": "fmaf", "sigmoid": "onnxc_sigmoid_f"}
+_LIBM_F64 = {"sqrt": "sqrt", "exp": "exp", "log": "log", "tanh": "tanh", "erf": "erf",
+             "floor": "floor", "ceil": "ceil", "round": "nearbyint", "sin": "sin", "cos": "cos",
+             "abs": "fabs", "max": "fmax", "min": "fmin", "pow": "pow", "fma": "fma",
+             "sigmoid": "onnxc_sigmoid_d"}
+_INT = {"abs": "(({0}) < 0 ? -({0}) : ({0}))", "max": "(({0}) > ({1}) ? ({0}) : ({1}))",
+        "min": "(({0}) < ({1}) ? ({0}) : ({1}))", "pow": "onnxc_ipow({0}, {1})",
+        "fma": "(({0}) * ({1}) + ({2}))"}
+
+VECTOR_FUNCS = ("exp", "log", "tanh", "erf", "sigmoid", "sqrt", "abs", "max", "min", "floor",
+                "ceil", "round")
+
+# (feature, op, lanes) -> intrinsic; operands in IR order (a, b, c for fma = a * b + c).
+ISA_ROWS = {
+    ("fma", "fma", 4): "_mm_fmadd_ps({0}, {1}, {2})",
+    ("fma", "fma", 8): "_mm256_fmadd_ps({0}, {1}, {2})",
+    ("avx512f", "fma", 16): "_mm512_fmadd_ps({0}, {1}, {2})",
+    ("neon", "fma", 4): "vfmaq_f32({2}, {0}, {1})",
+}
+ISA_HEADERS = {"fma": "immintrin.h", "avx512f": "immintrin.h", "neon": "arm_neon.h"}
+
+
+def vector_type(dtype: str, lanes: int) -> str:
+    suffix = {"float32": "f", "bool": "i", "int32": "i"}[dtype]
+    return f"onnxc_v{lanes}{suffix}"
+
+
+def spell(op: str, dtype: str, lanes: int, features=()) -> str:
+    """The C spelling (format string) of op on operands of dtype x lanes."""
+    if lanes > 1:
+        for feature in features:
+            row = ISA_ROWS.get((feature, op, lanes))
+            if row:
+                return row
+        if op in _INFIX:
+            return "({0} " + _INFIX[op] + " {1})"
+        if op == "neg":
+            return "(-{0})"
+        if op == "fma":
+            return "({0} * {1} + {2})"
+        if op == "select":
+            return f"onnxc_select_v{lanes}f({{0}}, {{1}}, {{2}})"
+        if op in VECTOR_FUNCS:
+            return f"onnxc_{op}_v{lanes}f" + "({0}" + (", {1})" if op in ("max", "min") else ")")
+        raise KeyError(f"no vector form for {op}")
+    if op in _INFIX:
+        return "({0} " + _INFIX[op] + " {1})"
+    if op == "neg":
+        return "(-{0})"
+    if op == "not":
+        return "(!{0})"
+    if op == "reciprocal":
+        return "(1.0f / {0})" if dtype == "float32" else "(1.0 / {0})"
+    table = _LIBM_F32 if dtype == "float32" else _LIBM_F64 if dtype == "float64" else _INT
+    fn = table[op]
+    if "{" in fn:
+        return fn
+    arity = {"max": 2, "min": 2, "pow": 2, "fma": 3}.get(op, 1)
+    return fn + "(" + ", ".join(f"{{{i}}}" for i in range(arity)) + ")"
+
+
+def headers(features) -> list[str]:
+    return sorted({ISA_HEADERS[f] for f in features if f in ISA_HEADERS})

@@ -1,0 +1,70 @@
+"""compile(): the whole pipeline from a model to a loaded library."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import onnx
+
+from .backend.emit import emit_c
+from .build.toolchain import build_library
+from .errors import ModelError
+from .frontend.load import load_model
+from .lower.from_graph import find_unsupported
+from .lower.pipeline import compile_program
+from .names import c_identifier
+from .runtime.loader import CompiledModel
+from .schedule.directives import from_json
+from .targets import get_target
+
+
+def _model_and_name(model_or_path, name: str | None):
+    if isinstance(model_or_path, onnx.ModelProto):
+        return model_or_path, name or c_identifier(model_or_path.graph.name or "model")
+    path = Path(os.fspath(model_or_path))
+    return path, name or c_identifier(path.stem)
+
+
+def check_supported(model: onnx.ModelProto) -> None:
+    """Fail before any work when ops are missing: every op type, with its node names."""
+    from .errors import UnsupportedOps
+    opsets = {(o.domain if o.domain != "ai.onnx" else ""): o.version for o in model.opset_import}
+    missing = find_unsupported(model.graph.node, opsets)
+    if missing:
+        raise UnsupportedOps(missing)
+
+
+def compile_to_dir(model_or_path, out_dir, target: str = "host", name: str | None = None,
+                   schedule_file: str | None = None, dump_ir: str | None = None,
+                   strict: bool = False) -> Path:
+    """Compile to out_dir/<name>.so (+ .h, CMake config); returns the library path."""
+    source, name = _model_and_name(model_or_path, name)
+    if not c_identifier(name) == name:
+        raise ModelError(f"--name {name!r} is not a C identifier")
+    model = load_model(source)
+    check_supported(model)
+    tgt = get_target(target)
+    schedules = from_json(Path(schedule_file).read_text()) if schedule_file else None
+    dumps = []
+    dump = (lambda stage, text: dumps.append((stage, text))) if dump_ir else None
+    _, prog = compile_program(model, tgt, schedules, dump)
+    for stage, text in dumps:
+        if dump_ir in ("all", stage, f"after-{stage}"):
+            print(f"# IR after {stage}\n{text}\n")
+    options = f"target={target} name={name}" + (f" schedule={Path(schedule_file).name}"
+                                                if schedule_file else "")
+    files = emit_c(prog, tgt, name, model.SerializeToString(), options)
+    return build_library(files, name, Path(out_dir), tgt, strict=strict)
+
+
+def compile(model_or_path, target: str = "host", out_dir=None, name: str | None = None,  # noqa: A001
+            num_threads: int | None = None, **options) -> CompiledModel:
+    """Compile a model (path or ModelProto) and load it. Without out_dir the build goes to a
+    fresh temporary folder."""
+    out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="onnxc_"))
+    lib = compile_to_dir(model_or_path, out, target=target, name=name, **options)
+    model = CompiledModel(lib)
+    if num_threads is not None:
+        model.set_num_threads(num_threads)
+    return model

@@ -1,0 +1,150 @@
+"""Constant folding and shape inference where onnx's own inference stops."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, shape_inference
+from onnx.reference import ReferenceEvaluator
+
+from .. import dtypes
+from ..errors import ModelError
+from ..graph.ir import Graph, Node, Value
+
+# Ops whose value is not a function of their inputs: never folded.
+_UNFOLDABLE = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike",
+                         "RandomUniformLike", "Multinomial", "Bernoulli"})
+_MAX_FOLDED_ELEMENTS = 1 << 22   # don't embed a huge tensor that a kernel could compute
+
+
+def _onnx_attrs(node: Node) -> dict:
+    attrs = {}
+    for k, v in node.attrs:
+        if isinstance(v, np.ndarray):
+            v = numpy_helper.from_array(v)
+        if isinstance(v, tuple) and not v:
+            continue
+        attrs[k] = v
+    return attrs
+
+
+def node_proto(node: Node) -> onnx.NodeProto:
+    return helper.make_node(node.op_type, list(node.inputs), list(node.outputs),
+                            name=node.name, domain=node.domain or None, **_onnx_attrs(node))
+
+
+def _value_info(v: Value) -> onnx.ValueInfoProto:
+    shape = [d if isinstance(d, int) else None for d in v.shape]
+    return helper.make_tensor_value_info(v.name, dtypes.dtype(v.dtype).onnx_code, shape)
+
+
+def _opset_imports(g: Graph):
+    return [helper.make_opsetid(domain, version) for domain, version in g.opsets.items()]
+
+
+def evaluate_node(g: Graph, node: Node, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Run one node with onnx.reference (the folding evaluator)."""
+    inputs = [helper.make_tensor_value_info(n, dtypes.dtype(dtypes.from_numpy(a.dtype)).onnx_code,
+                                            list(a.shape)) for n, a in feeds.items()]
+    outputs = [helper.make_empty_tensor_value_info(o) for o in node.outputs if o]
+    graph = helper.make_graph([node_proto(node)], "fold", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=_opset_imports(g))
+    model.ir_version = onnx.IR_VERSION
+    return ReferenceEvaluator(model).run(None, feeds)
+
+
+def _shape_of(g: Graph, node: Node) -> np.ndarray | None:
+    v = g.values.get(node.inputs[0])
+    if v is None or not v.is_static:
+        return None
+    if node.op_type == "Size":
+        return np.array(int(np.prod(v.shape, dtype=np.int64)), np.int64)
+    rank = len(v.shape)
+    start, end = node.attr("start", 0), node.attr("end", rank)
+    return np.array(v.shape[slice(start, end)], np.int64)
+
+
+def _fold_node(g: Graph, node: Node, constants: dict) -> list[np.ndarray] | None:
+    if node.op_type in ("Shape", "Size") and not node.domain:
+        folded = _shape_of(g, node)
+        return None if folded is None else [folded]
+    if node.op_type in _UNFOLDABLE or node.domain not in ("", "ai.onnx"):
+        return None
+    if not all(i == "" or i in constants for i in node.inputs):
+        return None
+    feeds = {i: constants[i] for i in node.inputs if i}
+    try:
+        results = evaluate_node(g, node, feeds)
+    except Exception as exc:
+        raise ModelError(f"node {node.name!r} ({node.op_type}) fails on its constant "
+                         f"inputs: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                         ) from None
+    if any(np.asarray(r).size > _MAX_FOLDED_ELEMENTS for r in results):
+        return None
+    return [np.asarray(r) for r in results]
+
+
+def fold_constants(g: Graph) -> Graph:
+    """Evaluate every node whose inputs are all constant (Constant nodes included)."""
+    constants = dict(g.constants)
+    values = dict(g.values)
+    kept: list[Node] = []
+    for node in g.nodes:
+        results = _fold_node(g.with_nodes(g.nodes, constants, values), node, constants)
+        if results is None:
+            kept.append(node)
+            continue
+        for name, arr in zip((o for o in node.outputs if o), results):
+            dt = dtypes.from_numpy(arr.dtype)
+            if dt not in dtypes.BY_NAME:
+                raise ModelError(f"node {node.name!r} makes a constant of unsupported dtype {dt}")
+            constants[name] = arr
+            values[name] = Value(name, dt, tuple(arr.shape))
+    return g.with_nodes(kept, constants, values)
+
+
+def to_model(g: Graph) -> onnx.ModelProto:
+    """The graph back as ONNX (constants as initializers), for onnx's inference."""
+    inits = [numpy_helper.from_array(np.asarray(a), name) for name, a in g.constants.items()]
+    known = [_value_info(v) for k, v in g.values.items()
+             if k not in g.constants and k not in {i.name for i in g.inputs}]
+    graph = helper.make_graph([node_proto(n) for n in g.nodes], g.name,
+                              [_value_info(v) for v in g.inputs],
+                              [_value_info(v) for v in g.outputs], inits, value_info=known)
+    model = helper.make_model(graph, opset_imports=_opset_imports(g))
+    model.ir_version = onnx.IR_VERSION
+    return model
+
+
+def _static_values(model: onnx.ModelProto) -> dict[str, Value]:
+    from .load import _value
+    found = {}
+    for info in list(model.graph.value_info) + list(model.graph.output):
+        v = _value(info)
+        if v is not None and v.is_static:
+            found[v.name] = v
+    return found
+
+
+def infer_missing_shapes(g: Graph) -> Graph:
+    """Re-run onnx's inference on the folded graph; where it still stops, run the node on
+    zeros of its known input types (shapes of our static ops do not depend on values)."""
+    values = dict(g.values)
+    try:
+        inferred = shape_inference.infer_shapes(to_model(g), data_prop=True)
+        values.update(_static_values(inferred))
+    except Exception:  # onnx's inference is best effort here; our fallback follows
+        pass
+    for node in g.nodes:
+        if all(o == "" or (o in values and values[o].is_static) for o in node.outputs):
+            continue
+        ins = [values.get(i) for i in node.inputs if i]
+        if any(v is None or not v.is_static for v in ins):
+            raise ModelError(f"cannot infer the shapes of node {node.name!r} ({node.op_type})")
+        feeds = {i: g.constants[i] if i in g.constants else
+                 np.zeros(values[i].shape, dtypes.dtype(values[i].dtype).numpy)
+                 for i in node.inputs if i}
+        for name, arr in zip((o for o in node.outputs if o), evaluate_node(g, node, feeds)):
+            arr = np.asarray(arr)
+            values[name] = Value(name, dtypes.from_numpy(arr.dtype), tuple(arr.shape))
+    outputs = tuple(values.get(o.name, o) for o in g.outputs)
+    return Graph(g.name, g.inputs, outputs, g.nodes, values, g.constants, g.opsets)

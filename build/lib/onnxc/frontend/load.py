@@ -1,0 +1,121 @@
+"""ONNX -> Graph: load, check, resolve opsets, infer every shape, fold constants."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, shape_inference
+
+from .. import dtypes
+from ..errors import ModelError
+from ..graph.ir import Graph, Node, Value
+from ..graph.passes import eliminate_dead_nodes, fold_batchnorm
+from .fold import fold_constants, infer_missing_shapes
+
+
+def load_model(model_or_path) -> onnx.ModelProto:
+    """Read and check a model; every failure is a one-line ModelError."""
+    if isinstance(model_or_path, onnx.ModelProto):
+        model = model_or_path
+    else:
+        path = os.fspath(model_or_path)
+        if not os.path.isfile(path):
+            raise ModelError(f"{path}: no such file")
+        try:
+            model = onnx.load(path)
+        except Exception as exc:  # protobuf raises several unrelated types
+            raise ModelError(f"{path}: not a valid ONNX file ({type(exc).__name__})") from None
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
+        raise ModelError(f"model fails onnx.checker: {first}") from None
+    return model
+
+
+def _attr_value(attr: onnx.AttributeProto):
+    value = helper.get_attribute_value(attr)
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, list):
+        return tuple(v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value)
+    return value
+
+
+def _value(info: onnx.ValueInfoProto) -> Value | None:
+    t = info.type.tensor_type
+    if not info.type.HasField("tensor_type") or not t.HasField("shape"):
+        return None
+    dt = dtypes.from_onnx(t.elem_type)
+    if dt is None:
+        return None
+    shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                  for d in t.shape.dim)
+    return Value(info.name, dt, shape)
+
+
+def _unique_node_names(nodes) -> list[str]:
+    seen: set[str] = set()
+    names = []
+    for i, n in enumerate(nodes):
+        name = n.name or f"{n.op_type}_{i}"
+        while name in seen:
+            name = f"{name}_{i}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def _to_graph(model: onnx.ModelProto) -> Graph:
+    g = model.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    values = {}
+    for info in list(g.value_info) + list(g.input) + list(g.output):
+        v = _value(info)
+        if v is not None:
+            values[info.name] = v
+    for name, arr in constants.items():
+        values[name] = Value(name, dtypes.from_numpy(arr.dtype), tuple(arr.shape))
+    inputs = tuple(values.get(i.name) or _missing_type(i.name)
+                   for i in g.input if i.name not in constants)
+    outputs = tuple(values.get(o.name) or Value(o.name, "float32", ()) for o in g.output)
+    names = _unique_node_names(g.node)
+    nodes = tuple(Node(n.op_type, name, tuple(n.input), tuple(n.output),
+                       tuple((a.name, _attr_value(a)) for a in n.attribute), n.domain)
+                  for n, name in zip(g.node, names))
+    opsets = {(o.domain if o.domain != "ai.onnx" else ""): o.version for o in model.opset_import}
+    return Graph(g.name or "model", inputs, outputs, nodes, values, constants, opsets)
+
+
+def _missing_type(name: str):
+    raise ModelError(f"graph input {name!r} has no tensor type or an unsupported dtype")
+
+
+def _check_inputs_static(g: Graph) -> None:
+    for v in g.inputs:
+        if not v.is_static:
+            raise ModelError(f"input {v.name!r} has symbolic shape {v.shape}: only static "
+                             "shapes are supported yet")
+
+
+def import_model(model_or_path) -> Graph:
+    """The frontend: a checked model becomes a Graph with every shape known and constants
+    folded (Constant nodes and initializers alike), dead nodes dropped and BN folded."""
+    model = load_model(model_or_path)
+    try:
+        model = shape_inference.infer_shapes(model, check_type=True, data_prop=True)
+    except Exception as exc:
+        raise ModelError(f"shape inference failed: {str(exc).splitlines()[0]}") from None
+    graph = _to_graph(model)
+    _check_inputs_static(graph)
+    graph = fold_constants(graph)
+    graph = infer_missing_shapes(graph)
+    graph = eliminate_dead_nodes(graph)
+    return fold_batchnorm(graph)
+
+
+def constant_array(g: Graph, name: str) -> np.ndarray | None:
+    return g.constants.get(name)

@@ -1,0 +1,171 @@
+"""A numpy interpreter of the loop IR: the IR's executable semantics, used by tests.
+
+Scalars are numpy scalars of the IR dtype, vectors are numpy arrays; buffers are flat arrays.
+Integer `floordiv`/`mod` truncate toward zero, as C does (index arithmetic is non-negative).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .ir import (Allocate, Binary, Broadcast, Buffer, Cast, Const, Expr, Fma, For, IfThen,
+                 Kernel, Load, Pack, Program, Select, Seq, Stmt, Store, Unary, Var, static_shape)
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _int_div(a, b):
+    q = np.abs(a) // np.abs(b)
+    return q * np.sign(a) * np.sign(b)
+
+
+def _int_mod(a, b):
+    return a - _int_div(a, b) * b
+
+
+_BINARY = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "pow": np.power,
+    "max": np.maximum, "min": np.minimum,
+    "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+    "eq": np.equal, "ne": np.not_equal,
+    "and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor,
+}
+
+_UNARY = {
+    "neg": np.negative, "abs": np.abs, "sqrt": np.sqrt, "exp": np.exp, "log": np.log,
+    "tanh": np.tanh, "floor": np.floor, "ceil": np.ceil, "round": np.rint,
+    "not": np.logical_not, "sin": np.sin, "cos": np.cos,
+    "reciprocal": lambda x: np.divide(np.ones_like(x), x),
+    "sigmoid": lambda x: (1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))),
+    "erf": lambda x: _erf(np.asarray(x, np.float64)),
+}
+
+
+class Interpreter:
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.arrays = arrays          # buffer name -> flat numpy array
+        self.env: dict[Var, int] = {}
+
+    # -- expressions -------------------------------------------------------------------------
+    def offset(self, buffer: Buffer, index) -> int:
+        if len(index) == 1:
+            return int(self.eval(index[0]))
+        dims = [int(self.eval(d)) for d in buffer.shape]
+        flat = 0
+        for i, d in zip(index, dims):
+            flat = flat * d + int(self.eval(i))
+        return flat
+
+    def eval(self, e: Expr):
+        np_dtype = np.dtype(e.dtype) if e.dtype != "bool" else np.bool_
+        match e:
+            case Const(value=v):
+                return np_dtype.type(v) if hasattr(np_dtype, "type") else np.bool_(v)
+            case Var():
+                return np.int64(self.env[e] if e in self.env else self._dim(e))
+            case Load(buffer=b, index=idx, count=c):
+                start = self.offset(b, idx)
+                arr = self.arrays[b.name]
+                return arr[start] if c == 1 else arr[start:start + c].copy()
+            case Binary(op=op, a=a, b=b):
+                return self._binary(op, self.eval(a), self.eval(b), e.dtype)
+            case Unary(op=op, a=a):
+                return np.asarray(_UNARY[op](self.eval(a))).astype(np_dtype)[()]
+            case Fma(a=a, b=b, c=c):
+                wide = np.float64
+                r = self.eval(a).astype(wide) * self.eval(b).astype(wide) + self.eval(c)
+                return np.asarray(r).astype(np_dtype)[()]
+            case Select(cond=c, a=a, b=b):
+                return np.where(self.eval(c), self.eval(a), self.eval(b)).astype(np_dtype)[()]
+            case Cast(dtype=dt, a=a):
+                return np.asarray(self.eval(a)).astype(np_dtype)[()]
+            case Broadcast(value=v, count=c):
+                return np.full(c, self.eval(v), dtype=np_dtype)
+            case Pack(values=vs):
+                return np.array([self.eval(v) for v in vs], dtype=np_dtype)
+        raise TypeError(f"cannot evaluate {e!r}")
+
+    def _dim(self, var: Var) -> int:
+        raise KeyError(f"unbound variable {var.name}")
+
+    @staticmethod
+    def _binary(op, a, b, dtype):
+        is_int = np.dtype(dtype).kind in "iu" if dtype != "bool" else False
+        with np.errstate(all="ignore"):
+            if op == "div":
+                r = _int_div(a, b) if is_int else np.divide(a, b)
+            elif op == "floordiv":
+                r = _int_div(a, b)
+            elif op == "mod":
+                r = _int_mod(a, b)
+            else:
+                r = _BINARY[op](a, b)
+        out = np.bool_ if dtype == "bool" else np.dtype(dtype)
+        return np.asarray(r).astype(out)[()]
+
+    # -- statements --------------------------------------------------------------------------
+    def run(self, s: Stmt) -> None:
+        match s:
+            case For(var=v, extent=ext, body=body):
+                for i in range(int(self.eval(ext))):
+                    self.env[v] = i
+                    self.run(body)
+                self.env.pop(v, None)
+            case Store(buffer=b, index=idx, value=val):
+                start = self.offset(b, idx)
+                value = self.eval(val)
+                arr = self.arrays[b.name]
+                if np.ndim(value):
+                    arr[start:start + len(value)] = value
+                else:
+                    arr[start] = value
+            case Seq(body=body):
+                for st in body:
+                    self.run(st)
+            case IfThen(cond=c, then=t, orelse=o):
+                if self.eval(c):
+                    self.run(t)
+                elif o is not None:
+                    self.run(o)
+            case Allocate(buffer=b, body=body):
+                self.arrays[b.name] = _fresh(b)
+                self.run(body)
+                del self.arrays[b.name]
+            case _:
+                raise TypeError(f"cannot run {s!r}")
+
+    def run_kernel(self, k: Kernel) -> None:
+        self.run(k.body)
+
+
+def _fresh(b: Buffer) -> np.ndarray:
+    size = int(np.prod(static_shape(b), dtype=np.int64))
+    dt = np.bool_ if b.dtype == "bool" else np.dtype(b.dtype)
+    arr = np.zeros(size, dt)
+    if arr.dtype.kind == "f":
+        arr[:] = np.nan    # an uninitialized read shows up as NaN
+    return arr
+
+
+def run_program(prog: Program, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Run prog on inputs keyed by buffer name (or ONNX name); returns outputs in order."""
+    arrays: dict[str, np.ndarray] = {}
+    names = dict(zip(prog.input_names, prog.inputs)) if prog.input_names else {}
+    for b in prog.inputs:
+        src = feeds[b.name] if b.name in feeds else feeds[_onnx_name(names, b)]
+        arrays[b.name] = np.ascontiguousarray(src).reshape(-1).astype(b.dtype, copy=True)
+    for c in prog.constants:
+        arrays[c.buffer.name] = np.ascontiguousarray(c.data).reshape(-1)
+    for b in prog.temps + prog.outputs:
+        arrays.setdefault(b.name, _fresh(b))
+    for view, storage in prog.aliases:
+        arrays[view.name] = arrays[storage.name]
+    interp = Interpreter(arrays)
+    for k in prog.kernels:
+        interp.run_kernel(k)
+    return [arrays[b.name].reshape(static_shape(b)).copy() for b in prog.outputs]
+
+
+def _onnx_name(names: dict[str, Buffer], buffer: Buffer) -> str:
+    return next(n for n, b in names.items() if b == buffer)

@@ -1,0 +1,312 @@
+"""Loop-nest IR: immutable expressions, statements, buffers, kernels and programs.
+
+Extents and buffer shapes are expressions, not ints: a Var may stand for a named dimension of a
+model input. Nothing here says where a loop runs: `For.kind` is an annotation that the lowering
+passes turn into CPU vectors, unrolled copies, a thread-pool launch, or (later) GPU indices.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+COMPARISONS = frozenset({"lt", "le", "gt", "ge", "eq", "ne"})
+LOGICAL = frozenset({"and", "or", "xor"})
+BINARY_OPS = frozenset({"add", "sub", "mul", "div", "floordiv", "mod", "max", "min", "pow"}) \
+    | COMPARISONS | LOGICAL
+UNARY_OPS = frozenset({"neg", "abs", "sqrt", "exp", "log", "tanh", "erf", "sigmoid", "floor",
+                       "ceil", "round", "not", "sin", "cos", "reciprocal"})
+LOOP_KINDS = ("serial", "unroll", "vectorize", "parallel")
+
+
+class Node:
+    __slots__ = ()
+
+
+class Expr(Node):
+    __slots__ = ()
+
+    # Arithmetic sugar for lowerings; comparisons stay functions because == is structural.
+    def __add__(self, other): return Binary("add", self, as_expr(other, self.dtype))
+    def __radd__(self, other): return Binary("add", as_expr(other, self.dtype), self)
+    def __sub__(self, other): return Binary("sub", self, as_expr(other, self.dtype))
+    def __rsub__(self, other): return Binary("sub", as_expr(other, self.dtype), self)
+    def __mul__(self, other): return Binary("mul", self, as_expr(other, self.dtype))
+    def __rmul__(self, other): return Binary("mul", as_expr(other, self.dtype), self)
+    def __truediv__(self, other): return Binary("div", self, as_expr(other, self.dtype))
+    def __floordiv__(self, other): return Binary("floordiv", self, as_expr(other, self.dtype))
+    def __mod__(self, other): return Binary("mod", self, as_expr(other, self.dtype))
+    def __neg__(self): return Unary("neg", self)
+
+    @property
+    def lanes(self) -> int:
+        return 1
+
+
+class Stmt(Node):
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Buffer:
+    """A named n-d array. scope 'global' lives in the model's memory ('constant' if it holds
+    weights known at compile time); 'local' and 'register' in the kernel."""
+    name: str
+    dtype: str
+    shape: tuple[Expr, ...]
+    scope: str = "global"
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+
+@dataclass(frozen=True, slots=True)
+class Const(Expr):
+    value: int | float | bool
+    dtype: str = "int64"
+
+
+@dataclass(frozen=True, slots=True)
+class Var(Expr):
+    name: str
+    dtype: str = "int64"
+
+
+@dataclass(frozen=True, slots=True)
+class Load(Expr):
+    """buffer[index]; with count > 1 a contiguous vector of `count` elements from index."""
+    buffer: Buffer
+    index: tuple[Expr, ...]
+    count: int = 1
+
+    @property
+    def dtype(self) -> str:
+        return self.buffer.dtype
+
+    @property
+    def lanes(self) -> int:
+        return self.count
+
+
+@dataclass(frozen=True, slots=True)
+class Binary(Expr):
+    op: str
+    a: Expr
+    b: Expr
+
+    @property
+    def dtype(self) -> str:
+        return "bool" if self.op in COMPARISONS else self.a.dtype
+
+    @property
+    def lanes(self) -> int:
+        return max(self.a.lanes, self.b.lanes)
+
+
+@dataclass(frozen=True, slots=True)
+class Unary(Expr):
+    op: str
+    a: Expr
+
+    @property
+    def dtype(self) -> str:
+        return self.a.dtype
+
+    @property
+    def lanes(self) -> int:
+        return self.a.lanes
+
+
+@dataclass(frozen=True, slots=True)
+class Fma(Expr):
+    """a * b + c, fused (one rounding)."""
+    a: Expr
+    b: Expr
+    c: Expr
+
+    @property
+    def dtype(self) -> str:
+        return self.c.dtype
+
+    @property
+    def lanes(self) -> int:
+        return max(self.a.lanes, self.b.lanes, self.c.lanes)
+
+
+@dataclass(frozen=True, slots=True)
+class Select(Expr):
+    cond: Expr
+    a: Expr
+    b: Expr
+
+    @property
+    def dtype(self) -> str:
+        return self.a.dtype
+
+    @property
+    def lanes(self) -> int:
+        return max(self.cond.lanes, self.a.lanes, self.b.lanes)
+
+
+@dataclass(frozen=True, slots=True)
+class Cast(Expr):
+    dtype: str
+    a: Expr
+
+    @property
+    def lanes(self) -> int:
+        return self.a.lanes
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast(Expr):
+    """A scalar repeated over `count` vector lanes."""
+    value: Expr
+    count: int
+
+    @property
+    def dtype(self) -> str:
+        return self.value.dtype
+
+    @property
+    def lanes(self) -> int:
+        return self.count
+
+
+@dataclass(frozen=True, slots=True)
+class For(Stmt):
+    """A loop over var in [0, extent). A 'parallel' loop runs on the thread pool in chunks of
+    at least `grain` iterations."""
+    var: Var
+    extent: Expr
+    body: Stmt
+    kind: str = "serial"
+    grain: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Store(Stmt):
+    buffer: Buffer
+    index: tuple[Expr, ...]
+    value: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Seq(Stmt):
+    body: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IfThen(Stmt):
+    cond: Expr
+    then: Stmt
+    orelse: Stmt | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Allocate(Stmt):
+    """A kernel-local buffer (registers or stack) live over `body`."""
+    buffer: Buffer
+    body: Stmt
+
+
+@dataclass(frozen=True, slots=True)
+class Kernel:
+    name: str            # C identifier, unique in the program
+    node: str            # the ONNX node it comes from (for comments)
+    op_type: str
+    body: Stmt
+    kind: str = "generic"   # what the schedule heuristics key on: elementwise, matmul, conv...
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Constant:
+    buffer: Buffer
+    data: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    name: str
+    inputs: tuple[Buffer, ...]
+    outputs: tuple[Buffer, ...]
+    constants: tuple[Constant, ...]
+    temps: tuple[Buffer, ...]
+    kernels: tuple[Kernel, ...]
+    aliases: tuple[tuple[Buffer, Buffer], ...] = ()   # (view, storage): view shares storage
+    offsets: tuple[tuple[str, int], ...] = ()          # memory plan: temp name -> arena byte offset
+    arena_size: int = 0
+    input_names: tuple[str, ...] = field(default=())   # original ONNX names, same order
+    output_names: tuple[str, ...] = field(default=())
+
+
+def as_expr(value, dtype: str = "int64") -> Expr:
+    if isinstance(value, Expr):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return Const(bool(value), "bool")
+    if isinstance(value, (int, np.integer)) and not np.dtype(dtype).kind == "f":
+        return Const(int(value), dtype)
+    return Const(float(value), dtype)
+
+
+def const_int(value: int) -> Const:
+    return Const(int(value), "int64")
+
+
+def shape_of(*dims) -> tuple[Expr, ...]:
+    """A buffer shape from ints, dimension names or expressions."""
+    return tuple(Var(d) if isinstance(d, str) else as_expr(d) for d in dims)
+
+
+def as_int(expr: Expr) -> int | None:
+    return expr.value if isinstance(expr, Const) else None
+
+
+def static_shape(buffer: Buffer) -> tuple[int, ...]:
+    dims = tuple(as_int(d) for d in buffer.shape)
+    if any(d is None for d in dims):
+        raise ValueError(f"buffer {buffer.name} has a symbolic shape")
+    return dims
+
+
+def cmp(op: str, a: Expr, b) -> Binary:
+    return Binary(op, a, as_expr(b, a.dtype))
+
+
+def call(op: str, a: Expr) -> Unary:
+    return Unary(op, a)
+
+
+def seq(*stmts: Stmt) -> Stmt:
+    flat: list[Stmt] = []
+    for s in stmts:
+        if isinstance(s, Seq):
+            flat.extend(s.body)
+        elif s is not None:
+            flat.append(s)
+    return flat[0] if len(flat) == 1 else Seq(tuple(flat))
+
+
+def loops(names_extents, body_fn, kind: str = "serial") -> Stmt:
+    """Nest loops named after axes: loops([('i', 4), ('j', 8)], lambda i, j: Store(...))."""
+    vars_ = [Var(name) for name, _ in names_extents]
+    stmt = body_fn(*vars_)
+    for var, (_, extent) in reversed(list(zip(vars_, names_extents))):
+        stmt = For(var, as_expr(extent), stmt, kind)
+    return stmt
+
+
+@dataclass(frozen=True, slots=True)
+class Pack(Expr):
+    """A vector built lane by lane from scalars (a gather)."""
+    values: tuple[Expr, ...]
+
+    @property
+    def dtype(self) -> str:
+        return self.values[0].dtype
+
+    @property
+    def lanes(self) -> int:
+        return len(self.values)

@@ -1,0 +1,80 @@
+"""Generic traversal and rebuilding of IR nodes (every node is a frozen dataclass)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Iterator
+
+from .ir import Buffer, Expr, Node, Stmt, Var
+
+
+def _is_ir(value) -> bool:
+    return isinstance(value, Node)
+
+
+def children(node: Node) -> Iterator[Node]:
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if _is_ir(value):
+            yield value
+        elif isinstance(value, tuple):
+            yield from (v for v in value if _is_ir(v))
+
+
+def walk(node: Node) -> Iterator[Node]:
+    """Pre-order over every expression and statement under node (buffers are not visited)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(list(children(current))))
+
+
+def transform(node: Node, post: Callable[[Node], Node]) -> Node:
+    """Rebuild bottom-up; post(n) returns n's replacement. Unchanged subtrees keep identity."""
+    changes = {}
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if _is_ir(value):
+            new = transform(value, post)
+            if new is not value:
+                changes[f.name] = new
+        elif isinstance(value, tuple) and any(_is_ir(v) for v in value):
+            new_items = tuple(transform(v, post) if _is_ir(v) else v for v in value)
+            if any(a is not b for a, b in zip(new_items, value)):
+                changes[f.name] = new_items
+    rebuilt = dataclasses.replace(node, **changes) if changes else node
+    return post(rebuilt)
+
+
+def substitute(node: Node, mapping: dict[Var, Expr]) -> Node:
+    if not mapping:
+        return node
+    return transform(node, lambda n: mapping.get(n, n) if isinstance(n, Var) else n)
+
+
+def free_vars(node: Node) -> set[Var]:
+    return {n for n in walk(node) if isinstance(n, Var)}
+
+
+def buffers_of(node: Node) -> dict[str, Buffer]:
+    """Buffers loaded or stored under node, by name, in first-use order."""
+    found: dict[str, Buffer] = {}
+    for n in walk(node):
+        buf = getattr(n, "buffer", None)
+        if isinstance(buf, Buffer):
+            found.setdefault(buf.name, buf)
+    return found
+
+
+def replace_buffers(node: Node, mapping: dict[str, Buffer]) -> Node:
+    def post(n):
+        buf = getattr(n, "buffer", None)
+        if isinstance(buf, Buffer) and buf.name in mapping:
+            return dataclasses.replace(n, buffer=mapping[buf.name])
+        return n
+    return transform(node, post)
+
+
+def map_stmts(stmt: Stmt, fn: Callable[[Stmt], Stmt]) -> Stmt:
+    """Like transform but only statements are offered to fn."""
+    return transform(stmt, lambda n: fn(n) if isinstance(n, Stmt) else n)

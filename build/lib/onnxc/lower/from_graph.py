@@ -1,0 +1,109 @@
+"""Graph -> naive loop-IR Program: every node lowered by its registered function."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..errors import ModelError, UnsupportedOps
+from ..graph.ir import Graph, Node
+from ..loop.ir import Program
+from ..ops.common import copy_body
+from ..ops.context import OpContext, ProgramBuilder
+from ..ops.registry import lookup
+
+
+def _opset(graph: Graph, node: Node) -> int:
+    domain = node.domain if node.domain != "ai.onnx" else ""
+    return graph.opsets.get(domain, 1)
+
+
+def find_unsupported(nodes, opsets) -> dict[str, list[str]]:
+    """Every op type (with its version when only that is missing) that has no lowering."""
+    missing: dict[str, list[str]] = defaultdict(list)
+    for node in nodes:
+        domain = node.domain if node.domain != "ai.onnx" else ""
+        if lookup(node.op_type, domain, opsets.get(domain, 1)) is None:
+            label = node.op_type if not domain else f"{domain}.{node.op_type}"
+            missing[label].append(node.name or "(unnamed)")
+    return dict(missing)
+
+
+def _call(entry, ctx: OpContext, node: Node, inputs) -> None:
+    try:
+        entry.fn(ctx, *inputs, **node.attr_dict)
+    except TypeError as exc:
+        if "argument" in str(exc):
+            raise ModelError(f"node {node.name!r} ({node.op_type}): unsupported attribute or "
+                             f"input ({exc})") from None
+        raise
+
+
+class _Lowering:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.b = ProgramBuilder(graph)
+        self.outputs = {v.name for v in graph.outputs}
+
+    def buffer_for_output(self, name: str):
+        v = self.graph.values[name]
+        prefix = "out_" if name in self.outputs else "t_"
+        buf = self.b.new_buffer(name, v.dtype, v.shape, prefix)
+        if prefix == "t_":
+            self.b.temps.append(buf)
+        self.b.buffers[name] = buf
+        return buf
+
+    def input_buffer(self, name: str):
+        if not name:
+            return None
+        if name not in self.b.buffers:
+            if name not in self.graph.constants:
+                raise ModelError(f"tensor {name!r} is used but never produced")
+            self.b.buffers[name] = self.b.add_constant(name, self.graph.constants[name])
+        return self.b.buffers[name]
+
+    def lower_node(self, node: Node) -> None:
+        entry = lookup(node.op_type, node.domain, _opset(self.graph, node))
+        inputs = [self.input_buffer(i) for i in node.inputs]
+        outputs = [self.buffer_for_output(o) if o else None for o in node.outputs]
+        ctx = OpContext(self.b, node, outputs)
+        _call(entry, ctx, node, inputs)
+
+    def finish_outputs(self, out_bufs) -> None:
+        """Outputs that are views, inputs or constants get a copy kernel into their buffer."""
+        views = {view.name: storage for view, storage in self.b.aliases}
+        for v, out in zip(self.graph.outputs, out_bufs):
+            src = self.b.buffers.get(v.name)
+            if src is not out:
+                ctx = OpContext(self.b, Node("Identity", f"output_{v.name}", (), ()), [out])
+                ctx.emit(copy_body(out, src), kind="elementwise")
+            elif out.name in views:
+                raise AssertionError("an output buffer must never be a view")
+
+    def run(self) -> Program:
+        b = self.b
+        inputs = []
+        for v in self.graph.inputs:
+            buf = b.new_buffer(v.name, v.dtype, v.shape, "in_")
+            b.buffers[v.name] = buf
+            inputs.append(buf)
+        for node in self.graph.nodes:
+            self.lower_node(node)
+        out_bufs = []
+        for v in self.graph.outputs:
+            buf = b.buffers.get(v.name)
+            if buf is None or not buf.name.startswith("out_") or v.name in self.graph.constants:
+                buf = b.new_buffer(v.name, v.dtype, v.shape, "out_")
+                b.buffers.setdefault(v.name, self.input_buffer(v.name))
+            out_bufs.append(buf)
+        self.finish_outputs(out_bufs)
+        return Program(self.graph.name, tuple(inputs), tuple(out_bufs), tuple(b.constants),
+                       tuple(b.temps), tuple(b.kernels), tuple(b.aliases),
+                       input_names=tuple(v.name for v in self.graph.inputs),
+                       output_names=tuple(v.name for v in self.graph.outputs))
+
+
+def lower_graph(graph: Graph) -> Program:
+    missing = find_unsupported(graph.nodes, graph.opsets)
+    if missing:
+        raise UnsupportedOps(missing)
+    return _Lowering(graph).run()

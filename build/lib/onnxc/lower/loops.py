@@ -1,0 +1,125 @@
+"""Loop lowering passes: partition guarded tails, drop unit loops, unroll, flatten indices."""
+from __future__ import annotations
+
+import dataclasses
+
+from ..loop.affine import linear_form
+from ..loop.ir import (Allocate, Binary, Const, For, IfThen, Load, Seq, Stmt, Store, Var,
+                       as_int, const_int, seq)
+from ..loop.simplify import simplify
+from ..loop.visit import substitute, transform, walk
+
+
+def _split_guard(cond, var: Var):
+    """(factor, bound) when cond is `var * factor + X < bound` with constants, else None."""
+    if not (isinstance(cond, Binary) and cond.op == "lt" and isinstance(cond.b, Const)):
+        return None
+    lhs = cond.a
+    if isinstance(lhs, Binary) and lhs.op == "add" and isinstance(lhs.a, Binary) \
+            and lhs.a.op == "mul" and lhs.a.a == var and isinstance(lhs.a.b, Const):
+        return lhs.a.b.value, cond.b.value
+    return None
+
+
+def _guards_on(loop: For) -> set[tuple[int, int]]:
+    return {g for n in walk(loop.body) if isinstance(n, IfThen)
+            for g in [_split_guard(n.cond, loop.var)] if g}
+
+
+def _drop_guards(stmt: Stmt, var: Var, guard) -> Stmt:
+    return transform(stmt, lambda n: n.then if isinstance(n, IfThen)
+                     and _split_guard(n.cond, var) == guard else n)
+
+
+def _all_guarded(stmt: Stmt, var: Var) -> bool:
+    match stmt:
+        case For(body=b) | Allocate(body=b):
+            return _all_guarded(b, var)
+        case Seq(body=body):
+            return all(_all_guarded(s, var) for s in body)
+        case IfThen(cond=c, then=t, orelse=None):
+            form = linear_form(c.a) if isinstance(c, Binary) and c.op == "lt" else None
+            return (form is not None and set(form) <= {var, None} and form.get(var) == 1) \
+                or _all_guarded(t, var)
+    return False
+
+
+def _shrink_tail(stmt: Stmt) -> Stmt:
+    """In a peeled copy, `c + x < E` guards that cover all of x's loop shrink its extent."""
+    def post(n):
+        if not isinstance(n, For) or as_int(n.extent) is None or not _all_guarded(n.body, n.var):
+            return n
+        bounds = []
+
+        def strip(m):
+            if isinstance(m, IfThen) and isinstance(m.cond, Binary) and m.cond.op == "lt" \
+                    and isinstance(m.cond.b, Const):
+                form = linear_form(m.cond.a)
+                if form is not None and set(form) <= {n.var, None} and form.get(n.var) == 1:
+                    bounds.append(m.cond.b.value - form.get(None, 0))
+                    return m.then
+            return m
+        body = transform(n.body, strip)
+        extent = max(0, min([as_int(n.extent)] + bounds))
+        return dataclasses.replace(n, body=body, extent=const_int(extent))
+    return transform(stmt, post)
+
+
+def partition_loops(stmt: Stmt) -> Stmt:
+    """Split-remainder guards leave the main iterations: each guarded loop becomes its full
+    part without guards plus one peeled last iteration where the guard shrinks a loop."""
+    def post(n):
+        if not isinstance(n, For) or as_int(n.extent) is None or n.kind in ("vectorize",
+                                                                           "unroll"):
+            return n
+        for factor, bound in sorted(_guards_on(n)):
+            if -(-bound // factor) != as_int(n.extent):
+                continue
+            if bound % factor == 0:   # every iteration is full: the guard always holds
+                return post(dataclasses.replace(
+                    n, body=_drop_guards(n.body, n.var, (factor, bound))))
+            full = bound // factor
+            main = dataclasses.replace(n, extent=const_int(full),
+                                       body=_drop_guards(n.body, n.var, (factor, bound)))
+            tail = simplify(substitute(n.body, {n.var: const_int(full)}))
+            parts = ([main] if full else []) + [_shrink_tail(tail)]
+            return seq(*(post(p) if isinstance(p, For) else p for p in parts))
+        return n
+    return transform(stmt, post)
+
+
+def remove_unit_loops(stmt: Stmt) -> Stmt:
+    def post(n):
+        if isinstance(n, For) and as_int(n.extent) == 1:
+            return substitute(n.body, {n.var: const_int(0)})
+        if isinstance(n, For) and as_int(n.extent) == 0:
+            return Seq(())
+        return n
+    return simplify(transform(stmt, post))
+
+
+def unroll_loops(stmt: Stmt) -> Stmt:
+    def post(n):
+        if isinstance(n, For) and n.kind == "unroll":
+            return seq(*(simplify(substitute(n.body, {n.var: const_int(i)}))
+                         for i in range(as_int(n.extent))))
+        return n
+    return simplify(transform(stmt, post))
+
+
+def flat_index(buffer, index):
+    if len(index) == 1 and buffer.rank <= 1:
+        return index
+    flat = const_int(0)
+    for i, dim in zip(index, buffer.shape):
+        flat = Binary("add", Binary("mul", flat, dim), i)
+    return (simplify(flat),)
+
+
+def flatten_buffers(stmt: Stmt) -> Stmt:
+    """Multi-dimensional indices become one row-major offset."""
+    def post(n):
+        if isinstance(n, (Load, Store)) and (len(n.index) != 1 or n.buffer.rank > 1):
+            return dataclasses.replace(n, index=flat_index(n.buffer, n.index))
+        return n
+    return transform(stmt, post)

@@ -1,0 +1,92 @@
+"""The one place that lists the compiler's passes in order (and dumps IR after each)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from ..frontend import import_model
+from ..graph.ir import Graph
+from ..loop.ir import Constant, Program
+from ..loop.visit import buffers_of
+from ..loop.printer import program_str
+from ..loop.simplify import simplify
+from ..schedule.apply import apply_schedule
+from ..schedule.directives import Pack
+from ..schedule.heuristics import default_schedule
+from ..schedule.pack import pack_array, pack_loads
+from ..targets import Target
+from .from_graph import lower_graph
+from .loops import flatten_buffers, partition_loops, remove_unit_loops, unroll_loops
+from .memory import plan_memory
+from .vectorize import promote_registers, vectorize_loops
+
+
+def _per_kernel(fn: Callable) -> Callable[[Program, Target], Program]:
+    def run(prog: Program, target: Target) -> Program:
+        kernels = tuple(dataclasses.replace(k, body=fn(k.body, target)) for k in prog.kernels)
+        return dataclasses.replace(prog, kernels=kernels)
+    run.__name__ = fn.__name__
+    return run
+
+
+def schedule_kernels(prog: Program, target: Target, schedules=None) -> Program:
+    """Apply the user's schedule for a kernel where one is given, else the default one.
+    Pack directives also relay the constant's data; constants left unread are dropped."""
+    schedules = schedules or {}
+    data = {c.buffer.name: c for c in prog.constants}
+    kernels = []
+    for k in prog.kernels:
+        directives = schedules.get(k.name, default_schedule(k, target))
+        k = apply_schedule(k, [d for d in directives if not isinstance(d, Pack)])
+        for d in (d for d in directives if isinstance(d, Pack)):
+            body, old, new = pack_loads(k.body, d.buffer, d.dim, d.factor)
+            data.setdefault(new.name, Constant(new, pack_array(data[old.name].data, d.dim,
+                                                                d.factor)))
+            k = dataclasses.replace(k, body=body)
+        kernels.append(k)
+    used = {name for k in kernels for name in buffers_of(k.body)}
+    constants = tuple(c for name, c in data.items() if name in used)
+    return dataclasses.replace(prog, kernels=tuple(kernels), constants=constants)
+
+
+def _vector_widths(target: Target) -> tuple[int, ...]:
+    return tuple(w for w in (4, 8, 16) if w <= target.lanes())
+
+
+# Stage name (for --dump-ir=after-NAME) -> pass. Order is the compilation order.
+LOOP_PASSES = (
+    ("schedule", schedule_kernels),
+    ("partition", _per_kernel(lambda s, t: partition_loops(s))),
+    ("unit-loops", _per_kernel(lambda s, t: remove_unit_loops(s))),
+    ("flatten", _per_kernel(lambda s, t: flatten_buffers(s))),
+    ("vectorize", _per_kernel(lambda s, t: vectorize_loops(s, _vector_widths(t)))),
+    ("unroll", _per_kernel(lambda s, t: unroll_loops(s))),
+    ("simplify", _per_kernel(lambda s, t: simplify(s))),
+    ("registers", _per_kernel(lambda s, t: promote_registers(s))),
+    ("memory", lambda p, t: plan_memory(p)),
+)
+STAGES = ("frontend", "lower") + tuple(name for name, _ in LOOP_PASSES)
+
+
+def compile_program(model, target: Target, schedules=None, dump: Callable | None = None
+                    ) -> tuple[Graph, Program]:
+    """ONNX model -> final Program. dump(stage, text) sees the IR after every stage."""
+    graph = import_model(model)
+    if dump:
+        dump("frontend", _graph_str(graph))
+    prog = lower_graph(graph)
+    if dump:
+        dump("lower", program_str(prog))
+    for name, fn in LOOP_PASSES:
+        prog = fn(prog, target, schedules) if name == "schedule" else fn(prog, target)
+        if dump:
+            dump(name, program_str(prog))
+    return graph, prog
+
+
+def _graph_str(g: Graph) -> str:
+    lines = [f"graph {g.name}"]
+    lines += [f"  input {v.name}: {v.dtype}{list(v.shape)}" for v in g.inputs]
+    lines += [f"  output {v.name}: {v.dtype}{list(v.shape)}" for v in g.outputs]
+    lines += [f"  {n.op_type} {n.name!r}: {list(n.inputs)} -> {list(n.outputs)}" for n in g.nodes]
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""vectorize_loops: a 'vectorize' loop over straight-line stores becomes vector statements.
+
+A loop whose body cannot be vectorized (a guard left in a peeled tail, a dtype or op without
+a vector form, a store not contiguous in the loop variable) runs as a serial loop instead.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ..loop.affine import coefficient
+from ..loop.ir import (Binary, Broadcast, Cast, Const, Expr, Fma, For, Load, Pack, Select, Seq,
+                       Stmt, Store, Unary, Var, as_int, const_int)
+from ..loop.simplify import simplify
+from ..loop.visit import free_vars, substitute, transform
+
+VECTOR_DTYPES = frozenset({"float32"})
+VECTOR_UNARY = frozenset({"neg", "abs", "sqrt", "exp", "log", "tanh", "erf", "sigmoid",
+                          "floor", "ceil", "round"})
+VECTOR_BINARY = frozenset({"add", "sub", "mul", "div", "max", "min",
+                           "lt", "le", "gt", "ge", "eq", "ne"})
+
+
+class _NotVectorizable(Exception):
+    pass
+
+
+class _Vectorizer:
+    def __init__(self, var: Var, lanes: int):
+        self.var, self.lanes = var, lanes
+
+    def at(self, e: Expr, lane: int) -> Expr:
+        return simplify(substitute(e, {self.var: const_int(lane)}))
+
+    def expr(self, e: Expr) -> Expr:
+        if self.var not in free_vars(e):
+            if e.dtype not in VECTOR_DTYPES:
+                raise _NotVectorizable
+            return Broadcast(e, self.lanes)
+        if e.dtype not in VECTOR_DTYPES and not (isinstance(e, Binary) and e.dtype == "bool"):
+            raise _NotVectorizable
+        match e:
+            case Load(buffer=b, index=(idx,)):
+                step = coefficient(idx, self.var)
+                if step == 1:
+                    return Load(b, (self.at(idx, 0),), self.lanes)
+                return Pack(tuple(Load(b, (self.at(idx, lane),)) for lane in range(self.lanes)))
+            case Binary(op="add", a=Binary(op="mul", a=x, b=y), b=z) \
+                    | Binary(op="add", a=z, b=Binary(op="mul", a=x, b=y)):
+                return Fma(self.expr(x), self.expr(y), self.expr(z))
+            case Binary(op=op, a=a, b=b) if op in VECTOR_BINARY:
+                if a.dtype not in VECTOR_DTYPES:
+                    raise _NotVectorizable
+                return Binary(op, self.expr(a), self.expr(b))
+            case Unary(op=op, a=a) if op in VECTOR_UNARY:
+                return Unary(op, self.expr(a))
+            case Fma(a=a, b=b, c=c):
+                return Fma(self.expr(a), self.expr(b), self.expr(c))
+            case Select(cond=c, a=a, b=b):
+                return Select(self.expr(c), self.expr(a), self.expr(b))
+            case Cast(a=a) if a.dtype == e.dtype:
+                return self.expr(a)
+        raise _NotVectorizable
+
+    def stmt(self, s: Stmt) -> Stmt:
+        match s:
+            case Store(buffer=b, index=(idx,), value=v) if b.dtype in VECTOR_DTYPES:
+                if coefficient(idx, self.var) != 1:
+                    raise _NotVectorizable
+                return Store(b, (self.at(idx, 0),), self.expr(v))
+            case Seq(body=body):
+                return Seq(tuple(self.stmt(x) for x in body))
+        raise _NotVectorizable
+
+
+def vectorize_loops(stmt: Stmt, widths=(4, 8, 16)) -> Stmt:
+    def post(n):
+        if not isinstance(n, For) or n.kind != "vectorize":
+            return n
+        lanes = as_int(n.extent)
+        if lanes in widths:
+            try:
+                return _Vectorizer(n.var, lanes).stmt(n.body)
+            except _NotVectorizable:
+                pass
+        return dataclasses.replace(n, kind="serial")
+    return transform(stmt, post)
+
+
+def _const_index(n) -> int | None:
+    return n.index[0].value if len(n.index) == 1 and isinstance(n.index[0], Const) else None
+
+
+def promote_registers(stmt: Stmt) -> Stmt:
+    """A local buffer accessed only at constant offsets, all of one vector width, becomes
+    one register variable per vector (what keeps a GEMM tile out of memory)."""
+    from ..loop.ir import Allocate, Buffer
+    from ..loop.visit import walk
+
+    def post(n):
+        if not isinstance(n, Allocate) or n.buffer.scope != "local":
+            return n
+        uses = [m for m in walk(n.body) if isinstance(m, (Load, Store))
+                and m.buffer.name == n.buffer.name]
+        widths = {m.count if isinstance(m, Load) else m.value.lanes for m in uses}
+        offsets = [_const_index(m) for m in uses]
+        if len(widths) != 1 or any(o is None for o in offsets):
+            return n
+        width = widths.pop()
+        if any(o % width for o in offsets):
+            return n
+        regs = {o // width: Buffer(f"{n.buffer.name}_r{o // width}", n.buffer.dtype,
+                                   (const_int(width),), "register") for o in sorted(offsets)}
+
+        def swap(m):
+            if isinstance(m, (Load, Store)) and m.buffer.name == n.buffer.name:
+                return dataclasses.replace(m, buffer=regs[_const_index(m) // width],
+                                           index=(const_int(0),))
+            return m
+        body = transform(n.body, swap)
+        for reg in reversed(list(regs.values())):
+            body = Allocate(reg, body)
+        return body
+    return transform(stmt, post)

@@ -1,0 +1,50 @@
+"""Helpers shared by op lowerings: loop nests over a shape, broadcasting, copies."""
+from __future__ import annotations
+
+from ..loop.ir import Buffer, Const, Expr, Load, Store, Var, loops, shape_of, static_shape
+
+ZERO = Const(0, "int64")
+
+
+def axis_names(rank: int, prefix: str = "i") -> list[str]:
+    return [f"{prefix}{d}" for d in range(rank)]
+
+
+def broadcast_index(out_vars, in_shape) -> tuple[Expr, ...]:
+    """Index into an input broadcast (numpy rules) against an output indexed by out_vars."""
+    offset = len(out_vars) - len(in_shape)
+    return tuple(ZERO if dim == 1 else out_vars[offset + d] for d, dim in enumerate(in_shape))
+
+
+def load_broadcast(buf: Buffer, out_vars) -> Load:
+    return Load(buf, broadcast_index(out_vars, static_shape(buf)))
+
+
+def nest(shape, body_fn, prefix: str = "i"):
+    """Loops over `shape` named i0, i1, ...; body_fn gets the loop variables."""
+    names = axis_names(len(shape), prefix)
+    if not shape:
+        return body_fn()
+    return loops(list(zip(names, shape)), body_fn)
+
+
+def copy_body(dst: Buffer, src: Buffer):
+    """dst[...] = src[...] over dst's shape (same element count, same order)."""
+    shape = static_shape(dst)
+    if static_shape(src) == shape:
+        return nest(shape, lambda *v: Store(dst, tuple(v), Load(src, tuple(v))))
+    flat = 1
+    for d in shape:
+        flat *= d
+    d1 = flat_view(dst, flat)
+    s1 = flat_view(src, flat)
+    return nest((flat,), lambda i: Store(d1, (i,), Load(s1, (i,))))
+
+
+def index_vars(n: int, prefix: str = "i") -> list[Var]:
+    return [Var(name) for name in axis_names(n, prefix)]
+
+
+def flat_view(buf: Buffer, size: int) -> Buffer:
+    """The same storage seen as a 1-d array (same name: the same pointer in generated code)."""
+    return Buffer(buf.name, buf.dtype, shape_of(size), buf.scope)

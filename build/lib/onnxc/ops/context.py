@@ -1,0 +1,85 @@
+"""What an op lowering sees: its node, its buffers, and ways to add kernels and buffers."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import dtypes
+from ..graph.ir import Graph, Node
+from ..loop.ir import Buffer, Constant, Kernel, Stmt, shape_of, static_shape
+from ..names import NameTable, c_identifier
+
+
+@dataclass
+class ProgramBuilder:
+    """Mutable collector used while lowering a graph; frozen into a Program at the end."""
+    graph: Graph
+    names: NameTable = field(default_factory=NameTable)
+    buffers: dict[str, Buffer] = field(default_factory=dict)    # tensor name -> buffer
+    constants: list[Constant] = field(default_factory=list)
+    const_data: dict[str, np.ndarray] = field(default_factory=dict)   # buffer name -> data
+    temps: list[Buffer] = field(default_factory=list)
+    kernels: list[Kernel] = field(default_factory=list)
+    aliases: list[tuple[Buffer, Buffer]] = field(default_factory=list)
+
+    def new_buffer(self, hint: str, dtype: str, shape, prefix: str) -> Buffer:
+        return Buffer(self.names.unique(hint, prefix), dtype, shape_of(*shape))
+
+    def add_constant(self, hint: str, array: np.ndarray) -> Buffer:
+        array = np.ascontiguousarray(array)
+        buf = dataclasses.replace(
+            self.new_buffer(hint, dtypes.from_numpy(array.dtype), array.shape, "c_"),
+            scope="constant")
+        self.constants.append(Constant(buf, array))
+        self.const_data[buf.name] = array
+        return buf
+
+    def add_temp(self, hint: str, dtype: str, shape) -> Buffer:
+        buf = self.new_buffer(hint, dtype, shape, "t_")
+        self.temps.append(buf)
+        return buf
+
+
+class OpContext:
+    def __init__(self, builder: ProgramBuilder, node: Node, outputs: list[Buffer]):
+        self.builder = builder
+        self.node = node
+        self.outputs = outputs
+        self._kernel_count = 0
+
+    def output(self, i: int = 0) -> Buffer:
+        return self.outputs[i]
+
+    def shape(self, buf: Buffer) -> tuple[int, ...]:
+        return static_shape(buf)
+
+    def const(self, buf: Buffer | None) -> np.ndarray | None:
+        """The value of a constant input buffer, None when it is computed at run time."""
+        return None if buf is None else self.builder.const_data.get(buf.name)
+
+    def constant(self, array: np.ndarray, hint: str = "const") -> Buffer:
+        return self.builder.add_constant(f"{self.node.name}_{hint}", array)
+
+    def temp(self, dtype: str, shape, hint: str = "tmp") -> Buffer:
+        return self.builder.add_temp(f"{self.node.name}_{hint}", dtype, shape)
+
+    def emit(self, body: Stmt, kind: str = "generic", stage: str = "") -> None:
+        self._kernel_count += 1
+        suffix = f"_{stage}" if stage else ""
+        name = self.builder.names.unique(c_identifier(self.node.name) + suffix, "k_")
+        self.builder.kernels.append(Kernel(name, self.node.name, self.node.op_type, body, kind))
+
+    def alias(self, view: Buffer, storage: Buffer) -> None:
+        """`view` is `storage` with another shape (Reshape and friends): no kernel, no copy.
+        A model output owns its memory (the caller's), so it gets a copy instead."""
+        if view.name.startswith("out_"):
+            from .common import copy_body
+            self.emit(copy_body(view, storage), kind="elementwise")
+            return
+        roots = {v.name: s for v, s in self.builder.aliases}
+        storage = roots.get(storage.name, storage)
+        if view in self.builder.temps:
+            self.builder.temps.remove(view)
+        self.builder.aliases.append((view, storage))

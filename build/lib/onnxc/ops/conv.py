@@ -1,0 +1,104 @@
+"""Conv: pad (when needed) -> im2col (unless 1x1/stride 1) -> the shared GEMM nest.
+
+The GEMM runs per (n, group): Y[n, g, oc, p] += W[g, oc, q] * col[n, g, q, p] with q over
+(input channel, kernel row, kernel column) and p over output pixels, so the vectorized
+axis is the contiguous output row and the weights are broadcast.
+"""
+from __future__ import annotations
+
+from ..errors import ModelError
+from ..loop.ir import Buffer, Const, Load, Store, loops, shape_of
+from .common import nest
+from .matmul import gemm_kernels
+from .registry import register
+
+
+def _view(buf: Buffer, *shape) -> Buffer:
+    return Buffer(buf.name, buf.dtype, shape_of(*shape), buf.scope)
+
+
+def conv_pads(auto_pad, pads, in_sp, k_eff, strides, out_sp):
+    """Begin/end pads per spatial dim, ONNX auto_pad rules."""
+    nd = len(in_sp)
+    if auto_pad in ("NOTSET", "", None):
+        pads = list(pads or [0] * (2 * nd))
+        return pads[:nd], pads[nd:]
+    if auto_pad == "VALID":
+        return [0] * nd, [0] * nd
+    total = [max(0, (o - 1) * s + k - i) for i, k, s, o in zip(in_sp, k_eff, strides, out_sp)]
+    small = [t // 2 for t in total]
+    big = [t - t // 2 for t in total]
+    if auto_pad == "SAME_UPPER":
+        return small, big
+    if auto_pad == "SAME_LOWER":
+        return big, small
+    raise ModelError(f"Conv: unknown auto_pad {auto_pad!r}")
+
+
+def pad_input(ctx, X: Buffer, shape, begin, end) -> Buffer:
+    """Zero-padded copy of X (N, C, H, W): zero everything, then copy the interior."""
+    n, c, h, w = shape
+    hp, wp = h + begin[0] + end[0], w + begin[1] + end[1]
+    Xp = ctx.temp(X.dtype, (n, c, hp, wp), "padded")
+    ctx.emit(nest((n * c * hp * wp,), lambda i: Store(_view(Xp, n * c * hp * wp), (i,),
+                                                      Const(0.0, X.dtype))),
+             kind="elementwise", stage="pad_zero")
+    ctx.emit(loops([("n", n), ("c", c), ("h", h), ("w", w)],
+                   lambda vn, vc, vh, vw: Store(Xp, (vn, vc, vh + begin[0], vw + begin[1]),
+                                                Load(X, (vn, vc, vh, vw)))),
+             kind="elementwise", stage="pad_copy")
+    return Xp
+
+
+def im2col(ctx, Xp: Buffer, n, groups, cg, kernel, strides, dilations, out_sp) -> Buffer:
+    kh, kw = kernel
+    oh, ow = out_sp
+    col = ctx.temp(Xp.dtype, (n, groups, cg * kh * kw, oh * ow), "col")
+
+    def body(vn, vg, vc, vr, vs, vh, vw):
+        src = Load(Xp, (vn, vg * cg + vc, vh * strides[0] + vr * dilations[0],
+                        vw * strides[1] + vs * dilations[1]))
+        return Store(col, (vn, vg, (vc * kh + vr) * kw + vs, vh * ow + vw), src)
+    ctx.emit(loops([("n", n), ("g", groups), ("c", cg), ("r", kh), ("s", kw), ("oh", oh),
+                    ("ow", ow)], body), kind="elementwise", stage="im2col")
+    return col
+
+
+@register("Conv", since=1)
+def Conv(ctx, X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
+         pads=None, strides=None):
+    xs, ws, ys = ctx.shape(X), ctx.shape(W), ctx.shape(ctx.output(0))
+    nd = len(xs) - 2
+    if nd not in (1, 2) or X.dtype != "float32":
+        raise ModelError(f"Conv: only 1-D/2-D float32 convolution is supported "
+                         f"(got {nd}-D {X.dtype})")
+    strides = list(strides or [1] * nd)
+    dilations = list(dilations or [1] * nd)
+    kernel = list(ws[2:])
+    k_eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
+    begin, end = conv_pads(auto_pad, pads, list(xs[2:]), k_eff, strides, list(ys[2:]))
+    if nd == 1:   # a 1-D convolution is a 2-D one of height 1
+        xs, ys, kernel = xs[:2] + (1,) + xs[2:], ys[:2] + (1,) + ys[2:], [1] + kernel
+        strides, dilations, begin, end = [1] + strides, [1] + dilations, [0] + begin, [0] + end
+        X = _view(X, *xs)
+    n, c = xs[:2]
+    oc, cg = ws[:2]
+    if c != cg * group or oc % group:
+        raise ModelError(f"Conv: channels {c} / weights {ws} do not match group={group}")
+    ocg, out_sp = oc // group, ys[2:]
+    if any(begin) or any(end):
+        X = pad_input(ctx, X, xs, begin, end)
+    hp, wp = ctx.shape(X)[2:]
+    pointwise = kernel == [1, 1] and strides == [1, 1] and (hp, wp) == tuple(out_sp)
+    if pointwise:
+        col = _view(X, n, group, cg, hp * wp)
+    else:
+        col = im2col(ctx, X, n, group, cg, kernel, strides, dilations, out_sp)
+    q, p = cg * kernel[0] * kernel[1], out_sp[0] * out_sp[1]
+    Wv = _view(W, group, ocg, q)
+    Yv = _view(ctx.output(0), n, group, ocg, p)
+    init = (lambda vn, vg, i, j: Load(B, (vg * ocg + i,))) if B is not None else None
+    gemm_kernels(ctx, Yv,
+                 lambda vn, vg, i, k: Load(Wv, (vg, i, k)),
+                 lambda vn, vg, k, j: Load(col, (vn, vg, k, j)),
+                 [("n", n), ("g", group)], ocg, p, q, lambda *v: tuple(v), init)

@@ -1,0 +1,180 @@
+"""Elementwise ops (numpy broadcasting). Plain ones are table rows, not functions."""
+from __future__ import annotations
+
+import math
+
+from .. import dtypes
+from ..errors import ModelError
+from ..loop.ir import Binary, Cast, Const, Select, Store, Unary, cmp, static_shape
+from .common import load_broadcast, nest
+from .registry import register
+
+
+def _c(x, value):
+    return Const(float(value) if dtypes.dtype(x.dtype).is_float else int(value), x.dtype)
+
+
+def emit_elementwise(ctx, fn, *inputs, out=None, kind="elementwise"):
+    """out[i...] = fn(*inputs broadcast to out's shape)."""
+    out = out or ctx.output(0)
+    body = nest(static_shape(out),
+                lambda *v: Store(out, tuple(v), fn(*(load_broadcast(b, v) for b in inputs))))
+    ctx.emit(body, kind=kind)
+
+
+# -- one-input ops: op type -> (first ONNX version, expression builder) ---------------------
+_UNARY = {
+    "Neg": (6, lambda x: Unary("neg", x)),
+    "Abs": (6, lambda x: Unary("abs", x)),
+    "Sqrt": (6, lambda x: Unary("sqrt", x)),
+    "Exp": (6, lambda x: Unary("exp", x)),
+    "Log": (6, lambda x: Unary("log", x)),
+    "Tanh": (6, lambda x: Unary("tanh", x)),
+    "Erf": (9, lambda x: Unary("erf", x)),
+    "Sigmoid": (6, lambda x: Unary("sigmoid", x)),
+    "Floor": (6, lambda x: Unary("floor", x)),
+    "Ceil": (6, lambda x: Unary("ceil", x)),
+    "Round": (11, lambda x: Unary("round", x)),
+    "Reciprocal": (6, lambda x: Unary("reciprocal", x)),
+    "Sin": (7, lambda x: Unary("sin", x)),
+    "Cos": (7, lambda x: Unary("cos", x)),
+    "Not": (1, lambda x: Unary("not", x)),
+    "Relu": (6, lambda x: Binary("max", x, _c(x, 0))),
+    "Softsign": (1, lambda x: x / (Unary("abs", x) + _c(x, 1))),
+}
+
+# -- two-input ops with numpy broadcasting ---------------------------------------------------
+_BINARY = {
+    "Add": (7, lambda a, b: a + b),
+    "Sub": (7, lambda a, b: a - b),
+    "Mul": (7, lambda a, b: a * b),
+    "Div": (7, lambda a, b: Binary("div", a, b)),
+    "Pow": (7, lambda a, b: Binary("pow", a, Cast(a.dtype, b) if b.dtype != a.dtype else b)),
+    "Equal": (7, lambda a, b: cmp("eq", a, b)),
+    "Less": (7, lambda a, b: cmp("lt", a, b)),
+    "Greater": (7, lambda a, b: cmp("gt", a, b)),
+    "LessOrEqual": (12, lambda a, b: cmp("le", a, b)),
+    "GreaterOrEqual": (12, lambda a, b: cmp("ge", a, b)),
+    "And": (7, lambda a, b: Binary("and", a, b)),
+    "Or": (7, lambda a, b: Binary("or", a, b)),
+    "Xor": (7, lambda a, b: Binary("xor", a, b)),
+}
+
+
+def _unary_lowering(expr_fn):
+    def lower(ctx, X):
+        emit_elementwise(ctx, expr_fn, X)
+    return lower
+
+
+def _binary_lowering(expr_fn):
+    def lower(ctx, A, B):
+        emit_elementwise(ctx, expr_fn, A, B)
+    return lower
+
+
+for _op, (_since, _fn) in _UNARY.items():
+    register(_op, since=_since)(_unary_lowering(_fn))
+for _op, (_since, _fn) in _BINARY.items():
+    register(_op, since=_since)(_binary_lowering(_fn))
+
+
+def _variadic(op):
+    def lower(ctx, *inputs):
+        def fold(*xs):
+            acc = xs[0]
+            for x in xs[1:]:
+                acc = Binary(op, acc, x)
+            return acc
+        emit_elementwise(ctx, fold, *inputs)
+    return lower
+
+
+register("Max", since=8)(_variadic("max"))
+register("Min", since=8)(_variadic("min"))
+register("Sum", since=8)(_variadic("add"))
+
+
+@register("Mean", since=8)
+def Mean(ctx, *inputs):
+    emit_elementwise(ctx, lambda *xs: _sum(xs) / _c(xs[0], len(xs)), *inputs)
+
+
+def _sum(xs):
+    acc = xs[0]
+    for x in xs[1:]:
+        acc = acc + x
+    return acc
+
+
+@register("LeakyRelu", since=6)
+def LeakyRelu(ctx, X, *, alpha=0.01):
+    emit_elementwise(ctx, lambda x: Select(cmp("lt", x, 0.0), x * _c(x, alpha), x), X)
+
+
+@register("Elu", since=6)
+def Elu(ctx, X, *, alpha=1.0):
+    emit_elementwise(ctx, lambda x: Select(cmp("lt", x, 0.0),
+                                           (Unary("exp", x) - _c(x, 1)) * _c(x, alpha), x), X)
+
+
+@register("HardSigmoid", since=6)
+def HardSigmoid(ctx, X, *, alpha=0.2, beta=0.5):
+    emit_elementwise(ctx, lambda x: _clamp01(x * _c(x, alpha) + _c(x, beta)), X)
+
+
+def _clamp01(e):
+    return Binary("max", Binary("min", e, _c(e, 1)), _c(e, 0))
+
+
+@register("HardSwish", since=14)
+def HardSwish(ctx, X):
+    emit_elementwise(ctx, lambda x: x * _clamp01(x * _c(x, 1 / 6) + _c(x, 0.5)), X)
+
+
+@register("Gelu", since=20)
+def Gelu(ctx, X, *, approximate="none"):
+    if approximate == "tanh":
+        k = math.sqrt(2 / math.pi)
+        fn = lambda x: _c(x, 0.5) * x * (_c(x, 1) + Unary(  # noqa: E731
+            "tanh", _c(x, k) * (x + _c(x, 0.044715) * x * x * x)))
+    elif approximate == "none":
+        fn = lambda x: _c(x, 0.5) * x * (_c(x, 1) + Unary("erf", x * _c(x, 1 / math.sqrt(2))))  # noqa: E731,E501
+    else:
+        raise ModelError(f"Gelu: unknown approximate={approximate!r}")
+    emit_elementwise(ctx, fn, X)
+
+
+@register("Clip", since=11)
+def Clip(ctx, X, lo=None, hi=None):
+    bounds = [b for b in (lo, hi) if b is not None]
+
+    def fn(x, *bs):
+        it = iter(bs)
+        if lo is not None:
+            x = Binary("max", x, next(it))
+        if hi is not None:
+            x = Binary("min", x, next(it))
+        return x
+    emit_elementwise(ctx, fn, X, *bounds)
+
+
+@register("Clip", since=6, until=6)
+def Clip_6(ctx, X, *, min=-3.4028234663852886e38, max=3.4028234663852886e38):  # noqa: A002
+    emit_elementwise(ctx, lambda x: Binary("min", Binary("max", x, _c(x, min)), _c(x, max)), X)
+
+
+@register("Where", since=9)
+def Where(ctx, cond, X, Y):
+    emit_elementwise(ctx, lambda c, x, y: Select(c, x, y), cond, X, Y)
+
+
+@register("Cast", since=6)
+def Cast_(ctx, X, *, to, saturate=1, round_mode="up"):
+    target = dtypes.from_onnx(to)
+    if target is None:
+        raise ModelError(f"Cast to unsupported dtype code {to}")
+    if target == "bool":
+        emit_elementwise(ctx, lambda x: cmp("ne", x, 0), X)
+    else:
+        emit_elementwise(ctx, lambda x: Cast(target, x), X)

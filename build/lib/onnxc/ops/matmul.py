@@ -1,0 +1,95 @@
+"""MatMul and Gemm: an init kernel (bias or zero) and an accumulation nest (i, j, k).
+
+Both share gemm_kernels(); Conv lowers onto it too. The accumulation loops are named i (rows),
+j (columns), k (reduction), after any batch loops: the matmul schedule keys on these names.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelError
+from ..loop.ir import Buffer, Const, Expr, Load, Store, Var, loops, shape_of, static_shape
+from .common import ZERO
+from .registry import register
+
+
+def gemm_kernels(ctx, Y: Buffer, a_load, b_load, batch: list[tuple[str, int]], m: int, n: int,
+                 k: int, y_index, init=None):
+    """Y[y_index(b..., i, j)] = init(b..., i, j) + sum_k a_load(b..., i, k) * b_load(b..., k, j).
+    batch: (loop name, extent) pairs outside i, j."""
+    names = [name for name, _ in batch]
+    init_fn = init or (lambda *v: Const(0.0, Y.dtype))
+    ctx.emit(loops(batch + [("i", m), ("j", n)],
+                   lambda *v: Store(Y, y_index(*v), init_fn(*v))), kind="elementwise",
+             stage="init")
+
+    def accumulate(*v):
+        bv, (i, j, kk) = v[:len(names)], v[len(names):]
+        idx = y_index(*bv, i, j)
+        return Store(Y, idx, Load(Y, idx) + a_load(*bv, i, kk) * b_load(*bv, kk, j))
+    ctx.emit(loops(batch + [("i", m), ("j", n), ("k", k)], accumulate), kind="matmul")
+
+
+def _matmul_view(buf: Buffer, shape: tuple[int, ...]) -> Buffer:
+    return Buffer(buf.name, buf.dtype, shape_of(*shape), buf.scope)
+
+
+def _batch_index(vars_, shape, out_batch_rank) -> tuple[Expr, ...]:
+    """Index of a (broadcast) batch prefix of an operand, from the output batch loop vars."""
+    offset = out_batch_rank - len(shape)
+    return tuple(ZERO if d == 1 else vars_[offset + i] for i, d in enumerate(shape))
+
+
+@register("MatMul", since=1)
+def MatMul(ctx, A, B):
+    a_shape, b_shape = ctx.shape(A), ctx.shape(B)
+    if A.dtype not in ("float32", "float64") and A.dtype != B.dtype:
+        raise ModelError(f"MatMul: unsupported dtypes {A.dtype}, {B.dtype}")
+    a2 = a_shape if len(a_shape) > 1 else (1,) + a_shape
+    b2 = b_shape if len(b_shape) > 1 else b_shape + (1,)
+    m, k = a2[-2:]
+    k2, n = b2[-2:]
+    if k != k2:
+        raise ModelError(f"MatMul: inner dimensions differ ({k} vs {k2})")
+    batch_shape = tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
+    Av, Bv = _matmul_view(A, a2), _matmul_view(B, b2)
+    Y = _matmul_view(ctx.output(0), batch_shape + (m, n))
+    rank = len(batch_shape)
+    batch = [(f"b{d}", e) for d, e in enumerate(batch_shape)]
+    gemm_kernels(
+        ctx, Y,
+        lambda *v: Load(Av, _batch_index(v[:rank], a2[:-2], rank) + (v[rank], v[rank + 1])),
+        lambda *v: Load(Bv, _batch_index(v[:rank], b2[:-2], rank) + (v[rank], v[rank + 1])),
+        batch, m, n, k, lambda *v: tuple(v))
+
+
+@register("Gemm", since=7)
+def Gemm(ctx, A, B, C=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
+    a_shape = ctx.shape(A)
+    m, k = a_shape[::-1] if transA else a_shape
+    b_const = ctx.const(B)
+    if b_const is not None and (transB or alpha != 1.0):
+        # Weights are known: transpose and scale them now, not on every run.
+        w = b_const.T if transB else b_const
+        B, transB, alpha = ctx.constant(np.ascontiguousarray(w * np.float32(alpha)).astype(
+            b_const.dtype), "weight"), 0, 1.0
+    b_shape = ctx.shape(B)
+    n = b_shape[0] if transB else b_shape[1]
+    Y = ctx.output(0)
+    scale = (lambda e: e * Const(float(alpha), Y.dtype)) if alpha != 1.0 else (lambda e: e)
+    init = None
+    if C is not None and beta != 0.0:
+        c_shape = ctx.shape(C)
+        def init(i, j):  # noqa: E306
+            idx = tuple(ZERO if d == 1 else v for d, v in
+                        zip(c_shape, (i, j)[2 - len(c_shape):]))
+            c = Load(C, idx)
+            return c if beta == 1.0 else c * Const(float(beta), Y.dtype)
+    gemm_kernels(
+        ctx, Y,
+        lambda i, kk: scale(Load(A, (kk, i) if transA else (i, kk))),
+        lambda kk, j: Load(B, (j, kk) if transB else (kk, j)),
+        [], m, n, k, lambda i, j: (i, j), init)
+
+
+__all__ = ["gemm_kernels", "MatMul", "Gemm", "Var"]

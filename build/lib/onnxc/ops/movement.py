@@ -1,0 +1,353 @@
+"""Data movement: Transpose, Concat, Split, Slice, Gather, Pad, Tile, Range.
+
+Every output element is a copy of one input element (or a constant), so each lowering is one
+loop nest over its output (or over one input, for Concat) whose store is a load at a remapped
+index. Remappings known at compile time are affine expressions when they can be, else loads
+from a small constant index table: never a data-dependent read that could leave the buffer.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..loop.ir import Binary, Cast, Expr, Load, Select, Store, Var, cmp, const_int
+from .common import nest
+from .registry import register
+from .shape import (
+    const_input,
+    emit_constant,
+    fail,
+    int_list,
+    normalize_axes,
+    normalize_axis,
+    scalar_const,
+)
+
+
+def affine(var: Expr, scale: int, offset: int) -> Expr:
+    """var * scale + offset, without the identity terms (so a plain copy stays `var`)."""
+    expr = var if scale == 1 else const_int(0) if scale == 0 else var * const_int(scale)
+    if offset == 0:
+        return expr
+    return const_int(offset) if scale == 0 else expr + const_int(offset)
+
+
+def index_expr(ctx, values, var: Var, hint: str) -> Expr:
+    """An expression of var equal to values[var] (a compile-time 1-d int table): affine or
+    var // k when the table has that form, else a load from the table as a constant."""
+    values = np.asarray(values, np.int64).reshape(-1)
+    if values.size == 1:
+        return const_int(int(values[0]))
+    step = int(values[1] - values[0])
+    if (np.diff(values) == step).all():
+        return affine(var, step, int(values[0]))
+    run = int(np.argmax(values != values[0]))
+    if run > 1 and (values == values[0] + np.arange(values.size) // run).all():
+        return affine(var // const_int(run), 1, int(values[0]))
+    return Load(ctx.constant(values, hint), (var,))
+
+
+def _emit_gather_nest(ctx, out, src, index_fns, stage: str = "") -> None:
+    """out[v...] = src[f0(v), f1(v), ...] over out's shape."""
+    body = nest(ctx.shape(out), lambda *v: Store(out, tuple(v),
+                                                 Load(src, tuple(f(v) for f in index_fns))))
+    ctx.emit(body, kind="elementwise", stage=stage)
+
+
+def _axis_fn(d: int):
+    return lambda v: v[d]
+
+
+# -- Transpose ---------------------------------------------------------------------------------
+@register("Transpose", since=1)
+def Transpose(ctx, data, *, perm=None):
+    shape = ctx.shape(data)
+    rank = len(shape)
+    perm = list(range(rank))[::-1] if perm is None else [int(p) for p in perm]
+    if sorted(perm) != list(range(rank)):
+        raise fail(ctx, f"perm {perm} is not a permutation of {rank} axes")
+    moved = [p for p in perm if shape[p] != 1]
+    if moved == sorted(moved):      # only unit axes move: same element order
+        ctx.alias(ctx.output(0), data)
+        return
+    where = {p: d for d, p in enumerate(perm)}   # input axis -> output axis
+    _emit_gather_nest(ctx, ctx.output(0), data, [_axis_fn(where[a]) for a in range(rank)])
+
+
+# -- Concat and Split --------------------------------------------------------------------------
+def _shifted(v, axis: int, offset: int) -> tuple:
+    return tuple(affine(x, 1, offset) if d == axis else x for d, x in enumerate(v))
+
+
+@register("Concat", since=4)
+def Concat(ctx, *inputs, axis):
+    out = ctx.output(0)
+    shape = ctx.shape(out)
+    axis = normalize_axis(ctx, axis, len(shape))
+    offset = 0
+    for k, x in enumerate(inputs):
+        xs = ctx.shape(x)
+        if len(xs) != len(shape) or any(
+                a != b for d, (a, b) in enumerate(zip(xs, shape, strict=True)) if d != axis):
+            raise fail(ctx, f"input {k} of shape {xs} does not fit output {shape}")
+        if xs[axis]:
+            body = nest(xs, lambda *v, off=offset, x=x: Store(out, _shifted(v, axis, off),
+                                                               Load(x, tuple(v))))
+            ctx.emit(body, kind="elementwise", stage=f"in{k}")
+        offset += xs[axis]
+    if offset != shape[axis]:
+        raise fail(ctx, f"inputs cover {offset} of {shape[axis]} along axis {axis}")
+
+
+@register("Concat", since=1, until=3)
+def Concat_1(ctx, *inputs, axis=1):
+    Concat(ctx, *inputs, axis=axis)
+
+
+def _split_sizes(ctx, dim: int, n: int, split, num_outputs) -> list[int]:
+    if split is not None:
+        sizes = [int(s) for s in split]
+    elif num_outputs is not None:
+        if num_outputs != n:
+            raise fail(ctx, f"num_outputs={num_outputs} but the node has {n} outputs")
+        chunk = -(-dim // n)
+        sizes = [chunk] * (n - 1) + [dim - chunk * (n - 1)]
+    else:
+        if dim % n:
+            raise fail(ctx, f"cannot split {dim} into {n} equal parts")
+        sizes = [dim // n] * n
+    if len(sizes) != n or sum(sizes) != dim or min(sizes) < 0:
+        raise fail(ctx, f"split sizes {sizes} do not cut {dim} into {n} outputs")
+    return sizes
+
+
+def _emit_split(ctx, data, axis: int, split=None, num_outputs=None) -> None:
+    shape = ctx.shape(data)
+    axis = normalize_axis(ctx, axis, len(shape))
+    sizes = _split_sizes(ctx, shape[axis], len(ctx.outputs), split, num_outputs)
+    offset = 0
+    for k, (out, size) in enumerate(zip(ctx.outputs, sizes, strict=True)):
+        if out is not None:
+            want = shape[:axis] + (size,) + shape[axis + 1:]
+            if ctx.shape(out) != want:
+                raise fail(ctx, f"output {k} has shape {ctx.shape(out)}, expected {want}")
+            if len(sizes) == 1:
+                ctx.alias(out, data)
+            elif size:
+                body = nest(want, lambda *v, off=offset, out=out: Store(
+                    out, tuple(v), Load(data, _shifted(v, axis, off))))
+                ctx.emit(body, kind="elementwise", stage=f"out{k}")
+        offset += size
+
+
+@register("Split", since=13)
+def Split(ctx, data, split=None, *, axis=0, num_outputs=None):
+    sizes = const_input(ctx, split, "split")
+    _emit_split(ctx, data, axis, None if sizes is None else int_list(sizes), num_outputs)
+
+
+@register("Split", since=1, until=12)
+def Split_1(ctx, data, split_input=None, *, axis=0, split=None):
+    if split_input is not None:
+        split = int_list(const_input(ctx, split_input, "split"))
+    _emit_split(ctx, data, axis, split)
+
+
+# -- Slice -------------------------------------------------------------------------------------
+def _emit_slice(ctx, data, starts, ends, axes, steps) -> None:
+    shape = ctx.shape(data)
+    rank = len(shape)
+    axes = list(range(len(starts))) if axes is None else normalize_axes(ctx, axes, rank)
+    steps = [1] * len(starts) if steps is None else steps
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise fail(ctx, "starts, ends, axes and steps differ in length")
+    first, stride, counts = [0] * rank, [1] * rank, list(shape)
+    for a, s, e, st in zip(axes, starts, ends, steps, strict=True):
+        if st == 0:
+            raise fail(ctx, "a slice step is 0")
+        # Python's slice clamping is ONNX's: start to [0, n] ([0, n-1] going backwards), end to
+        # [0, n] ([-1, n-1]); INT64_MAX / INT64_MIN ends are plain large ints here.
+        first[a], stop, stride[a] = slice(s, e, st).indices(shape[a])
+        counts[a] = len(range(first[a], stop, stride[a]))
+    out = ctx.output(0)
+    if tuple(counts) != ctx.shape(out):
+        raise fail(ctx, f"slice gives {tuple(counts)}, inferred {ctx.shape(out)}")
+    if counts == list(shape):
+        ctx.alias(out, data)
+        return
+    _emit_gather_nest(ctx, out, data, [lambda v, d=d: affine(v[d], stride[d], first[d])
+                                       for d in range(rank)])
+
+
+@register("Slice", since=10)
+def Slice(ctx, data, starts, ends, axes=None, steps=None):
+    values = [const_input(ctx, b, name) for b, name in
+              ((starts, "starts"), (ends, "ends"), (axes, "axes"), (steps, "steps"))]
+    _emit_slice(ctx, data, *(None if v is None else int_list(v) for v in values))
+
+
+@register("Slice", since=1, until=9)
+def Slice_1(ctx, data, *, starts, ends, axes=None):
+    _emit_slice(ctx, data, list(starts), list(ends), None if axes is None else list(axes),
+                None)
+
+
+# -- Gather ------------------------------------------------------------------------------------
+def _runtime_index(indices, n: int):
+    """A run-time index made safe: negative ones count from the end, then clamped into
+    [0, n-1] so that a bad index can never read outside the data (onnxruntime would fail)."""
+    def fn(iv):
+        idx = Load(indices, tuple(iv))
+        if idx.dtype != "int64":
+            idx = Cast("int64", idx)
+        idx = Select(cmp("lt", idx, 0), idx + const_int(n), idx)
+        return Binary("max", Binary("min", idx, const_int(n - 1)), const_int(0))
+    return fn
+
+
+def _constant_index(ctx, values, n: int, var_count: int):
+    values = np.asarray(values, np.int64)
+    if ((values < -n) | (values >= n)).any():
+        raise fail(ctx, f"an index is out of range [-{n}, {n - 1}]")
+    values = np.where(values < 0, values + n, values)
+    if values.size and (values == values.reshape(-1)[0]).all():
+        return lambda iv: const_int(int(values.reshape(-1)[0]))
+    if var_count == 1:
+        return lambda iv: index_expr(ctx, values, iv[0], "indices")
+    table = ctx.constant(values, "indices")
+    return lambda iv: Load(table, tuple(iv))
+
+
+@register("Gather", since=1)
+def Gather(ctx, data, indices, *, axis=0):
+    shape = ctx.shape(data)
+    axis = normalize_axis(ctx, axis, len(shape))
+    n, k = shape[axis], len(ctx.shape(indices))
+    values = ctx.const(indices)
+    index = _runtime_index(indices, n) if values is None else \
+        _constant_index(ctx, values, n, k)
+    fns = [_axis_fn(d) for d in range(axis)] + [lambda v: index(v[axis:axis + k])] + \
+        [_axis_fn(d + k - 1) for d in range(axis + 1, len(shape))]
+    _emit_gather_nest(ctx, ctx.output(0), data, fns)
+
+
+# -- Pad ---------------------------------------------------------------------------------------
+def _pad_widths(ctx, rank: int, pads, axes) -> list[tuple[int, int]]:
+    axes = list(range(rank)) if axes is None else normalize_axes(ctx, axes, rank)
+    if len(pads) != 2 * len(axes):
+        raise fail(ctx, f"{len(pads)} pads for {len(axes)} axes")
+    widths = [(0, 0)] * rank
+    for i, a in enumerate(axes):
+        widths[a] = (pads[i], pads[len(axes) + i])
+    return widths
+
+
+def _emit_pad_constant(ctx, data, widths, value) -> None:
+    """Fill the output with the value, then copy the kept input block into it."""
+    out = ctx.output(0)
+    if any(b > 0 or e > 0 for b, e in widths):
+        fill = scalar_const(out.dtype, value)
+        ctx.emit(nest(ctx.shape(out), lambda *v: Store(out, tuple(v), fill)),
+                 kind="elementwise", stage="fill")
+    shape = ctx.shape(data)
+    kept = [n - max(-b, 0) - max(-e, 0) for n, (b, e) in zip(shape, widths, strict=True)]
+    if min(kept, default=1) <= 0:
+        return
+    body = nest(kept, lambda *v: Store(
+        out, tuple(affine(x, 1, max(b, 0)) for x, (b, _) in zip(v, widths, strict=True)),
+        Load(data, tuple(affine(x, 1, max(-b, 0)) for x, (b, _) in zip(v, widths, strict=True)))))
+    ctx.emit(body, kind="elementwise", stage="copy")
+
+
+_NUMPY_MODES = {"reflect": "reflect", "edge": "edge", "wrap": "wrap"}
+
+
+def _emit_pad(ctx, data, widths, mode: str, value) -> None:
+    shape = ctx.shape(data)
+    want = tuple(n + b + e for n, (b, e) in zip(shape, widths, strict=True))
+    if want != ctx.shape(ctx.output(0)) or min(want, default=1) < 0:
+        raise fail(ctx, f"pads {widths} give {want}, inferred {ctx.shape(ctx.output(0))}")
+    if all(b == e == 0 for b, e in widths):
+        ctx.alias(ctx.output(0), data)
+    elif mode == "constant":
+        _emit_pad_constant(ctx, data, widths, value)
+    else:
+        _emit_pad_table(ctx, data, widths, mode)
+
+
+def _emit_pad_table(ctx, data, widths, mode: str) -> None:
+    shape = ctx.shape(data)
+    if mode not in _NUMPY_MODES:
+        raise fail(ctx, f"unsupported mode {mode!r}")
+    tables = []
+    for n, (b, e) in zip(shape, widths, strict=True):
+        # Negative pads crop first; the positive ones then pad what is left (as onnxruntime).
+        kept = np.arange(n)[max(-b, 0):n - max(-e, 0)]
+        if kept.size == 0 and (b > 0 or e > 0):
+            raise fail(ctx, f"mode {mode!r} cannot pad an empty axis")
+        tables.append(np.pad(kept, (max(b, 0), max(e, 0)), mode=_NUMPY_MODES[mode]))
+    fns = [lambda v, d=d: index_expr(ctx, tables[d], v[d], f"pad{d}") for d in range(len(shape))]
+    _emit_gather_nest(ctx, ctx.output(0), data, fns)
+
+
+@register("Pad", since=11)
+def Pad(ctx, data, pads, constant_value=None, axes=None, *, mode="constant"):
+    rank = len(ctx.shape(data))
+    axis_list = const_input(ctx, axes, "axes")
+    widths = _pad_widths(ctx, rank, int_list(const_input(ctx, pads, "pads")),
+                         None if axis_list is None else int_list(axis_list))
+    value = const_input(ctx, constant_value, "constant_value")
+    _emit_pad(ctx, data, widths, mode, 0 if value is None or value.size == 0 else
+              np.asarray(value).reshape(-1)[0])
+
+
+@register("Pad", since=2, until=10)
+def Pad_2(ctx, data, *, pads, mode="constant", value=0.0):
+    _emit_pad(ctx, data, _pad_widths(ctx, len(ctx.shape(data)), list(pads), None), mode, value)
+
+
+@register("Pad", since=1, until=1)
+def Pad_1(ctx, data, *, paddings, mode="constant", value=0.0):
+    Pad_2(ctx, data, pads=paddings, mode=mode, value=value)
+
+
+# -- Tile and Range ----------------------------------------------------------------------------
+def _emit_tile(ctx, data, repeats) -> None:
+    shape = ctx.shape(data)
+    if len(repeats) != len(shape) or min(repeats, default=0) < 0:
+        raise fail(ctx, f"repeats {repeats} do not fit rank {len(shape)}")
+    want = tuple(n * r for n, r in zip(shape, repeats, strict=True))
+    if want != ctx.shape(ctx.output(0)):
+        raise fail(ctx, f"tiling gives {want}, inferred {ctx.shape(ctx.output(0))}")
+
+    def wrap(d):
+        if shape[d] == 1:
+            return lambda v: const_int(0)
+        return _axis_fn(d) if repeats[d] == 1 else lambda v: v[d] % const_int(shape[d])
+    _emit_gather_nest(ctx, ctx.output(0), data, [wrap(d) for d in range(len(shape))])
+
+
+@register("Tile", since=6)
+def Tile(ctx, data, repeats):
+    _emit_tile(ctx, data, int_list(const_input(ctx, repeats, "repeats")))
+
+
+@register("Tile", since=1, until=5)
+def Tile_1(ctx, data, tiles, axis):
+    count = int_list(const_input(ctx, tiles, "tiles"))[0]
+    rank = len(ctx.shape(data))
+    a = normalize_axis(ctx, int_list(const_input(ctx, axis, "axis"))[0], rank)
+    _emit_tile(ctx, data, [count if d == a else 1 for d in range(rank)])
+
+
+@register("Range", since=11)
+def Range(ctx, start, limit, delta, *, stash_type=1):
+    # Normally folded by the frontend; here only when folding was skipped.
+    values = [const_input(ctx, b, name) for b, name in
+              ((start, "start"), (limit, "limit"), (delta, "delta"))]
+    first, stop, step = (np.asarray(v).reshape(-1)[0] for v in values)
+    if step == 0:
+        raise fail(ctx, "delta is 0")
+    count = max(int(np.ceil((float(stop) - float(first)) / float(step))), 0)
+    dtype = np.asarray(values[0]).dtype
+    emit_constant(ctx, (first + np.arange(count, dtype=dtype) * step).astype(dtype))
+

@@ -1,0 +1,250 @@
+"""Shape and view ops. Ops that keep the element order (Reshape, Flatten, Squeeze, ...) are
+aliases of their input: no kernel. Shape queries and constants become small copy kernels.
+
+The frontend infers every output shape, so lowerings take shapes from their output buffers;
+they still check that the attribute or constant input they were given agrees, because a wrong
+shape here would silently read the wrong memory.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import ModelError
+from ..loop.ir import Const, Store
+from .common import copy_body, load_broadcast, nest
+from .registry import register
+
+
+# -- helpers shared by the data-movement families (movement.py and resize.py import them) ----
+def fail(ctx, message: str) -> ModelError:
+    return ModelError(f"node {ctx.node.name!r} ({ctx.node.op_type}): {message}")
+
+
+def const_input(ctx, buf, what: str) -> np.ndarray | None:
+    """The value of an optional constant input; a ModelError when it is computed at run time."""
+    if buf is None:
+        return None
+    value = ctx.const(buf)
+    if value is None:
+        raise fail(ctx, f"the {what} input must be a compile-time constant")
+    return value
+
+
+def int_list(values) -> list[int]:
+    return [int(v) for v in np.asarray(values).reshape(-1)]
+
+
+def normalize_axis(ctx, axis: int, rank: int, what: str = "axis") -> int:
+    if not -rank <= axis < rank:
+        raise fail(ctx, f"{what} {axis} is out of range for rank {rank}")
+    return axis % rank
+
+
+def normalize_axes(ctx, axes, rank: int) -> list[int]:
+    out = [normalize_axis(ctx, int(a), rank) for a in axes]
+    if len(set(out)) != len(out):
+        raise fail(ctx, f"repeated axes {list(axes)}")
+    return out
+
+
+def scalar_const(dtype: str, value) -> Const:
+    """A Const of `dtype` holding `value` (converted the way numpy converts it)."""
+    item = np.asarray(value).astype(dtypes.dtype(dtype).numpy).item()
+    return Const(item, dtype)
+
+
+def emit_constant(ctx, array: np.ndarray, out=None) -> None:
+    """out = a compile-time value: a fill when all elements agree, else a copy of a constant."""
+    out = out if out is not None else ctx.output(0)
+    array = np.asarray(array, dtypes.dtype(out.dtype).numpy).reshape(ctx.shape(out))
+    flat = array.reshape(-1)
+    if flat.size and (flat != flat[0]).any():
+        ctx.emit(copy_body(out, ctx.constant(array, "value")), kind="elementwise")
+        return
+    # An empty output still gets its (empty) kernel, like every other output.
+    value = scalar_const(out.dtype, flat[0] if flat.size else 0)
+    ctx.emit(nest(ctx.shape(out), lambda *v: Store(out, tuple(v), value)),
+             kind="elementwise", stage="fill")
+
+
+def _check_shape(ctx, expected, what: str) -> None:
+    actual = ctx.shape(ctx.output(0))
+    if tuple(expected) != tuple(actual):
+        raise fail(ctx, f"{what} gives shape {tuple(expected)}, inferred {tuple(actual)}")
+
+
+# -- Reshape and the other views -------------------------------------------------------------
+def reshape_target(ctx, in_shape, spec, allowzero: int) -> list[int]:
+    """ONNX Reshape rules: 0 copies the input dimension (unless allowzero), one -1 is inferred."""
+    out = []
+    for i, d in enumerate(spec):
+        if d == 0 and not allowzero:
+            if i >= len(in_shape):
+                raise fail(ctx, f"shape {spec}: 0 at position {i} has no input dimension")
+            d = in_shape[i]
+        elif d < -1:
+            raise fail(ctx, f"shape {spec}: invalid dimension {d}")
+        out.append(d)
+    total = int(np.prod(in_shape, dtype=np.int64))
+    if out.count(-1) > 1:
+        raise fail(ctx, f"shape {spec} has more than one -1")
+    if -1 in out:
+        known = int(np.prod([d for d in out if d != -1], dtype=np.int64))
+        if known == 0 or total % known:
+            raise fail(ctx, f"cannot reshape {tuple(in_shape)} to {spec}")
+        out[out.index(-1)] = total // known
+    if int(np.prod(out, dtype=np.int64)) != total:
+        raise fail(ctx, f"cannot reshape {tuple(in_shape)} ({total} elements) to {spec}")
+    return out
+
+
+@register("Reshape", since=5)
+def Reshape(ctx, data, shape, *, allowzero=0):
+    spec = int_list(const_input(ctx, shape, "shape"))
+    _check_shape(ctx, reshape_target(ctx, ctx.shape(data), spec, allowzero), "Reshape")
+    ctx.alias(ctx.output(0), data)
+
+
+@register("Reshape", since=1, until=4)
+def Reshape_1(ctx, data, *, shape=(), consumed_inputs=()):
+    _check_shape(ctx, reshape_target(ctx, ctx.shape(data), list(shape), 0), "Reshape")
+    ctx.alias(ctx.output(0), data)
+
+
+@register("Flatten", since=1)
+def Flatten(ctx, data, *, axis=1):
+    shape = ctx.shape(data)
+    if not -len(shape) <= axis <= len(shape):
+        raise fail(ctx, f"axis {axis} is out of range for rank {len(shape)}")
+    if axis < 0:
+        axis += len(shape)
+    outer = int(np.prod(shape[:axis], dtype=np.int64))
+    _check_shape(ctx, (outer, int(np.prod(shape[axis:], dtype=np.int64))), "Flatten")
+    ctx.alias(ctx.output(0), data)
+
+
+def _squeezed(ctx, shape, axes) -> list[int]:
+    if axes is None:
+        return [d for d in shape if d != 1]
+    axes = normalize_axes(ctx, axes, len(shape))
+    if any(shape[a] != 1 for a in axes):
+        raise fail(ctx, f"cannot squeeze axes {axes} of shape {tuple(shape)}")
+    return [d for i, d in enumerate(shape) if i not in axes]
+
+
+@register("Squeeze", since=13)
+def Squeeze(ctx, data, axes=None):
+    values = const_input(ctx, axes, "axes")
+    given = None if values is None else int_list(values)
+    _check_shape(ctx, _squeezed(ctx, ctx.shape(data), given), "Squeeze")
+    ctx.alias(ctx.output(0), data)
+
+
+@register("Squeeze", since=1, until=12)
+def Squeeze_1(ctx, data, *, axes=None):
+    _check_shape(ctx, _squeezed(ctx, ctx.shape(data), axes), "Squeeze")
+    ctx.alias(ctx.output(0), data)
+
+
+def _unsqueezed(ctx, shape, axes) -> list[int]:
+    rank = len(shape) + len(axes)
+    axes = normalize_axes(ctx, axes, rank)
+    dims = iter(shape)
+    return [1 if i in axes else next(dims) for i in range(rank)]
+
+
+@register("Unsqueeze", since=13)
+def Unsqueeze(ctx, data, axes):
+    values = int_list(const_input(ctx, axes, "axes"))
+    _check_shape(ctx, _unsqueezed(ctx, ctx.shape(data), values), "Unsqueeze")
+    ctx.alias(ctx.output(0), data)
+
+
+@register("Unsqueeze", since=1, until=12)
+def Unsqueeze_1(ctx, data, *, axes=()):
+    _check_shape(ctx, _unsqueezed(ctx, ctx.shape(data), list(axes)), "Unsqueeze")
+    ctx.alias(ctx.output(0), data)
+
+
+@register("Identity", since=1)
+def Identity(ctx, data):
+    ctx.alias(ctx.output(0), data)
+
+
+# -- Dropout: inference only -----------------------------------------------------------------
+def _dropout(ctx, data, mask_value: bool) -> None:
+    ctx.alias(ctx.output(0), data)
+    mask = ctx.outputs[1] if len(ctx.outputs) > 1 else None
+    if mask is not None:
+        emit_constant(ctx, np.full(ctx.shape(mask), mask_value), out=mask)
+
+
+@register("Dropout", since=12)
+def Dropout(ctx, data, ratio=None, training_mode=None, *, seed=None):
+    if training_mode is not None:
+        flag = ctx.const(training_mode)
+        if flag is None or bool(np.asarray(flag).reshape(-1)[0]):
+            raise fail(ctx, "training_mode must be a constant false: only inference is "
+                            "compiled")
+    _dropout(ctx, data, True)
+
+
+@register("Dropout", since=1, until=10)
+def Dropout_1(ctx, data, *, ratio=0.5, is_test=0, consumed_inputs=()):
+    # Before opset 12 there is no training input: a deployed model runs in test mode. The mask
+    # is all false there, as onnxruntime writes it (nothing was dropped).
+    _dropout(ctx, data, False)
+
+
+# -- shape queries and constants -------------------------------------------------------------
+@register("Shape", since=1)
+def Shape(ctx, data, *, start=0, end=None):
+    shape = ctx.shape(data)
+    emit_constant(ctx, np.array(shape[slice(start, end)], np.int64))
+
+
+@register("Size", since=1)
+def Size(ctx, data):
+    emit_constant(ctx, np.array(int(np.prod(ctx.shape(data), dtype=np.int64)), np.int64))
+
+
+_CONSTANT_ATTRS = {
+    "value": lambda v: np.asarray(v),
+    "value_float": lambda v: np.array(v, np.float32),
+    "value_floats": lambda v: np.array(v, np.float32),
+    "value_int": lambda v: np.array(v, np.int64),
+    "value_ints": lambda v: np.array(v, np.int64),
+}
+
+
+@register("Constant", since=1)
+def Constant(ctx, **attrs):
+    # The frontend folds Constant nodes; this runs only when folding was skipped.
+    if len(attrs) != 1 or next(iter(attrs)) not in _CONSTANT_ATTRS:
+        raise fail(ctx, f"unsupported Constant attributes {sorted(attrs)} (strings and "
+                        "sparse tensors are not compiled)")
+    (key, value), = attrs.items()
+    emit_constant(ctx, _CONSTANT_ATTRS[key](value))
+
+
+@register("ConstantOfShape", since=9)
+def ConstantOfShape(ctx, shape, *, value=None):
+    dims = int_list(const_input(ctx, shape, "shape"))
+    _check_shape(ctx, dims, "ConstantOfShape")
+    fill = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
+    out = ctx.output(0)
+    emit_constant(ctx, np.full(ctx.shape(out), fill[0]), out)
+
+
+@register("Expand", since=8)
+def Expand(ctx, data, shape):
+    dims = int_list(const_input(ctx, shape, "shape"))
+    try:
+        expected = np.broadcast_shapes(ctx.shape(data), tuple(dims))
+    except ValueError:
+        raise fail(ctx, f"cannot broadcast {ctx.shape(data)} to {dims}") from None
+    _check_shape(ctx, expected, "Expand")
+    out = ctx.output(0)
+    ctx.emit(nest(ctx.shape(out), lambda *v: Store(out, tuple(v), load_broadcast(data, v))),
+             kind="elementwise")

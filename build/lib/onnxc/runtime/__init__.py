@@ -1,0 +1,3 @@
+from .loader import CompiledModel, NodeArg, load
+
+__all__ = ["CompiledModel", "NodeArg", "load"]

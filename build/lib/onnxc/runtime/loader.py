@@ -1,0 +1,150 @@
+"""Loading a compiled library with cffi: numpy in, numpy out, onnxruntime-like run()."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cffi
+import numpy as np
+
+from .. import dtypes
+from ..errors import OnnxcError, RuntimeFailure
+
+_CDEF = """
+typedef struct {name}_context {name}_context;
+int {name}_create({name}_context **out);
+void {name}_destroy({name}_context *ctx);
+int {name}_run({name}_context *ctx, const void *const *inputs, void *const *outputs);
+int {name}_set_num_threads({name}_context *ctx, int num_threads);
+int {name}_get_num_threads(const {name}_context *ctx);
+const char *{name}_last_error(const {name}_context *ctx);
+const char *{name}_status_string(int status);
+size_t {name}_workspace_size(void);
+int {name}_num_inputs(void);
+int {name}_num_outputs(void);
+const char *{name}_input_name(int i);
+const char *{name}_output_name(int i);
+int {name}_input_dtype(int i);
+int {name}_output_dtype(int i);
+int {name}_input_rank(int i);
+int {name}_output_rank(int i);
+const int64_t *{name}_input_shape(int i);
+const int64_t *{name}_output_shape(int i);
+"""
+
+
+@dataclass(frozen=True)
+class NodeArg:
+    """Like onnxruntime's NodeArg: name, shape, type string."""
+    name: str
+    shape: list
+    type: str
+    dtype: str
+
+
+class CompiledModel:
+    """A compiled model loaded in this process. One context: one run at a time."""
+
+    def __init__(self, library: str | os.PathLike, name: str | None = None):
+        path = Path(library).resolve()
+        if not path.is_file():
+            raise OnnxcError(f"{library}: no such library")
+        self.name = name or path.stem
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
+            raise OnnxcError(f"{path.name}: not a library onnxc built (bad name)")
+        self._ffi = cffi.FFI()
+        self._ffi.cdef(_CDEF.format(name=self.name))
+        try:
+            self._lib = self._ffi.dlopen(str(path))
+            fn = self._fn
+            fn("num_inputs")
+        except (OSError, AttributeError) as exc:
+            raise OnnxcError(f"{path}: cannot load as an onnxc library ({exc})") from None
+        self.path = path
+        self._inputs = self._describe("input")
+        self._outputs = self._describe("output")
+        ctx = self._ffi.new(f"{self.name}_context **")
+        self._check(self._fn("create")(ctx), None)
+        self._ctx = self._ffi.gc(ctx[0], self._fn("destroy"))
+
+    def _fn(self, suffix: str):
+        return getattr(self._lib, f"{self.name}_{suffix}")
+
+    def _describe(self, io: str) -> list[NodeArg]:
+        args = []
+        for i in range(self._fn(f"num_{io}s")()):
+            rank = self._fn(f"{io}_rank")(i)
+            shape_ptr = self._fn(f"{io}_shape")(i)
+            dt = dtypes.from_onnx(self._fn(f"{io}_dtype")(i))
+            args.append(NodeArg(self._ffi.string(self._fn(f"{io}_name")(i)).decode(),
+                                [int(shape_ptr[d]) for d in range(rank)],
+                                dtypes.onnx_type_string(dt), dt))
+        return args
+
+    def _check(self, status: int, ctx) -> None:
+        if status != 0:
+            detail = self._ffi.string(self._fn("last_error")(ctx)).decode() if ctx else ""
+            what = self._ffi.string(self._fn("status_string")(status)).decode()
+            raise RuntimeFailure(f"{self.name}: {what}{': ' + detail if detail else ''}")
+
+    def get_inputs(self) -> list[NodeArg]:
+        return list(self._inputs)
+
+    def get_outputs(self) -> list[NodeArg]:
+        return list(self._outputs)
+
+    @property
+    def workspace_size(self) -> int:
+        return int(self._fn("workspace_size")())
+
+    def set_num_threads(self, n: int) -> None:
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"thread count must be a positive integer, got {n!r}")
+        self._check(self._fn("set_num_threads")(self._ctx, int(n)), self._ctx)
+
+    def get_num_threads(self) -> int:
+        return int(self._fn("get_num_threads")(self._ctx))
+
+    def _input_arrays(self, input_feed: dict) -> list[np.ndarray]:
+        known = {a.name for a in self._inputs}
+        unknown = sorted(set(input_feed) - known)
+        if unknown:
+            raise ValueError(f"unknown input name(s) {unknown}; the model's inputs are "
+                             f"{sorted(known)}")
+        arrays = []
+        for arg in self._inputs:
+            if arg.name not in input_feed:
+                raise ValueError(f"input {arg.name!r} is missing from the feed")
+            value = input_feed[arg.name]
+            arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+            want = np.dtype(dtypes.dtype(arg.dtype).numpy)
+            if arr.dtype != want:
+                raise ValueError(f"input {arg.name!r}: expected dtype {want}, got {arr.dtype}")
+            if list(arr.shape) != arg.shape:
+                raise ValueError(f"input {arg.name!r}: expected shape {arg.shape}, got "
+                                 f"{list(arr.shape)}")
+            arrays.append(np.ascontiguousarray(arr))
+        return arrays
+
+    def run(self, output_names, input_feed: dict, run_options=None) -> list[np.ndarray]:
+        """Same contract as onnxruntime.InferenceSession.run."""
+        arrays = self._input_arrays(input_feed)
+        outputs = [np.empty(a.shape, dtypes.dtype(a.dtype).numpy) for a in self._outputs]
+        ffi = self._ffi
+        in_ptrs = ffi.new("void *[]", [ffi.from_buffer(a) for a in arrays] or [ffi.NULL])
+        out_ptrs = ffi.new("void *[]", [ffi.from_buffer(o) for o in outputs] or [ffi.NULL])
+        self._check(self._fn("run")(self._ctx, in_ptrs, out_ptrs), self._ctx)
+        if output_names is None:
+            return outputs
+        by_name = {a.name: o for a, o in zip(self._outputs, outputs)}
+        missing = [n for n in output_names if n not in by_name]
+        if missing:
+            raise ValueError(f"unknown output name(s) {missing}; the model's outputs are "
+                             f"{list(by_name)}")
+        return [by_name[n] for n in output_names]
+
+
+def load(path, name: str | None = None) -> CompiledModel:
+    return CompiledModel(path, name)

@@ -1,0 +1,82 @@
+"""Schedule directives: plain data addressing loops (and buffers) by name; JSON-serializable."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """loop -> loop_o (ceil(extent/factor)) x loop_i (factor); a remainder is guarded."""
+    loop: str
+    factor: int
+    outer: str = ""
+    inner: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reorder:
+    """The named loops, which must sit in one perfect nest, take this order."""
+    loops: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Fuse:
+    """outer and its directly nested inner loop become one loop of the product extent."""
+    outer: str
+    inner: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Vectorize:
+    loop: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unroll:
+    loop: str
+
+
+@dataclass(frozen=True, slots=True)
+class Parallel:
+    """The kernel's outermost loop runs on the thread pool, `grain` iterations at least a task."""
+    loop: str
+    grain: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CacheWrite:
+    """Accumulate `buffer`'s tile touched under loop `at` in a kernel-local buffer."""
+    buffer: str
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pack:
+    """Lay out the constant `buffer` at compile time with dimension `dim` cut into tiles of
+    `factor` and the tile number made outermost, so a tile's rows are contiguous."""
+    buffer: str
+    dim: int
+    factor: int
+
+
+DIRECTIVES = {cls.__name__: cls for cls in (Split, Reorder, Fuse, Vectorize, Unroll, Parallel,
+                                            CacheWrite, Pack)}
+
+
+def to_json(schedule: dict[str, tuple]) -> str:
+    """{kernel name: directives} as JSON."""
+    return json.dumps({k: [{"directive": type(d).__name__, **dataclasses.asdict(d)} for d in ds]
+                       for k, ds in schedule.items()}, indent=1, sort_keys=True)
+
+
+def from_json(text: str) -> dict[str, tuple]:
+    def make(row):
+        row = dict(row)
+        cls = DIRECTIVES[row.pop("directive")]
+        if "loops" in row:
+            row["loops"] = tuple(row["loops"])
+        return cls(**row)
+    return {k: tuple(make(r) for r in rows) for k, rows in json.loads(text).items()}

@@ -1,0 +1,149 @@
+"""Default schedules: directives chosen from the kernel's loop nest and the target's facts."""
+from __future__ import annotations
+
+from ..loop.affine import coefficient
+from ..loop.ir import For, IfThen, Kernel, Load, Store, as_int
+from ..loop.visit import walk
+from ..targets import Target
+from .directives import CacheWrite, Fuse, Pack, Parallel, Reorder, Split, Unroll, Vectorize
+
+# Below this many inner-loop iterations a kernel runs on the calling thread: waking the pool
+# costs more than the work.
+PARALLEL_MIN_WORK = 1 << 15
+# Registers kept free in a GEMM tile for the A broadcasts and B loads.
+SPARE_REGISTERS = 4
+MAX_TILE_ROWS = 8
+
+
+def _perfect_nest(stmt) -> list[For]:
+    chain = []
+    while isinstance(stmt, For):
+        chain.append(stmt)
+        stmt = stmt.body
+    return chain
+
+
+def _extent(loop: For) -> int:
+    return as_int(loop.extent) or 1
+
+
+def _work(chain) -> int:
+    total = 1
+    for loop in chain:
+        total *= _extent(loop)
+    return total
+
+
+def _writes_disjoint(loop: For) -> bool:
+    """Every store under the loop depends on its variable: iterations write apart."""
+    stores = [n for n in walk(loop.body) if isinstance(n, Store)]
+    return bool(stores) and all(
+        any(coefficient(i, loop.var) not in (0, None) for i in s.index) for s in stores)
+
+
+def _parallel_pick(chain, target: Target, work: int) -> list:
+    """Parallelize the loop with the most iterations, moved outermost; none if too small."""
+    candidates = [f for f in chain if _writes_disjoint(f)]
+    if work < PARALLEL_MIN_WORK or target.threads < 2 or not candidates:
+        return []
+    best = max(candidates, key=_extent)
+    if _extent(best) < 2:
+        return []
+    per_iter = max(1, work // _extent(best))
+    grain = max(1, PARALLEL_MIN_WORK // (4 * per_iter))
+    order = [best.var.name] + [f.var.name for f in chain if f is not best]
+    moves = [Reorder(tuple(order))] if chain[0] is not best else []
+    return moves + [Parallel(best.var.name, grain)]
+
+
+def _is_float32(kernel: Kernel) -> bool:
+    return all(n.buffer.dtype == "float32" for n in walk(kernel.body)
+               if isinstance(n, (Load, Store)))
+
+
+def elementwise(kernel: Kernel, target: Target) -> tuple:
+    chain = _perfect_nest(kernel.body)
+    if not chain:
+        return ()
+    lanes = target.lanes()
+    store = chain[-1].body
+    directives: list = []
+    dense = isinstance(store, Store) and all(
+        n.index == store.index for n in walk(store) if isinstance(n, Load))
+    if dense and store.index == tuple(f.var for f in chain) and len(chain) > 1:
+        name = chain[0].var.name
+        for inner in chain[1:]:
+            directives.append(Fuse(name, inner.var.name, f"{name}_{inner.var.name}"))
+            name = f"{name}_{inner.var.name}"
+        chain = [For(chain[0].var.__class__(name), _const(_work(chain)), store)]
+    innermost = chain[-1]
+    work = _work(chain)
+    vec_ok = _is_float32(kernel) and _extent(innermost) >= lanes
+    if vec_ok:
+        name = innermost.var.name
+        directives += [Split(name, lanes, f"{name}_o", f"{name}_v"), Vectorize(f"{name}_v")]
+        chain = chain[:-1] + [For(innermost.var.__class__(f"{name}_o"),
+                                  _const(-(-_extent(innermost) // lanes)), store)]
+        work = _work(chain) * lanes
+    return tuple(directives + _parallel_pick(chain, target, work))
+
+
+def _const(n):
+    from ..loop.ir import const_int
+    return const_int(n)
+
+
+def matmul(kernel: Kernel, target: Target) -> tuple:
+    """Loops (batch..., i, j, k), Y[..., i, j] += A * B: register-tiled, j vectorized."""
+    chain = _perfect_nest(kernel.body)
+    names = [f.var.name for f in chain]
+    if names[-3:] != ["i", "j", "k"]:
+        return elementwise(kernel, target)
+    store = chain[-1].body
+    while isinstance(store, IfThen):
+        store = store.then
+    out = store.buffer.name
+    batch = chain[:-3]
+    m, n = _extent(chain[-3]), _extent(chain[-2])
+    lanes = target.lanes()
+    if n < lanes or not _is_float32(kernel):
+        return (Reorder(tuple(names[:-3]) + ("i", "k", "j")),)
+    vecs = 2 if n >= 2 * lanes else 1
+    rows = max(1, min(m, MAX_TILE_ROWS, (target.vector_registers - SPARE_REGISTERS) // vecs))
+    d = [Split("j", vecs * lanes, "jo", "ji"), Split("ji", lanes, "jm", "jv"),
+         Split("i", rows, "io", "ii")]
+    tiles = -(-n // (vecs * lanes))
+    extents = {f.var.name: _extent(f) for f in batch if _extent(f) > 1}
+    extents["jo"] = tiles
+    lead = max(extents, key=extents.get)
+    parallel = _work(chain) >= PARALLEL_MIN_WORK and target.threads > 1 and extents[lead] > 1
+    outer = [lead] + [f.var.name for f in batch if f.var.name != lead] + \
+        (["jo"] if lead != "jo" else [])
+    d.append(Reorder(tuple(outer) + ("io", "k", "ii", "jm", "jv")))
+    if parallel:
+        d.append(Parallel(lead))
+    d += [CacheWrite(out, "io"), Unroll("ii"), Unroll("jm"), Vectorize("jv")]
+    d += _pack_constant_rhs(store, chain[-2].var, vecs * lanes)
+    for stage in ("in", "out"):
+        rank = len(store.index)
+        last = f"{out}_{stage}{rank - 1}"
+        d += [Unroll(f"{out}_{stage}{rank - 2}"), Split(last, lanes, f"{last}_o", f"{last}_v"),
+              Unroll(f"{last}_o"), Vectorize(f"{last}_v")]
+    return tuple(d)
+
+
+def _pack_constant_rhs(store, j_var, width: int) -> list:
+    """Constant weights read along j are packed into panels of the tile width: each k step of
+    a tile then reads one contiguous line instead of striding through a whole matrix row."""
+    for load in walk(store.value):
+        if isinstance(load, Load) and load.buffer.scope == "constant" \
+                and coefficient(load.index[-1], j_var) == 1 and load.buffer.rank >= 2:
+            return [Pack(load.buffer.name, load.buffer.rank - 1, width)]
+    return []
+
+
+HEURISTICS = {"elementwise": elementwise, "matmul": matmul}
+
+
+def default_schedule(kernel: Kernel, target: Target) -> tuple:
+    return HEURISTICS.get(kernel.kind, elementwise)(kernel, target)

@@ -1,0 +1,59 @@
+"""Pack: compile-time relayout of a constant operand into tiles (panel-major)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..errors import ScheduleError
+from ..loop.affine import from_linear, linear_form
+from ..loop.ir import Buffer, For, Load, Stmt, as_int, const_int, static_shape
+from ..loop.visit import transform, walk
+
+
+def packed_buffer(buf: Buffer, dim: int, factor: int) -> Buffer:
+    shape = list(static_shape(buf))
+    tiles = -(-shape[dim] // factor)
+    shape[dim] = factor
+    return Buffer(f"{buf.name}_p{factor}", buf.dtype, tuple(map(const_int, [tiles] + shape)),
+                  buf.scope)
+
+
+def pack_array(data: np.ndarray, dim: int, factor: int) -> np.ndarray:
+    pad = [(0, 0)] * data.ndim
+    pad[dim] = (0, -data.shape[dim] % factor)
+    padded = np.pad(data, pad)
+    shape = padded.shape[:dim] + (padded.shape[dim] // factor, factor) + padded.shape[dim + 1:]
+    return np.ascontiguousarray(np.moveaxis(padded.reshape(shape), dim, 0))
+
+
+def _split_index(expr, factor: int, extents: dict, name: str):
+    form = linear_form(expr)
+    if form is None or any(c < 0 for c in form.values()):
+        raise ScheduleError(f"pack {name!r}: index {expr} is not a non-negative affine form")
+    outer = {v: c // factor for v, c in form.items() if c % factor == 0}
+    inner = {v: c for v, c in form.items() if c % factor}
+    if any(v is not None and extents.get(v) is None for v in inner):
+        raise ScheduleError(f"pack {name!r}: in-tile index depends on an unbounded variable")
+    top = sum(c * (extents[v] - 1) if v is not None else c for v, c in inner.items())
+    if top >= factor:
+        raise ScheduleError(f"pack {name!r}: in-tile index can reach {top} >= {factor}")
+    return from_linear(outer), from_linear(inner)
+
+
+def pack_loads(stmt: Stmt, buffer: str, dim: int, factor: int) -> tuple[Stmt, Buffer, Buffer]:
+    """Rewrite loads of `buffer` to its packed layout; returns (stmt, old, new buffer)."""
+    loads = [n for n in walk(stmt) if isinstance(n, Load) and n.buffer.name == buffer]
+    if not loads or loads[0].buffer.scope != "constant":
+        raise ScheduleError(f"pack: {buffer!r} is not a constant read by this kernel")
+    old = loads[0].buffer
+    new = packed_buffer(old, dim, factor)
+    extents = {n.var: as_int(n.extent) for n in walk(stmt) if isinstance(n, For)}
+
+    def rewrite(n):
+        if isinstance(n, Load) and n.buffer.name == buffer:
+            tile, within = _split_index(n.index[dim], factor, extents, buffer)
+            index = (tile,) + n.index[:dim] + (within,) + n.index[dim + 1:]
+            return dataclasses.replace(n, buffer=new, index=index)
+        return n
+    return transform(stmt, rewrite), old, new

@@ -1,0 +1,167 @@
+"""Schedule primitives: pure functions Stmt -> Stmt that act on loops found by name."""
+from __future__ import annotations
+
+import dataclasses
+
+from ..errors import ScheduleError
+from ..loop.affine import from_linear, linear_form
+from ..loop.ir import (LOOP_KINDS, Allocate, Binary, Buffer, Const, For, IfThen, Load, Seq,
+                       Stmt, Store, Var, as_int, cmp, const_int, loops)
+from ..loop.simplify import simplify
+from ..loop.visit import replace_buffers, substitute, transform, walk
+
+
+def find_loop(stmt: Stmt, name: str) -> For:
+    found = [n for n in walk(stmt) if isinstance(n, For) and n.var.name == name]
+    if len(found) != 1:
+        raise ScheduleError(f"loop {name!r} {'not found' if not found else 'is ambiguous'}")
+    return found[0]
+
+
+def _replace_loop(stmt: Stmt, name: str, fn) -> Stmt:
+    find_loop(stmt, name)
+    return transform(stmt, lambda n: fn(n) if isinstance(n, For) and n.var.name == name else n)
+
+
+def _wrap_innermost(stmt: Stmt, wrap) -> Stmt:
+    """Apply wrap() under the perfect loop/guard chain of stmt, so nests stay perfect."""
+    if isinstance(stmt, For):
+        return dataclasses.replace(stmt, body=_wrap_innermost(stmt.body, wrap))
+    if isinstance(stmt, IfThen) and stmt.orelse is None:
+        return dataclasses.replace(stmt, then=_wrap_innermost(stmt.then, wrap))
+    return wrap(stmt)
+
+
+def split(stmt: Stmt, name: str, factor: int, outer: str = "", inner: str = "") -> Stmt:
+    if factor < 1:
+        raise ScheduleError(f"split {name!r}: factor {factor} must be positive")
+
+    def rewrite(loop: For) -> Stmt:
+        vo, vi = Var(outer or f"{name}_o"), Var(inner or f"{name}_i")
+        index = Binary("add", Binary("mul", vo, const_int(factor)), vi)
+        body = substitute(loop.body, {loop.var: index})
+        extent = as_int(loop.extent)
+        if extent is not None and extent % factor == 0:
+            outer_extent = const_int(extent // factor)
+        else:
+            outer_extent = simplify((loop.extent + (factor - 1)) // factor)
+            guard = cmp("lt", index, loop.extent)
+            body = _wrap_innermost(body, lambda s: IfThen(guard, s))
+        inner_loop = For(vi, const_int(factor), body)
+        return For(vo, outer_extent, inner_loop, loop.kind if loop.kind == "parallel" else "serial")
+    return _replace_loop(stmt, name, rewrite)
+
+
+def _perfect_chain(stmt: Stmt, names) -> list[For]:
+    first = min((find_loop(stmt, n) for n in names), key=lambda f: -_depth_size(f))
+    chain = [first]
+    while isinstance(chain[-1].body, For) and not set(names) <= {f.var.name for f in chain}:
+        chain.append(chain[-1].body)
+    if not set(names) <= {f.var.name for f in chain}:
+        raise ScheduleError(f"reorder {list(names)}: loops are not one perfect nest")
+    return chain
+
+
+def _depth_size(loop: For) -> int:
+    return sum(1 for _ in walk(loop))
+
+
+def reorder(stmt: Stmt, names) -> Stmt:
+    names = tuple(names)
+    chain = _perfect_chain(stmt, names)
+    chain = chain[:max(i for i, f in enumerate(chain) if f.var.name in names) + 1]
+    by_name = {f.var.name: f for f in chain}
+    order = iter(names)
+    new_chain = [by_name[next(order)] if f.var.name in names else f for f in chain]
+    body = chain[-1].body
+    for loop in reversed(new_chain):
+        body = dataclasses.replace(loop, body=body)
+    top = chain[0]
+    return transform(stmt, lambda n: body if n is top else n)
+
+
+def fuse(stmt: Stmt, outer: str, inner: str, name: str = "") -> Stmt:
+    def rewrite(loop: For) -> Stmt:
+        if not isinstance(loop.body, For) or loop.body.var.name != inner:
+            raise ScheduleError(f"fuse: {inner!r} is not directly inside {outer!r}")
+        in_loop = loop.body
+        fused = Var(name or f"{outer}_{inner}")
+        body = substitute(in_loop.body, {loop.var: Binary("floordiv", fused, in_loop.extent),
+                                         in_loop.var: Binary("mod", fused, in_loop.extent)})
+        return For(fused, simplify(Binary("mul", loop.extent, in_loop.extent)), body, loop.kind)
+    return _replace_loop(stmt, outer, rewrite)
+
+
+def annotate(stmt: Stmt, name: str, kind: str, grain: int = 1) -> Stmt:
+    if kind not in LOOP_KINDS:
+        raise ScheduleError(f"unknown loop kind {kind!r}")
+    loop = find_loop(stmt, name)
+    if kind in ("vectorize", "unroll") and as_int(loop.extent) is None:
+        raise ScheduleError(f"{kind} {name!r}: extent must be a constant")
+    if kind == "parallel" and any(isinstance(n, For) and n.kind == "parallel"
+                                  for n in walk(loop.body)):
+        raise ScheduleError(f"parallel {name!r}: a parallel loop is nested inside")
+    return _replace_loop(stmt, name, lambda f: dataclasses.replace(f, kind=kind, grain=grain))
+
+
+def _inner_extents(stmt: Stmt) -> dict[Var, int]:
+    return {n.var: as_int(n.extent) for n in walk(stmt) if isinstance(n, For)}
+
+
+def _tile_of(accesses, inner: dict[Var, int], name: str):
+    """Per dimension: (base expression, local index expression, local extent)."""
+    index = accesses[0].index
+    if any(a.index != index for a in accesses):
+        raise ScheduleError(f"cache_write {name!r}: accesses use different indices")
+    dims = []
+    for d in index:
+        form = linear_form(d)
+        if form is None:
+            raise ScheduleError(f"cache_write {name!r}: index {d} is not affine")
+        local = {v: c for v, c in form.items() if v in inner}
+        if any(c < 0 or inner[v] is None for v, c in local.items()):
+            raise ScheduleError(f"cache_write {name!r}: tile extent is not a positive constant")
+        base = {v: c for v, c in form.items() if v not in inner}
+        extent = 1 + sum(c * (inner[v] - 1) for v, c in local.items())
+        dims.append((from_linear(base), from_linear(local), extent))
+    return dims
+
+
+def cache_write(stmt: Stmt, buffer: str, at: str) -> Stmt:
+    def rewrite(loop: For) -> Stmt:
+        accesses = [n for n in walk(loop.body)
+                    if isinstance(n, (Load, Store)) and n.buffer.name == buffer]
+        if not accesses:
+            raise ScheduleError(f"cache_write: {buffer!r} is not used under {at!r}")
+        glob = accesses[0].buffer
+        dims = _tile_of(accesses, _inner_extents(loop.body), buffer)
+        local = Buffer(f"{buffer}_{at}_acc", glob.dtype, tuple(const_int(e) for _, _, e in dims),
+                       "local")
+        body = transform(loop.body, lambda n: dataclasses.replace(
+            n, buffer=local, index=tuple(li for _, li, _ in dims))
+            if isinstance(n, (Load, Store)) and n.buffer.name == buffer else n)
+        copy_in = _copy_nest(glob, local, dims, f"{buffer}_in", into_local=True)
+        copy_out = _copy_nest(glob, local, dims, f"{buffer}_out", into_local=False)
+        return dataclasses.replace(loop, body=Allocate(local, Seq((copy_in, body, copy_out))))
+    return _replace_loop(stmt, at, rewrite)
+
+
+def _copy_nest(glob: Buffer, local: Buffer, dims, prefix: str, into_local: bool) -> Stmt:
+    extents = [(f"{prefix}{d}", e) for d, (_, _, e) in enumerate(dims)]
+
+    def body(*vs):
+        gidx = tuple(simplify(Binary("add", base, v)) for (base, _, _), v in zip(dims, vs))
+        move = Store(local, vs, Load(glob, gidx)) if into_local else \
+            Store(glob, gidx, Load(local, vs))
+        for (base, _, e), v, bound in reversed(list(zip(dims, vs, glob.shape))):
+            if e > 1:
+                move = IfThen(cmp("lt", simplify(Binary("add", base, v)), bound), move)
+        return move
+    return loops(extents, body)
+
+
+def rename_buffers(stmt: Stmt, mapping: dict[str, Buffer]) -> Stmt:
+    return replace_buffers(stmt, mapping)
+
+
+__all__ = ["split", "reorder", "fuse", "annotate", "cache_write", "find_loop", "Const"]

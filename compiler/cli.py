@@ -174,7 +174,7 @@ def _run_demo(args, out_dir: Path) -> int:
         raise CliError(f"the bundled demo model is missing ({DEMO_MODEL})")
     start = time.perf_counter()
     model = driver.compile(DEMO_MODEL, target=args.target, out_dir=out_dir, name="demo",
-                    num_threads=args.threads)
+                           num_threads=args.threads)
     print(f"compiled {DEMO_MODEL.name} for {args.target} in {time.perf_counter() - start:.2f} s "
           f"-> {model.path}")
     rng = np.random.default_rng(args.seed)

@@ -42,6 +42,9 @@ def compile_to_dir(model_or_path, out_dir, target: str = "host", name: str | Non
     source, name = _model_and_name(model_or_path, name)
     if not c_identifier(name) == name:
         raise ModelError(f"--name {name!r} is not a C identifier")
+    if name == "onnxc" or name.startswith("onnxc_"):
+        raise ModelError(f"name {name!r} collides with the onnxc runtime's symbols; "
+                         "choose another with --name")
     model = load_model(source)
     check_supported(model)
     tgt = get_target(target)

@@ -222,7 +222,8 @@ def _constant_index(ctx, values, n: int, var_count: int):
 def Gather(ctx, data, indices, *, axis=0):
     shape = ctx.shape(data)
     axis = normalize_axis(ctx, axis, len(shape))
-    n, k = shape[axis], len(ctx.shape(indices))
+    # The index rank from the output: a constant scalar's buffer is stored with shape (1,).
+    n, k = shape[axis], len(ctx.shape(ctx.output(0))) - len(shape) + 1
     values = ctx.const(indices)
     index = _runtime_index(indices, n) if values is None else \
         _constant_index(ctx, values, n, k)

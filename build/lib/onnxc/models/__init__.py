@@ -1,1 +1,0 @@
-"""Small models bundled with the package (onnxc demo)."""

@@ -1,3 +1,0 @@
-from .loader import CompiledModel, NodeArg, load
-
-__all__ = ["CompiledModel", "NodeArg", "load"]

@@ -28,8 +28,8 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.append(_ROOT)
 
-from benchmarks.flops import count_flops
-from benchmarks.models import DEFAULT_DIR, MODEL_NAMES, ensure_models, make_feed
+from benchmarks.flops import count_flops  # noqa: E402
+from benchmarks.models import DEFAULT_DIR, MODEL_NAMES, ensure_models, make_feed  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -5,8 +5,28 @@ import math
 
 from .. import dtypes
 from ..errors import IRError
-from ..loop.ir import (Allocate, Binary, Broadcast, Buffer, Cast, Const, Expr, Fma, For, IfThen,
-                       Kernel, Load, Pack, Select, Seq, Stmt, Store, Unary, Var, static_shape)
+from ..loop.ir import (
+    Allocate,
+    Binary,
+    Broadcast,
+    Buffer,
+    Cast,
+    Const,
+    Expr,
+    Fma,
+    For,
+    IfThen,
+    Kernel,
+    Load,
+    Pack,
+    Select,
+    Seq,
+    Stmt,
+    Store,
+    Unary,
+    Var,
+    static_shape,
+)
 from ..loop.visit import buffers_of, walk
 from ..names import c_comment
 from .intrinsics import spell, vector_type
@@ -84,7 +104,8 @@ class KernelPrinter:
             case For(kind="parallel"):
                 return self.parallel(s, pad)
             case For(var=v, extent=ext, body=body):
-                head = f"{pad}for (int64_t {v.name} = 0; {v.name} < {self.expr(ext)}; ++{v.name}) {{"
+                name = v.name
+                head = f"{pad}for (int64_t {name} = 0; {name} < {self.expr(ext)}; ++{name}) {{"
                 return [head] + self.stmt(body, pad + "  ") + [f"{pad}}}"]
             case Store(buffer=b, index=(i,), value=val):
                 if b.scope == "register":

@@ -9,8 +9,29 @@ import math
 
 import numpy as np
 
-from .ir import (Allocate, Binary, Broadcast, Buffer, Cast, Const, Expr, Fma, For, IfThen,
-                 Kernel, Load, Pack, Program, Select, Seq, Stmt, Store, Unary, Var, static_shape)
+from .ir import (
+    Allocate,
+    Binary,
+    Broadcast,
+    Buffer,
+    Cast,
+    Const,
+    Expr,
+    Fma,
+    For,
+    IfThen,
+    Kernel,
+    Load,
+    Pack,
+    Program,
+    Select,
+    Seq,
+    Stmt,
+    Store,
+    Unary,
+    Var,
+    static_shape,
+)
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
@@ -78,7 +99,7 @@ class Interpreter:
                 return np.asarray(r).astype(np_dtype)[()]
             case Select(cond=c, a=a, b=b):
                 return np.where(self.eval(c), self.eval(a), self.eval(b)).astype(np_dtype)[()]
-            case Cast(dtype=dt, a=a):
+            case Cast(a=a):
                 return np.asarray(self.eval(a)).astype(np_dtype)[()]
             case Broadcast(value=v, count=c):
                 return np.full(c, self.eval(v), dtype=np_dtype)

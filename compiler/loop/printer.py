@@ -1,8 +1,27 @@
 """Text form of the loop IR, for tests and `--dump-ir`."""
 from __future__ import annotations
 
-from .ir import (Allocate, Binary, Broadcast, Cast, Const, Expr, Fma, For, IfThen, Kernel,
-                 Load, Pack, Program, Select, Seq, Stmt, Store, Unary, Var)
+from .ir import (
+    Allocate,
+    Binary,
+    Broadcast,
+    Cast,
+    Const,
+    Expr,
+    Fma,
+    For,
+    IfThen,
+    Kernel,
+    Load,
+    Pack,
+    Program,
+    Select,
+    Seq,
+    Stmt,
+    Store,
+    Unary,
+    Var,
+)
 
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%",
           "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=",

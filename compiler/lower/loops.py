@@ -4,8 +4,21 @@ from __future__ import annotations
 import dataclasses
 
 from ..loop.affine import linear_form
-from ..loop.ir import (Allocate, Binary, Const, For, IfThen, Load, Seq, Stmt, Store, Var,
-                       as_int, const_int, seq)
+from ..loop.ir import (
+    Allocate,
+    Binary,
+    Const,
+    For,
+    IfThen,
+    Load,
+    Seq,
+    Stmt,
+    Store,
+    Var,
+    as_int,
+    const_int,
+    seq,
+)
 from ..loop.simplify import simplify
 from ..loop.visit import substitute, transform, walk
 

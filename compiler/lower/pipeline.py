@@ -7,17 +7,22 @@ from typing import Callable
 from ..frontend import import_model
 from ..graph.ir import Graph
 from ..loop.ir import Constant, Program
-from ..loop.visit import buffers_of
 from ..loop.printer import program_str
 from ..loop.simplify import simplify
+from ..loop.visit import buffers_of
 from ..schedule.apply import apply_schedule
 from ..schedule.directives import Pack
 from ..schedule.heuristics import default_schedule
 from ..schedule.pack import pack_array, pack_loads
 from ..targets import Target
 from .from_graph import lower_graph
-from .loops import (flatten_buffers, partition_loops, remove_unit_loops, shrink_guarded_loops,
-                    unroll_loops)
+from .loops import (
+    flatten_buffers,
+    partition_loops,
+    remove_unit_loops,
+    shrink_guarded_loops,
+    unroll_loops,
+)
 from .memory import plan_memory
 from .vectorize import promote_registers, vectorize_loops
 

@@ -8,8 +8,25 @@ from __future__ import annotations
 import dataclasses
 
 from ..loop.affine import coefficient
-from ..loop.ir import (Binary, Broadcast, Cast, Const, Expr, Fma, For, Load, Pack, Select, Seq,
-                       Stmt, Store, Unary, Var, as_int, const_int)
+from ..loop.ir import (
+    Binary,
+    Broadcast,
+    Cast,
+    Const,
+    Expr,
+    Fma,
+    For,
+    Load,
+    Pack,
+    Select,
+    Seq,
+    Stmt,
+    Store,
+    Unary,
+    Var,
+    as_int,
+    const_int,
+)
 from ..loop.simplify import simplify
 from ..loop.visit import free_vars, substitute, transform
 

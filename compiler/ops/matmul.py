@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError
-from ..loop.ir import Buffer, Const, Expr, Load, Store, Var, loops, shape_of, static_shape
+from ..loop.ir import Buffer, Const, Expr, Load, Store, Var, loops, shape_of
 from .common import ZERO
 from .registry import register
 

@@ -5,8 +5,24 @@ import dataclasses
 
 from ..errors import ScheduleError
 from ..loop.affine import from_linear, linear_form
-from ..loop.ir import (LOOP_KINDS, Allocate, Binary, Buffer, Const, For, IfThen, Load, Seq,
-                       Stmt, Store, Var, as_int, cmp, const_int, loops)
+from ..loop.ir import (
+    LOOP_KINDS,
+    Allocate,
+    Binary,
+    Buffer,
+    Const,
+    For,
+    IfThen,
+    Load,
+    Seq,
+    Stmt,
+    Store,
+    Var,
+    as_int,
+    cmp,
+    const_int,
+    loops,
+)
 from ..loop.simplify import simplify
 from ..loop.visit import replace_buffers, substitute, transform, walk
 

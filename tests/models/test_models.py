@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
 import onnxc
+import pytest
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("torch", reason="the benchmark models are exported with torch")

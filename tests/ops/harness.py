@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
-
 import onnxc
+from onnx import helper, numpy_helper
 
 RTOL, ATOL = 1e-4, 1e-5
 

@@ -74,12 +74,30 @@ def test_reduce_empty_axes_reduces_all(tmp_path, op):
                constant=(1,), opset=18)
 
 
-@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd"])
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd",
+                                "ReduceMean", "ReduceL1", "ReduceSumSquare"])
 @pytest.mark.parametrize("dtype", [np.int64, np.int32])
 def test_reduce_integers(tmp_path, op, dtype):
     x = np.random.default_rng(3).integers(-4, 5, (3, 4, 5)).astype(dtype)
     check_node(tmp_path, op, [x, np.array([1, -1], np.int64)], {"keepdims": 1},
                constant=(1,), opset=18)
+
+
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMax", "ReduceLogSumExp", "ReduceL2"])
+def test_reduce_float64(tmp_path, op):
+    check_node(tmp_path, op, [rand(3, 4, 5).astype(np.float64), np.array([1], np.int64)], {},
+               constant=(1,), opset=18)
+
+
+@pytest.mark.parametrize("op,opset", [("ReduceSum", 7), ("ReduceMax", 12), ("ReduceMin", 20),
+                                      ("ReduceMax", 20), ("ReduceProd", 7),
+                                      ("ReduceMean", 18), ("ReduceLogSumExp", 22)])
+def test_reduce_schema_versions(tmp_path, op, opset):
+    x = data(op, (3, 4, 5))
+    if opset >= AXES_INPUT_OPSET.get(op, 18):
+        check_node(tmp_path, op, [x, np.array([-1], np.int64)], {}, constant=(1,), opset=opset)
+    else:
+        check_node(tmp_path, op, [x], {"axes": [-1]}, opset=opset)
 
 
 def test_reduce_logsumexp_is_stable(tmp_path):
@@ -111,6 +129,12 @@ def test_arg_reduce(tmp_path, op, axis, keepdims, select_last):
 @pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
 def test_arg_reduce_distinct_values_default_attrs(tmp_path, op):
     check_node(tmp_path, op, [rand(5, 4, 3)], {}, opset=11)
+
+
+@pytest.mark.parametrize("op,opset", [("ArgMax", 7), ("ArgMin", 12), ("ArgMax", 22)])
+def test_arg_reduce_schema_versions(tmp_path, op, opset):
+    attrs = {"axis": 1} | ({"select_last_index": 1} if opset >= 12 else {})
+    check_node(tmp_path, op, [_ties((4, 6))], attrs, opset=opset)
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32])

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-
 from onnxc.errors import ModelError
 from onnxc.frontend import import_model
+
 from tests.ops.harness import check_model
 
 

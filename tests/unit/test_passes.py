@@ -3,18 +3,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from onnxc.errors import ScheduleError
 from onnxc.loop.interp import Interpreter
 from onnxc.loop.ir import Buffer, Kernel, Load, Store, loops, shape_of
 from onnxc.loop.printer import stmt_lines
-from onnxc.lower.loops import (flatten_buffers, partition_loops, remove_unit_loops,
-                               unroll_loops)
+from onnxc.lower.loops import flatten_buffers, partition_loops, remove_unit_loops, unroll_loops
 from onnxc.lower.vectorize import promote_registers, vectorize_loops
 from onnxc.schedule import primitives as P
 from onnxc.schedule.apply import apply_schedule
-from onnxc.schedule.directives import (CacheWrite, Reorder, Split, Unroll, Vectorize, from_json,
-                                       to_json)
+from onnxc.schedule.directives import (
+    CacheWrite,
+    Reorder,
+    Split,
+    Unroll,
+    Vectorize,
+    from_json,
+    to_json,
+)
 
 M, N, K = 5, 19, 7
 A = Buffer("A", "float32", shape_of(M, K))

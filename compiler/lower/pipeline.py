@@ -9,6 +9,7 @@ from ..graph.ir import Graph
 from ..loop.ir import Constant, Program
 from ..loop.printer import program_str
 from ..loop.simplify import simplify
+from ..loop.verify import verify_program
 from ..loop.visit import buffers_of
 from ..schedule.apply import apply_schedule
 from ..schedule.directives import Pack
@@ -84,8 +85,10 @@ def compile_program(model, target: Target, schedules=None, dump: Callable | None
     prog = lower_graph(graph)
     if dump:
         dump("lower", program_str(prog))
+    verify_program(prog)
     for name, fn in LOOP_PASSES:
         prog = fn(prog, target, schedules) if name == "schedule" else fn(prog, target)
+        verify_program(prog)
         if dump:
             dump(name, program_str(prog))
     return graph, prog

@@ -48,8 +48,17 @@ def test_softmax_is_stable_for_large_inputs(tmp_path, op):
     check_node(tmp_path, op, [x], {"axis": -1}, opset=13)
 
 
-def test_softmax_opset1(tmp_path):
-    check_node(tmp_path, "Softmax", [rand(3, 4, 5)], {"axis": 2}, opset=7)
+@pytest.mark.parametrize("op,inputs,opset", [
+    ("Softmax", [(3, 4, 5)], 7),              # schema version 1
+    ("LogSoftmax", [(3, 4, 5)], 7),
+    ("LpNormalization", [(3, 4, 5)], 22),
+    ("InstanceNormalization", [(2, 3, 4), (3,), (3,)], 22),
+    ("LayerNormalization", [(2, 3, 4), (4,), (4,)], 22),
+    ("BatchNormalization", [(2, 3, 4), (3,), (3,), (3,), (3,)], 14),
+])
+def test_schema_versions(tmp_path, op, inputs, opset):
+    arrays = [rand(*s, seed=i, low=0.5, high=2.0) for i, s in enumerate(inputs)]
+    check_node(tmp_path, op, arrays, {"axis": 1} if "Softmax" in op else {}, opset=opset)
 
 
 # -- LpNormalization -----------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def test_pool_3d(tmp_path, op, attrs):
     check_node(tmp_path, op, [rand(1, 2, 5, 6, 7)], attrs, opset=19)
 
 
-@pytest.mark.parametrize("opset", [8, 10, 11, 12, 22])
+@pytest.mark.parametrize("opset", [7, 8, 10, 11, 12, 22])
 def test_maxpool_opsets(tmp_path, opset):
     attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}
     check_node(tmp_path, "MaxPool", [rand(1, 4, 9, 10)], attrs, opset=opset)

@@ -116,3 +116,16 @@ def test_vectorize_demotes_what_it_cannot_do():
 def test_schedule_json_round_trip():
     sched = {"k_x": (Split("j", 8, "jo", "ji"), Reorder(("jo", "ji")), CacheWrite("Y", "jo"))}
     assert from_json(to_json(sched)) == sched
+
+
+def test_verifier_rejects_broken_ir():
+    from onnxc.errors import IRError
+    from onnxc.loop.ir import Program, Var
+    from onnxc.loop.verify import verify_program
+    stray = Store(Y, (Var("i"), Var("nowhere")), Load(Y, (Var("i"), Var("nowhere"))))
+    bad = loops([("i", M)], lambda i: stray)
+    prog = Program("p", (), (Y,), (), (), (Kernel("k", "n", "Op", bad),))
+    with pytest.raises(IRError, match="not bound"):
+        verify_program(prog)
+    good = Program("p", (), (Y,), (), (), (Kernel("k", "n", "Op", matmul_body()),))
+    assert verify_program(good) is good

@@ -126,8 +126,7 @@ class _Options:
 
 
 def _axis_taps(opts: _Options, n_in: int, n_out: int, scale, roi) -> _Axis:
-    if opts.mode != "nearest" and n_in == n_out and scale == 1 and \
-            opts.coordinate != "tf_crop_and_resize":
+    if n_in == n_out and scale == 1 and opts.coordinate != "tf_crop_and_resize":
         return _Axis([np.arange(n_out)], [None])       # onnxruntime leaves such axes alone
     x = _COORDINATES[opts.coordinate](np.arange(n_out, dtype=F32), F32(scale), n_out, n_in,
                                       *roi).astype(F32)

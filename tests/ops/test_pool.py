@@ -6,7 +6,7 @@ import onnxc
 import pytest
 from onnxc.errors import ModelError
 
-from .harness import check_node, node_model, rand
+from .harness import check_model, check_node, node_model, rand
 
 # 2-D attribute sets: odd sizes, padding, strides, dilation, ceil_mode, auto_pad.
 CASES_2D = {
@@ -73,6 +73,16 @@ def test_pool_ceil_mode_with_padding_opset22(tmp_path):
     attrs = {"kernel_shape": [3, 2], "strides": [2, 1], "pads": [1, 0, 2, 1], "ceil_mode": 1}
     check_node(tmp_path, "MaxPool", [rand(1, 2, 11, 9)], attrs, opset=22)
     check_node(tmp_path / "avg", "AveragePool", [rand(1, 2, 11, 9)], attrs, opset=22)
+
+
+def test_pool_ceil_mode_declared_shape_before_opset22(tmp_path):
+    # Before opset 22 onnx's inference keeps a last window starting in the end padding, which
+    # onnxruntime (and torch) drop; an exporter's declared output shape wins.
+    attrs = {"kernel_shape": [3, 2], "strides": [2, 1], "pads": [1, 0, 2, 1], "ceil_mode": 1}
+    x = rand(1, 2, 11, 9)
+    model = node_model("MaxPool", [x], attrs, opset=17)
+    model.graph.output[0].type.tensor_type.shape.dim[2].dim_value = 6
+    check_model(model, {"x0": x}, tmp_path)
 
 
 @pytest.mark.parametrize("storage_order", [0, 1])

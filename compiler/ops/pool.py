@@ -2,9 +2,11 @@
 spatial ranks.
 
 Loops n, c, then one per output spatial axis (h, w; d, h, w), then the window loops (kh, kw).
-Padding is never read: along an axis where some window overlaps the padding, the window loop
-runs over the clamped range [lo, hi) of taps that land inside the input, computed per output
-position. Axes where every window is inside the input keep a constant-extent window loop.
+Padding is never read: along an axis where some window overlaps the padding, each output
+position's window loop runs only over the taps inside the input; its first tap and tap count
+come from small int64 constant tables indexed by the output position (static shapes make them
+known at compile time). Axes where every window lies inside the input keep a constant-extent
+window loop and no tables.
 """
 from __future__ import annotations
 

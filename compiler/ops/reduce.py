@@ -82,9 +82,11 @@ def reduce_into(ctx, X, Y, axes, keepdims, red: Reduction) -> None:
     rank = len(shape)
     kept = [d for d in range(rank) if d not in axes]
     iv = {d: Var(f"i{d}") for d in kept}
-    rv = {d: Var(f"r{d}") for d in axes}
-    x = Load(X, tuple(iv.get(d) or rv[d] for d in range(rank)))
-    first = Load(X, tuple(iv.get(d, ZERO) for d in range(rank)))
+
+    def x_at(reduced):
+        """X at the kept loop variables, reduced axis d at reduced(d)."""
+        return Load(X, tuple(iv[d] if d in iv else reduced(d) for d in range(rank)))
+    x, first = x_at(lambda d: Var(f"r{d}")), x_at(lambda d: ZERO)
     yi = tuple(iv.get(d, ZERO) for d in range(rank)) if keepdims else tuple(iv.values())
     count = int(np.prod([shape[d] for d in axes], dtype=np.int64))
 
@@ -97,7 +99,7 @@ def reduce_into(ctx, X, Y, axes, keepdims, red: Reduction) -> None:
     if red.shifted:
         M = ctx.temp(X.dtype, ctx.shape(Y), "max")
         shift = Load(M, yi)
-        x_pre = Load(X, tuple(iv.get(d) or Var(f"r{d}_max") for d in range(rank)))
+        x_pre = x_at(lambda d: Var(f"r{d}_max"))
         stmts += [Store(M, yi, first),
                   over_window(Store(M, yi, Binary("max", shift, x_pre)), "_max")]
         x = x - shift

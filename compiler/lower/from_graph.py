@@ -72,7 +72,7 @@ class _Lowering:
         """Outputs that are views, inputs or constants get a copy kernel into their buffer."""
         views = {view.name: storage for view, storage in self.b.aliases}
         for v, out in zip(self.graph.outputs, out_bufs):
-            src = self.b.buffers.get(v.name)
+            src = self.b.buffers[v.name]
             if src is not out:
                 ctx = OpContext(self.b, Node("Identity", f"output_{v.name}", (), ()), [out])
                 ctx.emit(copy_body(out, src), kind="elementwise")
@@ -91,7 +91,9 @@ class _Lowering:
         out_bufs = []
         for v in self.graph.outputs:
             buf = b.buffers.get(v.name)
-            if buf is None or not buf.name.startswith("out_") or v.name in self.graph.constants:
+            # an output listed twice gets a second buffer (and a copy): each is the caller's
+            if buf is None or not buf.name.startswith("out_") or buf in out_bufs \
+                    or v.name in self.graph.constants:
                 buf = b.new_buffer(v.name, v.dtype, v.shape, "out_")
                 b.buffers.setdefault(v.name, self.input_buffer(v.name))
             out_bufs.append(buf)

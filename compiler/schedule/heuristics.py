@@ -1,8 +1,10 @@
 """Default schedules: directives chosen from the kernel's loop nest and the target's facts."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..loop.affine import coefficient
-from ..loop.ir import For, IfThen, Kernel, Load, Store, as_int
+from ..loop.ir import Allocate, For, IfThen, Kernel, Load, Seq, Store, as_int
 from ..loop.visit import walk
 from ..targets import Target
 from .directives import CacheWrite, Fuse, Pack, Parallel, Reorder, Split, Unroll, Vectorize
@@ -34,26 +36,45 @@ def _work(chain) -> int:
     return total
 
 
+def _body_work(stmt) -> int:
+    """Statement executions under stmt (loops multiply, sequences add)."""
+    match stmt:
+        case For(body=body):
+            return _extent(stmt) * _body_work(body)
+        case Seq(body=body):
+            return sum(_body_work(s) for s in body)
+        case IfThen(then=body) | Allocate(body=body):
+            return _body_work(body)
+    return 1
+
+
 def _writes_disjoint(loop: For) -> bool:
     """Every store under the loop depends on its variable: iterations write apart."""
-    stores = [n for n in walk(loop.body) if isinstance(n, Store)]
+    stores = [n for n in walk(loop.body) if isinstance(n, Store) and n.buffer.scope == "global"]
     return bool(stores) and all(
         any(coefficient(i, loop.var) not in (0, None) for i in s.index) for s in stores)
 
 
-def _parallel_pick(chain, target: Target, work: int) -> list:
-    """Parallelize the loop with the most iterations, moved outermost; none if too small."""
-    candidates = [f for f in chain if _writes_disjoint(f)]
+@dataclass(frozen=True)
+class _Axis:
+    """A loop as the heuristics see it once their own splits and fusions are planned."""
+    name: str
+    extent: int
+    disjoint: bool
+
+
+def _parallel_pick(axes: list[_Axis], target: Target, work: int) -> list:
+    """Parallelize the data-parallel loop with the most iterations, moved outermost; none when
+    the kernel is too small to pay for waking the pool."""
+    candidates = [a for a in axes if a.disjoint and a.extent > 1]
     if work < PARALLEL_MIN_WORK or target.threads < 2 or not candidates:
         return []
-    best = max(candidates, key=_extent)
-    if _extent(best) < 2:
-        return []
-    per_iter = max(1, work // _extent(best))
+    best = max(candidates, key=lambda a: a.extent)
+    per_iter = max(1, work // best.extent)
     grain = max(1, PARALLEL_MIN_WORK // (4 * per_iter))
-    order = [best.var.name] + [f.var.name for f in chain if f is not best]
-    moves = [Reorder(tuple(order))] if chain[0] is not best else []
-    return moves + [Parallel(best.var.name, grain)]
+    order = [best.name] + [a.name for a in axes if a is not best]
+    moves = [Reorder(tuple(order))] if axes[0] is not best else []
+    return moves + [Parallel(best.name, grain)]
 
 
 def _is_float32(kernel: Kernel) -> bool:
@@ -62,35 +83,30 @@ def _is_float32(kernel: Kernel) -> bool:
 
 
 def elementwise(kernel: Kernel, target: Target) -> tuple:
+    """Fuse a dense nest into one loop, vectorize the innermost loop when its body is a plain
+    store, and run the widest data-parallel loop on the thread pool."""
     chain = _perfect_nest(kernel.body)
     if not chain:
         return ()
     lanes = target.lanes()
     store = chain[-1].body
+    work = _body_work(kernel.body)
+    axes = [_Axis(f.var.name, _extent(f), _writes_disjoint(f)) for f in chain]
     directives: list = []
     dense = isinstance(store, Store) and all(
         n.index == store.index for n in walk(store) if isinstance(n, Load))
     if dense and store.index == tuple(f.var for f in chain) and len(chain) > 1:
-        name = chain[0].var.name
-        for inner in chain[1:]:
-            directives.append(Fuse(name, inner.var.name, f"{name}_{inner.var.name}"))
-            name = f"{name}_{inner.var.name}"
-        chain = [For(chain[0].var.__class__(name), _const(_work(chain)), store)]
-    innermost = chain[-1]
-    work = _work(chain)
-    vec_ok = _is_float32(kernel) and _extent(innermost) >= lanes
-    if vec_ok:
-        name = innermost.var.name
-        directives += [Split(name, lanes, f"{name}_o", f"{name}_v"), Vectorize(f"{name}_v")]
-        chain = chain[:-1] + [For(innermost.var.__class__(f"{name}_o"),
-                                  _const(-(-_extent(innermost) // lanes)), store)]
-        work = _work(chain) * lanes
-    return tuple(directives + _parallel_pick(chain, target, work))
-
-
-def _const(n):
-    from ..loop.ir import const_int
-    return const_int(n)
+        name = axes[0].name
+        for inner in axes[1:]:
+            directives.append(Fuse(name, inner.name, f"{name}_{inner.name}"))
+            name = f"{name}_{inner.name}"
+        axes = [_Axis(name, _work(chain), True)]
+    last = axes[-1]
+    if isinstance(store, Store) and _is_float32(kernel) and last.extent >= lanes:
+        directives += [Split(last.name, lanes, f"{last.name}_o", f"{last.name}_v"),
+                       Vectorize(f"{last.name}_v")]
+        axes[-1] = _Axis(f"{last.name}_o", -(-last.extent // lanes), last.disjoint)
+    return tuple(directives + _parallel_pick(axes, target, work))
 
 
 def matmul(kernel: Kernel, target: Target) -> tuple:

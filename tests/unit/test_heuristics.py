@@ -1,0 +1,63 @@
+"""Default schedules: what the heuristics choose from target facts, checked on the IR."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from onnx import TensorProto, helper
+
+import onnxc
+from onnxc.loop.printer import program_str
+from onnxc.lower.pipeline import compile_program
+from onnxc.targets import get_target
+from tests.ops.harness import node_model, rand
+
+AVX2 = get_target("x86_64")
+
+
+def _final_ir(model, target=AVX2):
+    return program_str(compile_program(model, target)[1])
+
+
+def test_large_elementwise_is_vectorized_and_parallel():
+    text = _final_ir(node_model("Relu", [rand(40001)]))
+    assert "# parallel" in text and "<8>" in text
+
+
+def test_small_elementwise_stays_on_the_calling_thread():
+    text = _final_ir(node_model("Relu", [rand(100)]))
+    assert "# parallel" not in text and "<8>" in text
+
+
+def test_single_thread_target_never_parallelizes():
+    one_core = dataclasses.replace(AVX2, cores=1)
+    assert "# parallel" not in _final_ir(node_model("Relu", [rand(40001)]), one_core)
+
+
+def test_rows_of_softmax_run_in_parallel():
+    text = _final_ir(node_model("Softmax", [rand(512, 300)], {"axis": -1}))
+    assert "# parallel" in text
+
+
+def test_matmul_tile_uses_registers_fma_and_packed_weights():
+    text = _final_ir(node_model("MatMul", [rand(64, 96), rand(96, 80)], constant=(1,)))
+    assert "register" in text and "fma(" in text
+    assert "c_x1_p16" in text            # weights packed into 16-wide panels (2 AVX2 vectors)
+
+
+def test_vector_width_follows_the_target():
+    avx512 = get_target("x86_64-avx512")
+    text = _final_ir(node_model("Relu", [rand(1000)]), avx512)
+    assert "<16>[" in text          # (a tail of 8 may use a narrower vector)
+
+
+def test_output_listed_twice(tmp_path):
+    vi = helper.make_tensor_value_info
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [vi("x", TensorProto.FLOAT, [5])],
+                          [vi("y", TensorProto.FLOAT, [5]), vi("y", TensorProto.FLOAT, [5])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.arange(5, dtype=np.float32) - 2
+    a, b = onnxc.compile(m, out_dir=tmp_path, strict=True).run(None, {"x": x})
+    np.testing.assert_array_equal(a, np.maximum(x, 0))
+    np.testing.assert_array_equal(b, np.maximum(x, 0))

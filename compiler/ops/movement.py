@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..loop.ir import Binary, Cast, Expr, Load, Select, Store, Var, cmp, const_int
+from ..loop.ir import Cast, Expr, Load, Store, Var, const_int
 from .common import nest
 from .registry import register
 from .shape import (
@@ -132,7 +132,7 @@ def _emit_split(ctx, data, axis: int, split=None, num_outputs=None) -> None:
                 raise fail(ctx, f"output {k} has shape {ctx.shape(out)}, expected {want}")
             if len(sizes) == 1:
                 ctx.alias(out, data)
-            elif size:
+            else:   # an empty output still gets its (empty) kernel
                 body = nest(want, lambda *v, off=offset, out=out: Store(
                     out, tuple(v), Load(data, _shifted(v, axis, off))))
                 ctx.emit(body, kind="elementwise", stage=f"out{k}")
@@ -194,14 +194,14 @@ def Slice_1(ctx, data, *, starts, ends, axes=None):
 
 # -- Gather ------------------------------------------------------------------------------------
 def _runtime_index(indices, n: int):
-    """A run-time index made safe: negative ones count from the end, then clamped into
-    [0, n-1] so that a bad index can never read outside the data (onnxruntime would fail)."""
+    """A run-time index made safe: ((i % n) + n) % n is i + n for i in [-n, 0), i for i in
+    [0, n), and in [0, n) for any i (C's % truncates), so no index reads outside the data;
+    onnxruntime rejects an out-of-range index, here it wraps around."""
     def fn(iv):
         idx = Load(indices, tuple(iv))
         if idx.dtype != "int64":
             idx = Cast("int64", idx)
-        idx = Select(cmp("lt", idx, 0), idx + const_int(n), idx)
-        return Binary("max", Binary("min", idx, const_int(n - 1)), const_int(0))
+        return (idx % const_int(n) + const_int(n)) % const_int(n)
     return fn
 
 
@@ -210,8 +210,8 @@ def _constant_index(ctx, values, n: int, var_count: int):
     if ((values < -n) | (values >= n)).any():
         raise fail(ctx, f"an index is out of range [-{n}, {n - 1}]")
     values = np.where(values < 0, values + n, values)
-    if values.size and (values == values.reshape(-1)[0]).all():
-        return lambda iv: const_int(int(values.reshape(-1)[0]))
+    if values.size == 0 or (values == values.reshape(-1)[0]).all():
+        return lambda iv: const_int(int(values.reshape(-1)[0]) if values.size else 0)
     if var_count == 1:
         return lambda iv: index_expr(ctx, values, iv[0], "indices")
     table = ctx.constant(values, "indices")

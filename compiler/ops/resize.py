@@ -275,3 +275,9 @@ def Upsample(ctx, X, scales, *, mode="nearest"):
 def Upsample_7(ctx, X, *, scales, mode="nearest"):
     opts = _Options(_mode(ctx, mode), "asymmetric", "simple")
     _resize(ctx, X, opts, np.asarray(scales, F32))
+
+
+@register("Upsample", since=1, until=6)
+def Upsample_1(ctx, X, *, height_scale, width_scale, mode="nearest"):
+    opts = _Options(_mode(ctx, mode), "asymmetric", "simple")
+    _resize(ctx, X, opts, np.array([1, 1, height_scale, width_scale], F32))

@@ -9,7 +9,7 @@ from onnxc.errors import ModelError
 from .harness import check_model, check_node, node_model, rand
 from .test_shape import chain_model, no_folding, typed  # noqa: F401
 
-I64, I32 = np.int64, np.int32
+I64, I32, F32 = np.int64, np.int32, np.float32
 INT64_MAX, INT64_MIN = np.iinfo(I64).max, np.iinfo(I64).min
 
 
@@ -206,11 +206,12 @@ def test_gather_embedding_constant_table(tmp_path):
     check_node(tmp_path, "Gather", [table, idx], constant=(0,))
 
 
-def test_gather_runtime_out_of_range_is_clamped(tmp_path):
-    x, idx = rand(4, 3), np.array([7, -9, 1], I64)
+@pytest.mark.parametrize("dtype", [I64, I32])
+def test_gather_runtime_out_of_range_stays_in_bounds(tmp_path, dtype):
+    x, idx = rand(4, 3), np.array([7, -9, 1, INT64_MAX if dtype == I64 else -2**31], dtype)
     model = node_model("Gather", [x, idx])
     got = onnxc.compile(model, out_dir=tmp_path).run(None, {"x0": x, "x1": idx})[0]
-    np.testing.assert_array_equal(got, x[[3, 0, 1]])
+    np.testing.assert_array_equal(got, x[np.mod(idx.astype(I64), 4)])   # wrapped around
 
 
 def test_gather_error_constant_out_of_range(tmp_path):
@@ -279,6 +280,22 @@ def test_tile(tmp_path, shape, repeats):
 def test_tile_int64(tmp_path, opset):
     check_node(tmp_path, "Tile", [ints(2, 3), np.array([2, 2], I64)], constant=(1,),
                opset=opset)
+
+
+def test_tile_1(tmp_path):
+    x = rand(2, 3)
+    model = node_model("Tile", [x, np.array(3, F32), np.array(1, F32)], constant=(1, 2),
+                       opset=1)
+    got = onnxc.compile(typed(model, (F32, (2, 9))), out_dir=tmp_path).run(None, {"x0": x})[0]
+    # Tile-1 takes tiles and axis with the data type; no reference runs it.
+    np.testing.assert_array_equal(got, np.tile(x, (1, 3)))
+
+
+def test_pad_1(tmp_path):
+    x = rand(2, 3)
+    model = node_model("Pad", [x], {"paddings": [0, 1, 2, 0], "mode": "edge"}, opset=1)
+    got = onnxc.compile(typed(model, (F32, (4, 4))), out_dir=tmp_path).run(None, {"x0": x})[0]
+    np.testing.assert_array_equal(got, np.pad(x, ((0, 2), (1, 0)), mode="edge"))
 
 
 def test_tile_error_runtime_repeats(tmp_path):

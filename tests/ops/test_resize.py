@@ -6,7 +6,7 @@ import onnxc
 import pytest
 from onnxc.errors import ModelError
 
-from .harness import check_model, check_node, node_model, rand
+from .harness import check_model, check_node, node_model, rand, reference
 from .test_shape import typed
 
 I64, F32 = np.int64, np.float32
@@ -84,13 +84,10 @@ def test_linear_other_ranks(tmp_path, shape, scales):
     resize(tmp_path, rand(*shape), {"mode": "linear"}, scales=scales)
 
 
-def test_linear_axes_and_aspect_policy(tmp_path):
-    resize(tmp_path, rand(1, 2, 4, 6), {"mode": "linear",
-                                        "keep_aspect_ratio_policy": "not_larger"},
-           sizes=[7, 9], axes=[2, 3], opset=18)
-    resize(tmp_path, rand(1, 2, 4, 6), {"mode": "linear",
-                                        "keep_aspect_ratio_policy": "not_smaller"},
-           sizes=[7, 9], axes=[2, 3], opset=19)
+@pytest.mark.parametrize("policy,opset", [("not_larger", 18), ("not_smaller", 19)])
+def test_linear_axes_and_aspect_policy(tmp_path, policy, opset):
+    resize(tmp_path, rand(1, 2, 4, 6), {"mode": "linear", "keep_aspect_ratio_policy": policy},
+           sizes=[7, 9], axes=[2, 3], opset=opset)
 
 
 def test_linear_axes_scales(tmp_path):
@@ -140,6 +137,14 @@ def test_upsample_7(tmp_path):
     check_model(typed(model, (F32, (1, 2, 6, 12))), {"x0": x}, tmp_path)
 
 
+def test_upsample_1(tmp_path):
+    x = rand(1, 2, 3, 4)
+    model = node_model("Upsample", [x], {"height_scale": 2.0, "width_scale": 3.0}, opset=6)
+    got = onnxc.compile(typed(model, (F32, (1, 2, 6, 12))), out_dir=tmp_path).run(
+        None, {"x0": x})[0]
+    np.testing.assert_array_equal(got, x.repeat(2, axis=2).repeat(3, axis=3))  # no reference
+
+
 def test_identity_resize_is_a_view(tmp_path):
     resize(tmp_path, rand(1, 2, 3, 4), {"mode": "linear"}, scales=[1, 1, 1, 1])
 
@@ -173,3 +178,13 @@ def test_error_unknown_mode(tmp_path):
     model = node_model("Resize", [rand(1, 1, 2, 2), None, np.array([1, 1, 2, 2], F32)],
                        {"mode": "area"}, constant=(2,), opset=13)
     compile_fails(tmp_path, typed(model, (F32, (1, 1, 4, 4))), "mode")
+
+
+def test_negative_axes(tmp_path):
+    # Neither reference handles negative Resize axes: compare with the same model on [2, 3].
+    x = rand(1, 2, 4, 6)
+    models = [node_model("Resize", [x, None, None, np.array([7, 9], I64)],
+                         {"mode": "linear", "axes": axes}, constant=(3,), opset=19)
+              for axes in ([-2, -1], [2, 3])]
+    got = onnxc.compile(models[0], out_dir=tmp_path).run(None, {"x0": x})[0]
+    np.testing.assert_allclose(got, reference(models[1], {"x0": x})[0], rtol=1e-4, atol=1e-5)

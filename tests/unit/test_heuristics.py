@@ -4,12 +4,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from onnx import TensorProto, helper
-
 import onnxc
+from onnx import TensorProto, helper
 from onnxc.loop.printer import program_str
 from onnxc.lower.pipeline import compile_program
 from onnxc.targets import get_target
+
 from tests.ops.harness import node_model, rand
 
 AVX2 = get_target("x86_64")

@@ -304,4 +304,9 @@ ONNXC_VM_SCALAR(tanh)
 ONNXC_VM_SCALAR(sigmoid)
 ONNXC_VM_SCALAR(erf)
 
+/* max/min with the lanes' NaN rule (a NaN operand wins); libm's fmaxf is an out-of-line
+   call that ignores NaN */
+ONNXC_VM_INLINE float onnxc_max_f(float a, float b) { return (a > b || a != a) ? a : b; }
+ONNXC_VM_INLINE float onnxc_min_f(float a, float b) { return (a < b || a != a) ? a : b; }
+
 #endif /* ONNXC_VMATH_H */

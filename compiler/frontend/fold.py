@@ -14,6 +14,12 @@ from ..graph.ir import Graph, Node, Value
 _UNFOLDABLE = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike",
                          "RandomUniformLike", "Multinomial", "Bernoulli"})
 _MAX_FOLDED_ELEMENTS = 1 << 22   # don't embed a huge tensor that a kernel could compute
+# Inputs whose values (not just shapes) decide the output shape; None: the data itself does.
+_SHAPE_INPUTS = {"Reshape": (1,), "Expand": (1,), "Slice": (1, 2, 3, 4), "Tile": (1,),
+                 "Pad": (1, 2, 3), "ConstantOfShape": (0,), "Range": (0, 1, 2),
+                 "Resize": (1, 2, 3), "Upsample": (1,), "Squeeze": (1,), "Unsqueeze": (1,),
+                 "Split": (1,), "TopK": (1,), "OneHot": (1,), "NonZero": None, "Compress": None,
+                 "Unique": None}
 
 
 def _onnx_attrs(node: Node) -> dict:
@@ -137,14 +143,35 @@ def infer_missing_shapes(g: Graph) -> Graph:
     for node in g.nodes:
         if all(o == "" or (o in values and values[o].is_static) for o in node.outputs):
             continue
+        _check_shape_inputs_constant(g, node)
         ins = [values.get(i) for i in node.inputs if i]
         if any(v is None or not v.is_static for v in ins):
             raise ModelError(f"cannot infer the shapes of node {node.name!r} ({node.op_type})")
         feeds = {i: g.constants[i] if i in g.constants else
                  np.zeros(values[i].shape, dtypes.dtype(values[i].dtype).numpy)
                  for i in node.inputs if i}
-        for name, arr in zip((o for o in node.outputs if o), evaluate_node(g, node, feeds)):
+        try:
+            results = evaluate_node(g, node, feeds)
+        except Exception as exc:   # onnx.reference raises many types
+            raise ModelError(f"cannot infer the shapes of node {node.name!r} ({node.op_type}): "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                             ) from None
+        for name, arr in zip((o for o in node.outputs if o), results):
             arr = np.asarray(arr)
             values[name] = Value(name, dtypes.from_numpy(arr.dtype), tuple(arr.shape))
     outputs = tuple(values.get(o.name, o) for o in g.outputs)
     return Graph(g.name, g.inputs, outputs, g.nodes, values, g.constants, g.opsets)
+
+
+def _check_shape_inputs_constant(g: Graph, node: Node) -> None:
+    if node.op_type not in _SHAPE_INPUTS:
+        return
+    which = _SHAPE_INPUTS[node.op_type]
+    if which is None:
+        raise ModelError(f"node {node.name!r} ({node.op_type}): its output shape depends on "
+                         "the input data, which static compilation does not support yet")
+    for i in which:
+        if i < len(node.inputs) and node.inputs[i] and node.inputs[i] not in g.constants:
+            raise ModelError(f"node {node.name!r} ({node.op_type}): input {i} "
+                             f"({node.inputs[i]!r}) sets the output shape and must be a "
+                             "compile-time constant")

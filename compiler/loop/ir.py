@@ -136,6 +136,8 @@ class Fma(Expr):
 
 @dataclass(frozen=True, slots=True)
 class Select(Expr):
+    """cond ? a : b, with both arms evaluated (vector lanes compute both): an arm must be
+    safe to evaluate even where it is not selected. Guard a load with IfThen instead."""
     cond: Expr
     a: Expr
     b: Expr

@@ -28,7 +28,7 @@ class ProgramBuilder:
         return Buffer(self.names.unique(hint, prefix), dtype, shape_of(*shape))
 
     def add_constant(self, hint: str, array: np.ndarray) -> Buffer:
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array, order="C")   # keeps 0-d arrays 0-d
         buf = dataclasses.replace(
             self.new_buffer(hint, dtypes.from_numpy(array.dtype), array.shape, "c_"),
             scope="constant")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +59,7 @@ class CompiledModel:
         self._ffi = cffi.FFI()
         self._ffi.cdef(_CDEF.format(name=self.name))
         try:
-            self._lib = self._ffi.dlopen(str(path))
+            self._lib = self._ffi.dlopen(_fresh_path(path))
             fn = self._fn
             fn("num_inputs")
         except (OSError, AttributeError) as exc:
@@ -144,6 +146,22 @@ class CompiledModel:
             raise ValueError(f"unknown output name(s) {missing}; the model's outputs are "
                              f"{list(by_name)}")
         return [by_name[n] for n in output_names]
+
+
+# path -> (inode, mtime) of the file first loaded from it in this process
+_LOADED: dict[str, tuple[int, int]] = {}
+
+
+def _fresh_path(path: Path) -> str:
+    """dlopen returns the already-loaded object for a path it has seen, even when a rebuild
+    replaced the file; a changed file is therefore loaded from a private copy."""
+    st = path.stat()
+    key, ident = str(path), (st.st_ino, st.st_mtime_ns)
+    if _LOADED.setdefault(key, ident) == ident:
+        return key
+    copy = Path(tempfile.mkdtemp(prefix="onnxc_lib_")) / path.name
+    shutil.copy2(path, copy)
+    return str(copy)
 
 
 def load(path, name: str | None = None) -> CompiledModel:

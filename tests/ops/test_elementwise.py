@@ -102,8 +102,9 @@ def test_cast(tmp_path, to, src):
 def test_relu_keeps_nan(tmp_path):
     x = rand(40)
     x[3] = np.nan
-    from tests.ops.harness import node_model, reference
     import onnxc
+
+    from tests.ops.harness import node_model, reference
     got = onnxc.compile(node_model("Relu", [x]), out_dir=tmp_path).run(None, {"x0": x})[0]
     want = reference(node_model("Relu", [x]), {"x0": x})[0]
     assert np.isnan(got[3]) == np.isnan(want[3])

@@ -3,9 +3,9 @@ vector width, batching and broadcasting, transposes, strides, pads, groups, dila
 from __future__ import annotations
 
 import numpy as np
+import onnxc
 import pytest
 
-import onnxc
 from tests.ops.harness import check_node, node_model, rand
 
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
-
 import onnxc
+
 from tests.ops.harness import node_model, rand
 
 

@@ -28,6 +28,7 @@
 #ifndef ONNXC_VMATH_H
 #define ONNXC_VMATH_H
 
+#include <math.h>
 #include <stdint.h>
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -308,5 +309,23 @@ ONNXC_VM_SCALAR(erf)
    call that ignores NaN */
 ONNXC_VM_INLINE float onnxc_max_f(float a, float b) { return (a > b || a != a) ? a : b; }
 ONNXC_VM_INLINE float onnxc_min_f(float a, float b) { return (a < b || a != a) ? a : b; }
+
+ONNXC_VM_INLINE double onnxc_sigmoid_d(double x) {
+  /* stable both ways: exp of a non-positive number never overflows */
+  double e = exp(-fabs(x));
+  return x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+}
+
+/* integer Pow: repeated squaring; negative exponents truncate like C integer division */
+ONNXC_VM_INLINE int64_t onnxc_ipow(int64_t base, int64_t exp_) {
+  if (exp_ < 0) return base == 1 ? 1 : (base == -1 ? ((exp_ & 1) ? -1 : 1) : 0);
+  int64_t result = 1;
+  while (exp_) {
+    if (exp_ & 1) result *= base;
+    base *= base;
+    exp_ >>= 1;
+  }
+  return result;
+}
 
 #endif /* ONNXC_VMATH_H */

@@ -12,8 +12,8 @@ _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "/", "mod"
 
 _LIBM_F32 = {"sqrt": "sqrtf", "exp": "expf", "log": "logf", "tanh": "tanhf", "erf": "erff",
              "floor": "floorf", "ceil": "ceilf", "round": "nearbyintf", "sin": "sinf",
-             "cos": "cosf", "abs": "fabsf", "max": "onnxc_max_f", "min": "onnxc_min_f", "pow": "powf",
-             "fma": "fmaf", "sigmoid": "onnxc_sigmoid_f"}
+             "cos": "cosf", "abs": "fabsf", "max": "onnxc_max_f", "min": "onnxc_min_f",
+             "pow": "powf", "fma": "fmaf", "sigmoid": "onnxc_sigmoid_f"}
 _LIBM_F64 = {"sqrt": "sqrt", "exp": "exp", "log": "log", "tanh": "tanh", "erf": "erf",
              "floor": "floor", "ceil": "ceil", "round": "nearbyint", "sin": "sin", "cos": "cos",
              "abs": "fabs", "max": "fmax", "min": "fmin", "pow": "pow", "fma": "fma",

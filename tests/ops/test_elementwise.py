@@ -108,3 +108,9 @@ def test_relu_keeps_nan(tmp_path):
     got = onnxc.compile(node_model("Relu", [x]), out_dir=tmp_path).run(None, {"x0": x})[0]
     want = reference(node_model("Relu", [x]), {"x0": x})[0]
     assert np.isnan(got[3]) == np.isnan(want[3])
+
+
+def test_float64_and_int_paths(tmp_path):
+    check_node(tmp_path, "Sigmoid", [rand(3, 7).astype(np.float64) * 30])
+    base = np.arange(-4, 5, dtype=np.int64)
+    check_node(tmp_path, "Pow", [base, np.full(9, 3, np.int64)])

@@ -128,24 +128,34 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     rows = max(1, min(m, MAX_TILE_ROWS, (target.vector_registers - SPARE_REGISTERS) // vecs))
     d = [Split("j", vecs * lanes, "jo", "ji"), Split("ji", lanes, "jm", "jv"),
          Split("i", rows, "io", "ii")]
-    tiles = -(-n // (vecs * lanes))
+    d += _outer_loops(batch, -(-n // (vecs * lanes)), _work(chain), target)
+    d += [CacheWrite(out, "io"), Unroll("ii"), Unroll("jm"), Vectorize("jv")]
+    d += _pack_constant_rhs(store, chain[-2].var, vecs * lanes)
+    return tuple(d + _tile_copies(out, len(store.index), lanes))
+
+
+def _outer_loops(batch, tiles: int, work: int, target: Target) -> list:
+    """Order the tile loops; the widest of the column tiles and batch loops goes outermost
+    and runs on the pool when the work pays for it."""
     extents = {f.var.name: _extent(f) for f in batch if _extent(f) > 1}
     extents["jo"] = tiles
     lead = max(extents, key=extents.get)
-    parallel = _work(chain) >= PARALLEL_MIN_WORK and target.threads > 1 and extents[lead] > 1
     outer = [lead] + [f.var.name for f in batch if f.var.name != lead] + \
         (["jo"] if lead != "jo" else [])
-    d.append(Reorder(tuple(outer) + ("io", "k", "ii", "jm", "jv")))
-    if parallel:
+    d = [Reorder(tuple(outer) + ("io", "k", "ii", "jm", "jv"))]
+    if work >= PARALLEL_MIN_WORK and target.threads > 1 and extents[lead] > 1:
         d.append(Parallel(lead))
-    d += [CacheWrite(out, "io"), Unroll("ii"), Unroll("jm"), Vectorize("jv")]
-    d += _pack_constant_rhs(store, chain[-2].var, vecs * lanes)
+    return d
+
+
+def _tile_copies(out: str, rank: int, lanes: int) -> list:
+    """The accumulator tile's load and store loops: rows unrolled, columns in vectors."""
+    d = []
     for stage in ("in", "out"):
-        rank = len(store.index)
         last = f"{out}_{stage}{rank - 1}"
         d += [Unroll(f"{out}_{stage}{rank - 2}"), Split(last, lanes, f"{last}_o", f"{last}_v"),
               Unroll(f"{last}_o"), Vectorize(f"{last}_v")]
-    return tuple(d)
+    return d
 
 
 def _pack_constant_rhs(store, j_var, width: int) -> list:

@@ -1,5 +1,9 @@
-"""The six benchmark models: compiled, run on random inputs, compared with onnxruntime."""
+"""The six benchmark models: compiled from the CLI, run from Python and from the C example on
+random inputs, compared with onnxruntime."""
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import onnxc
@@ -9,6 +13,8 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("torch", reason="the benchmark models are exported with torch")
 
 from benchmarks.models import ensure_models, make_feed  # noqa: E402
+from tests.test_examples import ROOT as REPO  # noqa: E402
+from tests.test_examples import _missing_tools, _run, parse, sin_feed  # noqa: E402
 
 # max |onnxc - ort| / max |ort| allowed, per the issue
 TOLERANCE = {"mlp": 1e-4, "cnn": 1e-4, "gemm": 1e-4, "resnet18": 1e-3, "mobilenetv2": 1e-3,
@@ -20,17 +26,40 @@ def model_paths():
     return ensure_models()
 
 
-@pytest.mark.parametrize("name", list(TOLERANCE))
-def test_model_matches_onnxruntime(name, model_paths, tmp_path):
-    path = model_paths[name]
-    compiled = onnxc.compile(path, out_dir=tmp_path, strict=True)
+def _relative_error(got, want) -> float:
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert np.isfinite(got).all()
+    return float(np.abs(got - want).max() / np.abs(want).max())
+
+
+@pytest.fixture(scope="module", params=list(TOLERANCE))
+def compiled(request, model_paths, tmp_path_factory):
+    """(name, onnx path, out dir) of a model compiled with the onnxc command."""
+    name, out = request.param, tmp_path_factory.mktemp(request.param)
+    subprocess.run([sys.executable, "-m", "onnxc.cli", str(model_paths[name]), "-o", str(out),
+                    "--name", name], check=True, capture_output=True)
+    return name, model_paths[name], out
+
+
+def test_python_matches_onnxruntime(compiled):
+    name, path, out = compiled
+    model = onnxc.load(out / f"{name}.so")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for seed in (0, 1):
         feed = make_feed(name, seed=seed)
-        got = compiled.run(None, feed)
-        want = session.run(None, feed)
-        for g, w in zip(got, want):
-            assert g.shape == w.shape and g.dtype == w.dtype
-            assert np.isfinite(g).all()
-            err = np.abs(g - w).max() / np.abs(w).max()
-            assert err <= TOLERANCE[name], f"{name}: relative error {err:.2e}"
+        for got, want in zip(model.run(None, feed), session.run(None, feed)):
+            assert _relative_error(got, want) <= TOLERANCE[name], name
+
+
+@pytest.mark.skipif(_missing_tools() is not None, reason=_missing_tools() or "")
+def test_c_example_matches_onnxruntime(compiled, tmp_path):
+    name, path, out = compiled
+    _run(["cmake", "-S", REPO, "-B", tmp_path, f"-DONNXC_MODEL_DIR={out}",
+          f"-DONNXC_MODEL_NAME={name}", "-DCMAKE_BUILD_TYPE=Release"])
+    _run(["cmake", "--build", tmp_path, "-j", "2", "--target", "onnxc_example_c"])
+    values, _ = parse(_run([tmp_path / "examples/c/onnxc_example_c"]).stdout)
+    feed = sin_feed(onnxc.load(out / f"{name}.so"))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    want = np.concatenate([o.ravel() for o in session.run(None, feed)])
+    got = np.asarray(values, np.float32)
+    assert _relative_error(got, want) <= TOLERANCE[name], name

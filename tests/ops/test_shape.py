@@ -14,24 +14,6 @@ I64 = np.int64
 
 
 @pytest.fixture
-def stdbool(monkeypatch):
-    """Until templates/model.c.j2 includes <stdbool.h> (reported to the lead), bool tensors do
-    not compile; this adds the include so that the bool paths of these lowerings are tested.
-    It does nothing once the template has it."""
-    import jinja2
-    import onnxc.backend.emit as emit
-    env = emit._env()
-    source = env.loader.get_source(env, "model.c.j2")[0]
-    if "stdbool.h" in source:
-        return
-    patched = source.replace("#include <stdint.h>", "#include <stdbool.h>\n#include <stdint.h>")
-    loader = jinja2.ChoiceLoader([jinja2.DictLoader({"model.c.j2": patched}), env.loader])
-    monkeypatch.setattr(emit, "_env", lambda: jinja2.Environment(
-        loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-        autoescape=False))
-
-
-@pytest.fixture
 def no_folding(monkeypatch):
     """Keep Shape/Size/Constant/... nodes in the graph so that their lowerings run."""
     import onnxc.frontend.load as load
@@ -178,28 +160,28 @@ def test_unsqueeze_error_nonconstant_axes(tmp_path):
 @pytest.mark.parametrize("x", [rand(3, 5), np.arange(7, dtype=I64),
                                np.array([True, False, True]),
                                np.array(2.5, np.float32)])
-def test_identity(tmp_path, stdbool, x):
+def test_identity(tmp_path, x):
     check_node(tmp_path, "Identity", [x])
 
 
 # -- Dropout -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("opset", [12, 13, 22])
 @pytest.mark.parametrize("n_outputs", [1, 2])
-def test_dropout(tmp_path, stdbool, opset, n_outputs):
+def test_dropout(tmp_path, opset, n_outputs):
     check_node(tmp_path, "Dropout", [rand(3, 7), np.array(0.3, np.float32),
                                      np.array(False)], constant=(1, 2),
                n_outputs=n_outputs, opset=opset)
 
 
 @pytest.mark.parametrize("opset", [7, 10])
-def test_dropout_old(tmp_path, stdbool, opset):
+def test_dropout_old(tmp_path, opset):
     x = rand(2, 5)
     model = node_model("Dropout", [x], {"ratio": 0.2}, n_outputs=2, opset=opset)
     typed(model, (np.float32, x.shape), (np.float32 if opset < 10 else np.bool_, x.shape))
     check_model(model, {"x0": x}, tmp_path)
 
 
-def test_dropout_no_optional_inputs(tmp_path, stdbool):
+def test_dropout_no_optional_inputs(tmp_path):
     check_node(tmp_path, "Dropout", [rand(4, 3)], n_outputs=2, opset=13)
 
 
@@ -250,7 +232,7 @@ def test_constant_error_string(tmp_path, no_folding):
 @pytest.mark.parametrize("value", [None, np.array([1.5], np.float32), np.array([7], I64),
                                    np.array([1], np.int32), np.array([True])])
 @pytest.mark.parametrize("dims", [(2, 3, 5), (4,)])
-def test_constant_of_shape(tmp_path, no_folding, stdbool, value, dims):
+def test_constant_of_shape(tmp_path, no_folding, value, dims):
     attrs = {} if value is None else {"value": numpy_helper.from_array(value)}
     check_node(tmp_path, "ConstantOfShape", [np.array(dims, I64)], attrs, constant=(0,))
 

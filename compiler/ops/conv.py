@@ -35,14 +35,14 @@ def conv_pads(auto_pad, pads, in_sp, k_eff, strides, out_sp):
     raise ModelError(f"Conv: unknown auto_pad {auto_pad!r}")
 
 
-def pad_input(ctx, X: Buffer, shape, begin, end) -> Buffer:
-    """Zero-padded copy of X (N, C, H, W): zero everything, then copy the interior."""
+def pad_input(ctx, X: Buffer, shape, begin, end, fill: float = 0.0) -> Buffer:
+    """Padded copy of X (N, C, H, W): fill everything, then copy the interior."""
     n, c, h, w = shape
     hp, wp = h + begin[0] + end[0], w + begin[1] + end[1]
     Xp = ctx.temp(X.dtype, (n, c, hp, wp), "padded")
     ctx.emit(nest((n * c * hp * wp,), lambda i: Store(_view(Xp, n * c * hp * wp), (i,),
-                                                      Const(0.0, X.dtype))),
-             kind="elementwise", stage="pad_zero")
+                                                      Const(fill, X.dtype))),
+             kind="elementwise", stage="pad_fill")
     ctx.emit(loops([("n", n), ("c", c), ("h", h), ("w", w)],
                    lambda vn, vc, vh, vw: Store(Xp, (vn, vc, vh + begin[0], vw + begin[1]),
                                                 Load(X, (vn, vc, vh, vw)))),

@@ -2,7 +2,8 @@
 spatial ranks.
 
 Loops n, c, then one per output spatial axis (h, w; d, h, w), then the window loops (kh, kw).
-Padding is never read: along an axis where some window overlaps the padding, each output
+The float 2-D MaxPool reads a copy padded with -inf through fixed windows (it vectorizes).
+Otherwise padding is never read: along an axis where some window overlaps the padding, each output
 position's window loop runs only over the taps inside the input; its first tap and tap count
 come from small int64 constant tables indexed by the output position (static shapes make them
 known at compile time). Axes where every window lies inside the input keep a constant-extent
@@ -31,6 +32,7 @@ from ..loop.ir import (
     seq,
 )
 from ..loop.simplify import simplify
+from .conv import pad_input
 from .reduce import REDUCTIONS, reduce_into, scalar
 from .registry import register
 
@@ -188,10 +190,13 @@ def MaxPool(ctx, X, *, kernel_shape=None, strides=None, pads=None, dilations=Non
             auto_pad="NOTSET", ceil_mode=0, storage_order=0):
     _check_dtype("MaxPool", X, allow_int=True)
     Y = ctx.output(0)
-    p = _Pool(ctx, X, _axes(ctx, "MaxPool", X, Y, kernel_shape, strides, pads, dilations,
-                            auto_pad))
-    acc = Load(Y, p.yi)
+    axes = _axes(ctx, "MaxPool", X, Y, kernel_shape, strides, pads, dilations, auto_pad)
     indices = ctx.outputs[1] if len(ctx.outputs) > 1 else None
+    if indices is None and X.dtype == "float32" and len(axes) == 2:
+        _max_pool_2d(ctx, X, Y, axes)
+        return
+    p = _Pool(ctx, X, axes)
+    acc = Load(Y, p.yi)
     if indices is None:
         p.emit(Store(Y, p.yi, _lowest(X.dtype)),
                p.over_window(Store(Y, p.yi, Binary("max", acc, p.x))))
@@ -203,6 +208,27 @@ def MaxPool(ctx, X, *, kernel_shape=None, strides=None, pads=None, dilations=Non
            p.over_window(IfThen(cmp("gt", p.x, acc), seq(
                Store(Y, p.yi, p.x),
                Store(indices, p.yi, p.flat_index(bool(storage_order), p.spatial))))))
+
+
+def _max_pool_2d(ctx, X, Y, axes: list[_Axis]) -> None:
+    """Float 2-D MaxPool as dense loops: the input padded with -inf (windows past the end
+    included), then fixed windows with the output column innermost, so it vectorizes."""
+    n, c = ctx.shape(X)[:2]
+    (ah, aw) = axes
+    ends = [max(0, (a.out - 1) * a.stride + (a.kernel - 1) * a.dilation + 1 - a.size - a.pad)
+            for a in axes]
+    src = X
+    if ah.pad or aw.pad or any(ends):
+        src = pad_input(ctx, X, ctx.shape(X), [ah.pad, aw.pad], ends, float("-inf"))
+    ctx.emit(loops([("n", n), ("c", c), ("h", ah.out), ("w", aw.out)],
+                   lambda *v: Store(Y, v, _lowest(X.dtype))), kind="elementwise", stage="init")
+
+    def body(vn, vc, vh, kh, kw, vw):
+        tap = Load(src, (vn, vc, vh * ah.stride + kh * ah.dilation,
+                         vw * aw.stride + kw * aw.dilation))
+        return Store(Y, (vn, vc, vh, vw), Binary("max", Load(Y, (vn, vc, vh, vw)), tap))
+    ctx.emit(loops([("n", n), ("c", c), ("h", ah.out), ("kh", ah.kernel), ("kw", aw.kernel),
+                    ("w", aw.out)], body), kind="elementwise")
 
 
 @register("AveragePool", since=1)

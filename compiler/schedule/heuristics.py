@@ -128,21 +128,22 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     rows = max(1, min(m, MAX_TILE_ROWS, (target.vector_registers - SPARE_REGISTERS) // vecs))
     d = [Split("j", vecs * lanes, "jo", "ji"), Split("ji", lanes, "jm", "jv"),
          Split("i", rows, "io", "ii")]
-    d += _outer_loops(batch, -(-n // (vecs * lanes)), _work(chain), target)
+    d += _outer_loops(batch, -(-n // (vecs * lanes)), -(-m // rows), _work(chain), target)
     d += [CacheWrite(out, "io"), Unroll("ii"), Unroll("jm"), Vectorize("jv")]
     d += _pack_constant_rhs(store, chain[-2].var, vecs * lanes)
     return tuple(d + _tile_copies(out, len(store.index), lanes))
 
 
-def _outer_loops(batch, tiles: int, work: int, target: Target) -> list:
-    """Order the tile loops; the widest of the column tiles and batch loops goes outermost
-    and runs on the pool when the work pays for it."""
+def _outer_loops(batch, col_tiles: int, row_tiles: int, work: int, target: Target) -> list:
+    """Order the tile loops: column tiles outside row tiles (a packed weight panel is reused
+    by every row tile), except that the loop with the most iterations among the batch loops
+    and the two tile loops goes outermost and runs on the pool when the work pays for it."""
     extents = {f.var.name: _extent(f) for f in batch if _extent(f) > 1}
-    extents["jo"] = tiles
+    extents["jo"] = col_tiles
+    extents["io"] = row_tiles
     lead = max(extents, key=extents.get)
-    outer = [lead] + [f.var.name for f in batch if f.var.name != lead] + \
-        (["jo"] if lead != "jo" else [])
-    d = [Reorder(tuple(outer) + ("io", "k", "ii", "jm", "jv"))]
+    rest = [f.var.name for f in batch] + ["jo", "io"]
+    d = [Reorder(tuple([lead] + [n for n in rest if n != lead]) + ("k", "ii", "jm", "jv"))]
     if work >= PARALLEL_MIN_WORK and target.threads > 1 and extents[lead] > 1:
         d.append(Parallel(lead))
     return d

@@ -6,7 +6,7 @@ from typing import Callable
 
 from ..frontend import import_model
 from ..graph.ir import Graph
-from ..loop.ir import Constant, Program
+from ..loop.ir import Constant, Program, static_shape
 from ..loop.printer import program_str
 from ..loop.simplify import simplify
 from ..loop.verify import verify_program
@@ -47,8 +47,8 @@ def schedule_kernels(prog: Program, target: Target, schedules=None) -> Program:
         k = apply_schedule(k, [d for d in directives if not isinstance(d, Pack)])
         for d in (d for d in directives if isinstance(d, Pack)):
             body, old, new = pack_loads(k.body, d.buffer, d.dim, d.factor)
-            data.setdefault(new.name, Constant(new, pack_array(data[old.name].data, d.dim,
-                                                                d.factor)))
+            viewed = data[old.name].data.reshape(static_shape(old))   # the kernel's view
+            data.setdefault(new.name, Constant(new, pack_array(viewed, d.dim, d.factor)))
             k = dataclasses.replace(k, body=body)
         kernels.append(k)
     used = {name for k in kernels for name in buffers_of(k.body)}

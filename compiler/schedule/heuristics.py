@@ -128,9 +128,10 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     rows = max(1, min(m, MAX_TILE_ROWS, (target.vector_registers - SPARE_REGISTERS) // vecs))
     d = [Split("j", vecs * lanes, "jo", "ji"), Split("ji", lanes, "jm", "jv"),
          Split("i", rows, "io", "ii")]
-    d += _outer_loops(batch, -(-n // (vecs * lanes)), -(-m // rows), _work(chain), target)
-    d += [CacheWrite(out, "io"), Unroll("ii"), Unroll("jm"), Vectorize("jv")]
-    d += _pack_constant_rhs(store, chain[-2].var, vecs * lanes)
+    order = _outer_loops(batch, -(-n // (vecs * lanes)), -(-m // rows), _work(chain), target)
+    innermost_tile = order[0].loops[-5]       # the tile loop just outside k
+    d += order + [CacheWrite(out, innermost_tile), Unroll("ii"), Unroll("jm"), Vectorize("jv")]
+    d += _pack_constants(store, chain[-3].var, chain[-2].var, rows, vecs * lanes)
     return tuple(d + _tile_copies(out, len(store.index), lanes))
 
 
@@ -159,14 +160,21 @@ def _tile_copies(out: str, rank: int, lanes: int) -> list:
     return d
 
 
-def _pack_constant_rhs(store, j_var, width: int) -> list:
-    """Constant weights read along j are packed into panels of the tile width: each k step of
-    a tile then reads one contiguous line instead of striding through a whole matrix row."""
+def _pack_constants(store, i_var, j_var, rows: int, width: int) -> list:
+    """Constant operands are packed into tiles at compile time: weights read along j into
+    panels of the tile width (each k step reads one contiguous line instead of striding
+    through a matrix row), weights read along i into blocks of the tile height (the tile's
+    broadcasts for one k are adjacent)."""
+    packs = []
     for load in walk(store.value):
-        if isinstance(load, Load) and load.buffer.scope == "constant" \
-                and coefficient(load.index[-1], j_var) == 1 and load.buffer.rank >= 2:
-            return [Pack(load.buffer.name, load.buffer.rank - 1, width)]
-    return []
+        if not isinstance(load, Load) or load.buffer.scope != "constant" or load.buffer.rank < 2:
+            continue
+        for var, factor in ((j_var, width), (i_var, rows)):
+            dims = [d for d, e in enumerate(load.index) if coefficient(e, var) == 1]
+            if len(dims) == 1 and factor > 1:
+                packs.append(Pack(load.buffer.name, dims[0], factor))
+                break
+    return packs
 
 
 HEURISTICS = {"elementwise": elementwise, "matmul": matmul}

@@ -12,11 +12,13 @@ from ..loop.visit import transform, walk
 
 
 def packed_buffer(buf: Buffer, dim: int, factor: int) -> Buffer:
+    """Layout [tile, other dims..., position in tile]: one tile's elements for consecutive
+    values of the other dimensions are one contiguous run."""
     shape = list(static_shape(buf))
     tiles = -(-shape[dim] // factor)
-    shape[dim] = factor
-    return Buffer(f"{buf.name}_p{factor}", buf.dtype, tuple(map(const_int, [tiles] + shape)),
-                  buf.scope)
+    rest = shape[:dim] + shape[dim + 1:]
+    return Buffer(f"{buf.name}_p{dim}x{factor}", buf.dtype,
+                  tuple(map(const_int, [tiles] + rest + [factor])), buf.scope)
 
 
 def pack_array(data: np.ndarray, dim: int, factor: int) -> np.ndarray:
@@ -24,7 +26,8 @@ def pack_array(data: np.ndarray, dim: int, factor: int) -> np.ndarray:
     pad[dim] = (0, -data.shape[dim] % factor)
     padded = np.pad(data, pad)
     shape = padded.shape[:dim] + (padded.shape[dim] // factor, factor) + padded.shape[dim + 1:]
-    return np.ascontiguousarray(np.moveaxis(padded.reshape(shape), dim, 0))
+    tiled = np.moveaxis(padded.reshape(shape), dim, 0)      # tile first
+    return np.ascontiguousarray(np.moveaxis(tiled, dim + 1, -1))   # position in tile last
 
 
 def _split_index(expr, factor: int, extents: dict, name: str):
@@ -53,7 +56,7 @@ def pack_loads(stmt: Stmt, buffer: str, dim: int, factor: int) -> tuple[Stmt, Bu
     def rewrite(n):
         if isinstance(n, Load) and n.buffer.name == buffer:
             tile, within = _split_index(n.index[dim], factor, extents, buffer)
-            index = (tile,) + n.index[:dim] + (within,) + n.index[dim + 1:]
+            index = (tile,) + n.index[:dim] + n.index[dim + 1:] + (within,)
             return dataclasses.replace(n, buffer=new, index=index)
         return n
     return transform(stmt, rewrite), old, new

@@ -42,7 +42,7 @@ def test_rows_of_softmax_run_in_parallel():
 def test_matmul_tile_uses_registers_fma_and_packed_weights():
     text = _final_ir(node_model("MatMul", [rand(64, 96), rand(96, 80)], constant=(1,)))
     assert "register" in text and "fma(" in text
-    assert "c_x1_p16" in text            # weights packed into 16-wide panels (2 AVX2 vectors)
+    assert "c_x1_p1x16" in text          # weights packed into 16-wide panels (2 AVX2 vectors)
 
 
 def test_vector_width_follows_the_target():

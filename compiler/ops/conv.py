@@ -64,6 +64,26 @@ def im2col(ctx, Xp: Buffer, n, groups, cg, kernel, strides, dilations, out_sp) -
     return col
 
 
+def depthwise(ctx, Xp: Buffer, W: Buffer, B, ys, kernel, strides, dilations) -> None:
+    """One filter per channel: a direct loop nest (im2col would copy the input kh*kw times
+    for a GEMM with one row)."""
+    n, c, oh, ow = ys
+    Y = _view(ctx.output(0), n, c, oh, ow)
+    Wv = _view(W, c, kernel[0], kernel[1])
+    init = (lambda vn, vc, vh, vw: Load(B, (vc,))) if B is not None else \
+        (lambda *v: Const(0.0, Y.dtype))
+    ctx.emit(loops([("n", n), ("c", c), ("oh", oh), ("ow", ow)],
+                   lambda *v: Store(Y, v, init(*v))), kind="elementwise", stage="init")
+
+    def body(vn, vc, vh, vw, kh, kw):
+        tap = Load(Xp, (vn, vc, vh * strides[0] + kh * dilations[0],
+                        vw * strides[1] + kw * dilations[1]))
+        idx = (vn, vc, vh, vw)
+        return Store(Y, idx, Load(Y, idx) + tap * Load(Wv, (vc, kh, kw)))
+    ctx.emit(loops([("n", n), ("c", c), ("oh", oh), ("ow", ow), ("kh", kernel[0]),
+                    ("kw", kernel[1])], body), kind="depthwise")
+
+
 @register("Conv", since=1)
 def Conv(ctx, X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
          pads=None, strides=None):
@@ -89,6 +109,9 @@ def Conv(ctx, X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kerne
     if any(begin) or any(end):
         X = pad_input(ctx, X, xs, begin, end)
     hp, wp = ctx.shape(X)[2:]
+    if cg == 1 and ocg == 1:
+        depthwise(ctx, X, W, B, ys, kernel, strides, dilations)
+        return
     pointwise = kernel == [1, 1] and strides == [1, 1] and (hp, wp) == tuple(out_sp)
     if pointwise:
         col = _view(X, n, group, cg, hp * wp)

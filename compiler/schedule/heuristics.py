@@ -115,9 +115,7 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     names = [f.var.name for f in chain]
     if names[-3:] != ["i", "j", "k"]:
         return elementwise(kernel, target)
-    store = chain[-1].body
-    while isinstance(store, IfThen):
-        store = store.then
+    store = _innermost_store(chain)
     out = store.buffer.name
     batch = chain[:-3]
     m, n = _extent(chain[-3]), _extent(chain[-2])
@@ -177,7 +175,32 @@ def _pack_constants(store, i_var, j_var, rows: int, width: int) -> list:
     return packs
 
 
-HEURISTICS = {"elementwise": elementwise, "matmul": matmul}
+def depthwise(kernel: Kernel, target: Target) -> tuple:
+    """Loops (n, c, oh, ow, kh, kw), Y += X * W per channel: a vector of output columns
+    accumulates in a register over the unrolled window; channels run on the pool."""
+    chain = _perfect_nest(kernel.body)
+    if [f.var.name for f in chain] != ["n", "c", "oh", "ow", "kh", "kw"]:
+        return elementwise(kernel, target)
+    lanes = target.lanes()
+    out = _innermost_store(chain).buffer.name
+    parallel = [Parallel("c")] if _body_work(kernel.body) >= PARALLEL_MIN_WORK \
+        and target.threads > 1 and _extent(chain[1]) > 1 else []
+    if _extent(chain[3]) < lanes or not _is_float32(kernel):
+        return (Reorder(("c", "n", "oh", "ow", "kh", "kw")),) + tuple(parallel)
+    return (Split("ow", lanes, "owo", "owv"),
+            Reorder(("c", "n", "oh", "owo", "kh", "kw", "owv")), *parallel,
+            CacheWrite(out, "owo"), Unroll("kh"), Unroll("kw"), Vectorize("owv"),
+            Vectorize(f"{out}_in3"), Vectorize(f"{out}_out3"))
+
+
+def _innermost_store(chain) -> Store:
+    store = chain[-1].body
+    while isinstance(store, IfThen):
+        store = store.then
+    return store
+
+
+HEURISTICS = {"elementwise": elementwise, "matmul": matmul, "depthwise": depthwise}
 
 
 def default_schedule(kernel: Kernel, target: Target) -> tuple:

@@ -310,6 +310,27 @@ ONNXC_VM_SCALAR(erf)
 ONNXC_VM_INLINE float onnxc_max_f(float a, float b) { return (a > b || a != a) ? a : b; }
 ONNXC_VM_INLINE float onnxc_min_f(float a, float b) { return (a < b || a != a) ? a : b; }
 
+/* Horizontal reductions of one vector (a vectorized reduction's last step per chunk). */
+#define ONNXC_VM_HREDUCE(S, VF)                                                 \
+  ONNXC_VM_INLINE float onnxc_hadd_##S(VF v) {                                  \
+    float r = v[0];                                                             \
+    for (int i = 1; i < (int)(sizeof v / sizeof r); i++) r += v[i];             \
+    return r;                                                                   \
+  }                                                                             \
+  ONNXC_VM_INLINE float onnxc_hmax_##S(VF v) {                                  \
+    float r = v[0];                                                             \
+    for (int i = 1; i < (int)(sizeof v / sizeof r); i++) r = onnxc_max_f(r, v[i]); \
+    return r;                                                                   \
+  }                                                                             \
+  ONNXC_VM_INLINE float onnxc_hmin_##S(VF v) {                                  \
+    float r = v[0];                                                             \
+    for (int i = 1; i < (int)(sizeof v / sizeof r); i++) r = onnxc_min_f(r, v[i]); \
+    return r;                                                                   \
+  }
+ONNXC_VM_HREDUCE(v4f, onnxc_v4f)
+ONNXC_VM_HREDUCE(v8f, onnxc_v8f)
+ONNXC_VM_HREDUCE(v16f, onnxc_v16f)
+
 ONNXC_VM_INLINE double onnxc_sigmoid_d(double x) {
   /* stable both ways: exp of a non-positive number never overflows */
   double e = exp(-fabs(x));

@@ -15,6 +15,7 @@ from ..loop.ir import (
     Expr,
     Fma,
     For,
+    HReduce,
     IfThen,
     Kernel,
     Load,
@@ -91,6 +92,8 @@ class KernelPrinter:
                 return f"(({c_type(dt)}){self.expr(a)})"
             case Broadcast(value=v, count=c):
                 return f"onnxc_broadcast_v{c}f({self.expr(v)})"
+            case HReduce(op=op, value=v):
+                return f"onnxc_h{op}_v{v.lanes}f({self.expr(v)})"
             case Pack(values=vs):
                 return f"(({vector_type(e.dtype, e.lanes)}){{{', '.join(map(self.expr, vs))}}})"
         raise IRError(f"C backend cannot print {e!r}")

@@ -19,6 +19,7 @@ from .ir import (
     Expr,
     Fma,
     For,
+    HReduce,
     IfThen,
     Kernel,
     Load,
@@ -103,6 +104,9 @@ class Interpreter:
                 return np.asarray(self.eval(a)).astype(np_dtype)[()]
             case Broadcast(value=v, count=c):
                 return np.full(c, self.eval(v), dtype=np_dtype)
+            case HReduce(op=op, value=v):
+                fold = {"add": np.add, "max": np.maximum, "min": np.minimum}[op]
+                return np_dtype.type(fold.reduce(self.eval(v)))
             case Pack(values=vs):
                 return np.array([self.eval(v) for v in vs], dtype=np_dtype)
         raise TypeError(f"cannot evaluate {e!r}")

@@ -312,3 +312,14 @@ class Pack(Expr):
     @property
     def lanes(self) -> int:
         return len(self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class HReduce(Expr):
+    """A vector folded into one scalar with add, max or min (any lane order)."""
+    op: str
+    value: Expr
+
+    @property
+    def dtype(self) -> str:
+        return self.value.dtype

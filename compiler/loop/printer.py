@@ -10,6 +10,7 @@ from .ir import (
     Expr,
     Fma,
     For,
+    HReduce,
     IfThen,
     Kernel,
     Load,
@@ -51,6 +52,8 @@ def expr_str(e: Expr) -> str:
             return f"{dt}({expr_str(a)})"
         case Broadcast(value=v, count=c):
             return f"broadcast<{c}>({expr_str(v)})"
+        case HReduce(op=op, value=v):
+            return f"reduce_{op}({expr_str(v)})"
         case Pack(values=vs):
             return f"pack({', '.join(expr_str(v) for v in vs)})"
     raise TypeError(f"not an expression: {e!r}")

@@ -16,6 +16,7 @@ from ..loop.ir import (
     Expr,
     Fma,
     For,
+    HReduce,
     Load,
     Pack,
     Select,
@@ -78,15 +79,41 @@ class _Vectorizer:
                 return self.expr(a)
         raise _NotVectorizable
 
+    def reduction(self, s: Store) -> Stmt:
+        """acc = acc op term(v) over the lanes: the terms as one vector, folded once."""
+        step = _reduction_step(s)
+        if step is None or self.var in free_vars(Load(s.buffer, s.index)):
+            raise _NotVectorizable
+        op, term = step
+        acc = Load(s.buffer, s.index)
+        return Store(s.buffer, s.index, Binary(op, acc, HReduce(op, self.expr(term))))
+
     def stmt(self, s: Stmt) -> Stmt:
         match s:
             case Store(buffer=b, index=(idx,), value=v) if b.dtype in VECTOR_DTYPES:
-                if coefficient(idx, self.var) != 1:
+                step = coefficient(idx, self.var)
+                if step == 0:
+                    return self.reduction(s)
+                if step != 1:
                     raise _NotVectorizable
                 return Store(b, (self.at(idx, 0),), self.expr(v))
             case Seq(body=body):
                 return Seq(tuple(self.stmt(x) for x in body))
         raise _NotVectorizable
+
+
+_REDUCTIONS = frozenset({"add", "max", "min"})
+
+
+def _reduction_step(store: Store):
+    """(op, term) when store is acc = acc op term, with term the only part that varies."""
+    v = store.value
+    if isinstance(v, Binary) and v.op in _REDUCTIONS:
+        for acc, term in ((v.a, v.b), (v.b, v.a)):
+            if isinstance(acc, Load) and acc.buffer.name == store.buffer.name \
+                    and acc.index == store.index:
+                return v.op, term
+    return None
 
 
 def vectorize_loops(stmt: Stmt, widths=(4, 8, 16)) -> Stmt:

@@ -101,12 +101,32 @@ def elementwise(kernel: Kernel, target: Target) -> tuple:
             directives.append(Fuse(name, inner.name, f"{name}_{inner.name}"))
             name = f"{name}_{inner.name}"
         axes = [_Axis(name, _work(chain), True)]
+    if not isinstance(store, Store):
+        directives += _vectorize_inner_loops(store, lanes) if _is_float32(kernel) else []
     last = axes[-1]
     if isinstance(store, Store) and _is_float32(kernel) and last.extent >= lanes:
         directives += [Split(last.name, lanes, f"{last.name}_o", f"{last.name}_v"),
                        Vectorize(f"{last.name}_v")]
         axes[-1] = _Axis(f"{last.name}_o", -(-last.extent // lanes), last.disjoint)
     return tuple(directives + _parallel_pick(axes, target, work))
+
+
+def _straight_line(stmt) -> bool:
+    return isinstance(stmt, Store) or (isinstance(stmt, Seq) and all(
+        isinstance(s, Store) for s in stmt.body))
+
+
+def _vectorize_inner_loops(body, lanes: int) -> list:
+    """Inside a row (softmax, normalization, reductions), each inner loop over straight-line
+    stores is cut into vectors; a reduction in it becomes a vector fold."""
+    inner = [n for n in walk(body) if isinstance(n, For)]
+    names = [n.var.name for n in inner]
+    d = []
+    for loop in inner:
+        name = loop.var.name
+        if names.count(name) == 1 and _extent(loop) >= lanes and _straight_line(loop.body):
+            d += [Split(name, lanes, f"{name}_o", f"{name}_v"), Vectorize(f"{name}_v")]
+    return d
 
 
 def matmul(kernel: Kernel, target: Target) -> tuple:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from onnxc.errors import ScheduleError
 from onnxc.loop.interp import Interpreter
-from onnxc.loop.ir import Buffer, Kernel, Load, Store, loops, shape_of
+from onnxc.loop.ir import Buffer, Const, Kernel, Load, Store, loops, shape_of
 from onnxc.loop.printer import stmt_lines
 from onnxc.lower.loops import flatten_buffers, partition_loops, remove_unit_loops, unroll_loops
 from onnxc.lower.vectorize import promote_registers, vectorize_loops
@@ -129,3 +129,21 @@ def test_verifier_rejects_broken_ir():
         verify_program(prog)
     good = Program("p", (), (Y,), (), (), (Kernel("k", "n", "Op", matmul_body()),))
     assert verify_program(good) is good
+
+
+def test_vectorized_reduction_folds_vectors():
+    """acc = acc + x[k] over a vector loop becomes one vector fold per chunk, same numbers."""
+    x = Buffer("X", "float32", shape_of(M * 8))
+    acc = Buffer("S", "float32", shape_of(1))
+    body = loops([("k", M * 8)], lambda k: Store(acc, (Const(0),), Load(acc, (Const(0),))
+                                                + Load(x, (k,))))
+    stmt = flatten_buffers(P.annotate(P.split(body, "k", 4), "k_i", "vectorize"))
+    vec = vectorize_loops(stmt, (4,))
+    assert "reduce_add(X<4>" in text(vec)
+    data = np.random.default_rng(0).standard_normal(M * 8).astype(np.float32)
+    results = []
+    for s in (stmt, vec):
+        arrays = {"X": data.copy(), "S": np.zeros(1, np.float32)}
+        Interpreter(arrays).run(s)
+        results.append(arrays["S"][0])
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5)

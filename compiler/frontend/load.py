@@ -9,6 +9,7 @@ from onnx import helper, numpy_helper, shape_inference
 
 from .. import dtypes
 from ..errors import ModelError
+from ..graph.fuse import fuse_epilogues
 from ..graph.ir import Graph, Node, Value
 from ..graph.passes import eliminate_dead_nodes, fold_batchnorm
 from .fold import fold_constants, infer_missing_shapes
@@ -114,7 +115,7 @@ def import_model(model_or_path) -> Graph:
     graph = fold_constants(graph)
     graph = infer_missing_shapes(graph)
     graph = eliminate_dead_nodes(graph)
-    return fold_batchnorm(graph)
+    return fuse_epilogues(fold_batchnorm(graph))
 
 
 def constant_array(g: Graph, name: str) -> np.ndarray | None:

@@ -161,7 +161,8 @@ class Interpreter:
                 raise TypeError(f"cannot run {s!r}")
 
     def run_kernel(self, k: Kernel) -> None:
-        self.run(k.body)
+        from .templates import materialize_templates
+        self.run(materialize_templates(k).body)
 
 
 def _fresh(b: Buffer) -> np.ndarray:

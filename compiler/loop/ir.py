@@ -220,6 +220,12 @@ class Kernel:
     op_type: str
     body: Stmt
     kind: str = "generic"   # what the schedule heuristics key on: elementwise, matmul, conv...
+    # Templates over variables p0, p1, ... (one per dimension of the buffer the body
+    # accumulates into): the prologue stores its initial value, the epilogue turns its final
+    # value into the kernel's output. A cache_write of that buffer absorbs them into its tile
+    # copies; otherwise materialize_templates runs them as loops before and after the body.
+    prologue: Stmt | None = None
+    epilogue: Stmt | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)

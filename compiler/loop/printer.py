@@ -84,7 +84,11 @@ def stmt_lines(s: Stmt, indent: int = 0) -> list[str]:
 
 def kernel_str(k: Kernel) -> str:
     head = f"kernel {k.name}  # {k.op_type} {k.node!r} ({k.kind})"
-    return "\n".join([head] + stmt_lines(k.body, 1))
+    lines = [head]
+    for label, template in (("prologue", k.prologue), ("epilogue", k.epilogue)):
+        if template is not None:
+            lines += [f"  {label}:"] + stmt_lines(template, 2)
+    return "\n".join(lines + stmt_lines(k.body, 1))
 
 
 def program_str(p: Program) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..errors import ModelError, UnsupportedOps
+from ..graph.fuse import EPILOGUE_ATTR
 from ..graph.ir import Graph, Node
-from ..loop.ir import Program
-from ..ops.common import copy_body
+from ..loop.ir import Load, Program, static_shape
+from ..ops.common import copy_body, nest
 from ..ops.context import OpContext, ProgramBuilder
 from ..ops.registry import lookup
 
@@ -63,10 +64,19 @@ class _Lowering:
 
     def lower_node(self, node: Node) -> None:
         entry = lookup(node.op_type, node.domain, _opset(self.graph, node))
+        fused = node.attr(EPILOGUE_ATTR)
+        own = fused[0] if fused else len(node.inputs)
         inputs = [self.input_buffer(i) for i in node.inputs]
         outputs = [self.buffer_for_output(o) if o else None for o in node.outputs]
-        ctx = OpContext(self.b, node, outputs)
-        _call(entry, ctx, node, inputs)
+        plain = Node(node.op_type, node.name, node.inputs[:own], node.outputs,
+                     tuple(a for a in node.attrs if a[0] != EPILOGUE_ATTR), node.domain)
+        ctx = OpContext(self.b, plain, outputs, fused[1] if fused else None, inputs[own:])
+        _call(entry, ctx, plain, inputs[:own])
+        if fused and not ctx.epilogue_used:
+            # the lowering wrote the plain result: apply the fused steps in place
+            out = outputs[0]
+            ctx.emit(nest(static_shape(out), lambda *v: ctx.epilogue_store(
+                out, Load(out, tuple(v)), v)), kind="elementwise", stage="epilogue")
 
     def finish_outputs(self, out_bufs) -> None:
         """Outputs that are views, inputs or constants get a copy kernel into their buffer."""

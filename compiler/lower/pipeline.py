@@ -9,6 +9,7 @@ from ..graph.ir import Graph
 from ..loop.ir import Constant, Program, static_shape
 from ..loop.printer import program_str
 from ..loop.simplify import simplify
+from ..loop.templates import materialize_templates
 from ..loop.verify import verify_program
 from ..loop.visit import buffers_of
 from ..schedule.apply import apply_schedule
@@ -51,7 +52,8 @@ def schedule_kernels(prog: Program, target: Target, schedules=None) -> Program:
             data.setdefault(new.name, Constant(new, pack_array(viewed, d.dim, d.factor)))
             k = dataclasses.replace(k, body=body)
         kernels.append(k)
-    used = {name for k in kernels for name in buffers_of(k.body)}
+    used = {name for k in kernels for part in (k.body, k.prologue, k.epilogue)
+            if part is not None for name in buffers_of(part)}
     constants = tuple(c for name, c in data.items() if name in used)
     return dataclasses.replace(prog, kernels=tuple(kernels), constants=constants)
 
@@ -61,8 +63,14 @@ def _vector_widths(target: Target) -> tuple[int, ...]:
 
 
 # Stage name (for --dump-ir=after-NAME) -> pass. Order is the compilation order.
+def materialize_kernel_templates(prog: Program, target: Target) -> Program:
+    kernels = tuple(materialize_templates(k) for k in prog.kernels)
+    return dataclasses.replace(prog, kernels=kernels)
+
+
 LOOP_PASSES = (
     ("schedule", schedule_kernels),
+    ("templates", materialize_kernel_templates),
     ("partition", _per_kernel(lambda s, t: partition_loops(s))),
     ("unit-loops", _per_kernel(lambda s, t: remove_unit_loops(s))),
     ("flatten", _per_kernel(lambda s, t: flatten_buffers(s))),

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import dtypes
 from ..graph.ir import Graph, Node
-from ..loop.ir import Buffer, Constant, Kernel, Stmt, shape_of, static_shape
+from ..loop.ir import Buffer, Constant, Kernel, Load, Stmt, Store, shape_of, static_shape
 from ..names import NameTable, c_identifier
 
 
@@ -43,11 +43,15 @@ class ProgramBuilder:
 
 
 class OpContext:
-    def __init__(self, builder: ProgramBuilder, node: Node, outputs: list[Buffer]):
+    def __init__(self, builder: ProgramBuilder, node: Node, outputs: list[Buffer],
+                 epilogue=None, epilogue_inputs=()):
         self.builder = builder
         self.node = node
         self.outputs = outputs
         self._kernel_count = 0
+        self.epilogue = epilogue               # fused steps (graph/fuse.py), or None
+        self.epilogue_inputs = list(epilogue_inputs)
+        self.epilogue_used = False
 
     def output(self, i: int = 0) -> Buffer:
         return self.outputs[i]
@@ -65,11 +69,30 @@ class OpContext:
     def temp(self, dtype: str, shape, hint: str = "tmp") -> Buffer:
         return self.builder.add_temp(f"{self.node.name}_{hint}", dtype, shape)
 
-    def emit(self, body: Stmt, kind: str = "generic", stage: str = "") -> None:
+    def emit(self, body: Stmt, kind: str = "generic", stage: str = "", prologue=None,
+             epilogue=None) -> None:
         self._kernel_count += 1
         suffix = f"_{stage}" if stage else ""
         name = self.builder.names.unique(c_identifier(self.node.name) + suffix, "k_")
-        self.builder.kernels.append(Kernel(name, self.node.name, self.node.op_type, body, kind))
+        self.builder.kernels.append(Kernel(name, self.node.name, self.node.op_type, body, kind,
+                                           prologue, epilogue))
+
+    def epilogue_store(self, out: Buffer, value, index) -> Store:
+        """out[index] = the fused epilogue applied to value; index runs over out's shape
+        (a view of the node's output in its natural element order)."""
+        from .common import broadcast_index
+        from .epilogue import epilogue_expr
+        out_shape = static_shape(self.output(0))
+        loads = []
+        for buf in self.epilogue_inputs:
+            shape = static_shape(buf)
+            if shape == out_shape:      # same elements, same order: read it in out's view
+                view = Buffer(buf.name, buf.dtype, out.shape, buf.scope)
+                loads.append(Load(view, tuple(index)))
+            else:                       # a broadcast operand: out's view is the output's shape
+                loads.append(Load(buf, broadcast_index(tuple(index), shape)))
+        self.epilogue_used = True
+        return Store(out, tuple(index), epilogue_expr(self.epilogue, value, loads))
 
     def alias(self, view: Buffer, storage: Buffer) -> None:
         """`view` is `storage` with another shape (Reshape and friends): no kernel, no copy.

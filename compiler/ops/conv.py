@@ -119,9 +119,9 @@ def Conv(ctx, X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kerne
         col = im2col(ctx, X, n, group, cg, kernel, strides, dilations, out_sp)
     q, p = cg * kernel[0] * kernel[1], out_sp[0] * out_sp[1]
     Wv = _view(W, group, ocg, q)
-    Yv = _view(ctx.output(0), n, group, ocg, p)
+    Yv = _view(ctx.output(0), n, group, ocg, p)   # the epilogue writes the same view
     init = (lambda vn, vg, i, j: Load(B, (vg * ocg + i,))) if B is not None else None
     gemm_kernels(ctx, Yv,
                  lambda vn, vg, i, k: Load(Wv, (vg, i, k)),
                  lambda vn, vg, k, j: Load(col, (vn, vg, k, j)),
-                 [("n", n), ("g", group)], ocg, p, q, lambda *v: tuple(v), init)
+                 [("n", n), ("g", group)], ocg, p, q, init)

@@ -8,26 +8,34 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError
-from ..loop.ir import Buffer, Const, Expr, Load, Store, Var, loops, shape_of
+from ..loop.ir import Buffer, Const, Expr, Load, Store, Var, loops, shape_of, static_shape
+from ..loop.templates import template_vars
 from .common import ZERO
 from .registry import register
 
 
 def gemm_kernels(ctx, Y: Buffer, a_load, b_load, batch: list[tuple[str, int]], m: int, n: int,
-                 k: int, y_index, init=None):
-    """Y[y_index(b..., i, j)] = init(b..., i, j) + sum_k a_load(b..., i, k) * b_load(b..., k, j).
-    batch: (loop name, extent) pairs outside i, j."""
+                 k: int, init=None):
+    """Y[b..., i, j] = init(b..., i, j) + sum_k a_load(b..., i, k) * b_load(b..., k, j), then
+    the node's fused epilogue (if any) into the output. batch: (loop name, extent) pairs
+    outside i, j. The initial value and the epilogue are templates of the one kernel, so a
+    register-tiled schedule applies them in the tile and never touches Y in memory."""
     names = [name for name, _ in batch]
-    init_fn = init or (lambda *v: Const(0.0, Y.dtype))
-    ctx.emit(loops(batch + [("i", m), ("j", n)],
-                   lambda *v: Store(Y, y_index(*v), init_fn(*v))), kind="elementwise",
-             stage="init")
+    p = template_vars(len(names) + 2)
+    prologue = Store(Y, tuple(p), init(*p) if init else Const(0.0, Y.dtype))
+    Z = _matmul_view(ctx.output(0), static_shape(Y))
+    if ctx.epilogue is not None:
+        acc = ctx.temp(Y.dtype, static_shape(Y), "acc")
+        Y, prologue = acc, Store(acc, tuple(p), prologue.value)
+    epilogue = ctx.epilogue_store(Z, Load(Y, tuple(p)), tuple(p)) \
+        if ctx.epilogue is not None else None
 
     def accumulate(*v):
         bv, (i, j, kk) = v[:len(names)], v[len(names):]
-        idx = y_index(*bv, i, j)
+        idx = tuple(bv) + (i, j)
         return Store(Y, idx, Load(Y, idx) + a_load(*bv, i, kk) * b_load(*bv, kk, j))
-    ctx.emit(loops(batch + [("i", m), ("j", n), ("k", k)], accumulate), kind="matmul")
+    ctx.emit(loops(batch + [("i", m), ("j", n), ("k", k)], accumulate), kind="matmul",
+             prologue=prologue, epilogue=epilogue)
 
 
 def _matmul_view(buf: Buffer, shape: tuple[int, ...]) -> Buffer:
@@ -60,7 +68,7 @@ def MatMul(ctx, A, B):
         ctx, Y,
         lambda *v: Load(Av, _batch_index(v[:rank], a2[:-2], rank) + (v[rank], v[rank + 1])),
         lambda *v: Load(Bv, _batch_index(v[:rank], b2[:-2], rank) + (v[rank], v[rank + 1])),
-        batch, m, n, k, lambda *v: tuple(v))
+        batch, m, n, k)
 
 
 @register("Gemm", since=7)
@@ -89,7 +97,7 @@ def Gemm(ctx, A, B, C=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
         ctx, Y,
         lambda i, kk: scale(Load(A, (kk, i) if transA else (i, kk))),
         lambda kk, j: Load(B, (j, kk) if transB else (kk, j)),
-        [], m, n, k, lambda i, j: (i, j), init)
+        [], m, n, k, init)
 
 
 __all__ = ["gemm_kernels", "MatMul", "Gemm", "Var"]

@@ -19,7 +19,14 @@ _APPLY = {
 
 
 def apply_schedule(kernel: Kernel, directives) -> Kernel:
-    body = kernel.body
+    body, prologue, epilogue = kernel.body, kernel.prologue, kernel.epilogue
     for d in directives:
-        body = _APPLY[type(d)](body, d)
-    return kernel if body is kernel.body else dataclasses.replace(kernel, body=body)
+        if isinstance(d, CacheWrite) and prologue is not None and \
+                prologue.buffer.name == d.buffer:
+            body = P.cache_write(body, d.buffer, d.at, prologue, epilogue)
+            prologue = epilogue = None       # the tile copies now do their work
+        else:
+            body = _APPLY[type(d)](body, d)
+    if body is kernel.body:
+        return kernel
+    return dataclasses.replace(kernel, body=body, prologue=prologue, epilogue=epilogue)

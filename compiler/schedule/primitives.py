@@ -24,6 +24,7 @@ from ..loop.ir import (
     loops,
 )
 from ..loop.simplify import simplify
+from ..loop.templates import instantiate
 from ..loop.visit import replace_buffers, substitute, transform, walk
 
 
@@ -143,7 +144,9 @@ def _tile_of(accesses, inner: dict[Var, int], name: str):
     return dims
 
 
-def cache_write(stmt: Stmt, buffer: str, at: str) -> Stmt:
+def cache_write(stmt: Stmt, buffer: str, at: str, prologue=None, epilogue=None) -> Stmt:
+    """With the kernel's templates, the tile starts from the prologue's value and leaves
+    through the epilogue, and the buffer itself is never read or written."""
     def rewrite(loop: For) -> Stmt:
         accesses = [n for n in walk(loop.body)
                     if isinstance(n, (Load, Store)) and n.buffer.name == buffer]
@@ -156,19 +159,27 @@ def cache_write(stmt: Stmt, buffer: str, at: str) -> Stmt:
         body = transform(loop.body, lambda n: dataclasses.replace(
             n, buffer=local, index=tuple(li for _, li, _ in dims))
             if isinstance(n, (Load, Store)) and n.buffer.name == buffer else n)
-        copy_in = _copy_nest(glob, local, dims, f"{buffer}_in", into_local=True)
-        copy_out = _copy_nest(glob, local, dims, f"{buffer}_out", into_local=False)
+        copy_in = _copy_nest(glob, local, dims, f"{buffer}_in", prologue)
+        copy_out = _copy_nest(glob, local, dims, f"{buffer}_out", None, epilogue)
         return dataclasses.replace(loop, body=Allocate(local, Seq((copy_in, body, copy_out))))
     return _replace_loop(stmt, at, rewrite)
 
 
-def _copy_nest(glob: Buffer, local: Buffer, dims, prefix: str, into_local: bool) -> Stmt:
+def _copy_nest(glob: Buffer, local: Buffer, dims, prefix: str, prologue=None,
+               epilogue=None) -> Stmt:
+    """The tile's load (prologue given or not: epilogue is None) or store loops."""
     extents = [(f"{prefix}{d}", e) for d, (_, _, e) in enumerate(dims)]
+    loading = prefix.endswith("_in")
 
     def body(*vs):
         gidx = tuple(simplify(Binary("add", base, v)) for (base, _, _), v in zip(dims, vs))
-        move = Store(local, vs, Load(glob, gidx)) if into_local else \
-            Store(glob, gidx, Load(local, vs))
+        if loading:
+            value = instantiate(prologue, gidx).value if prologue else Load(glob, gidx)
+            move = Store(local, vs, value)
+        elif epilogue is not None:
+            move = simplify(instantiate(epilogue, gidx, glob.name, Load(local, vs)))
+        else:
+            move = Store(glob, gidx, Load(local, vs))
         for (base, _, e), v, bound in reversed(list(zip(dims, vs, glob.shape))):
             if e > 1:
                 move = IfThen(cmp("lt", simplify(Binary("add", base, v)), bound), move)

@@ -1,0 +1,90 @@
+"""fuse_epilogues: activations and residual adds join their Conv/Gemm/MatMul, and the
+numbers stay those of onnxruntime (fused in the register tile, or applied after)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxc.frontend import import_model
+from onnxc.graph.fuse import EPILOGUE_ATTR
+from onnxc.loop.printer import program_str
+from onnxc.lower.pipeline import compile_program
+from onnxc.targets import get_target
+from tests.ops.harness import check_model
+
+
+def _conv_block(activation_nodes, residual=True):
+    """x -> Conv -> Add(x) -> activations -> y, with a second Conv producing the residual
+    after the first one in node order (as torch exports a ResNet downsample)."""
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal((8, 8, 3, 3)).astype(np.float32) * 0.2
+    w2 = rng.standard_normal((8, 8, 1, 1)).astype(np.float32) * 0.2
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv_a"),
+             helper.make_node("Conv", ["x", "w2"], ["c2"], name="conv_down")]
+    last = "c1"
+    if residual:
+        nodes.append(helper.make_node("Add", ["c1", "c2"], ["sum"], name="residual"))
+        last = "sum"
+    for i, (op, inputs, attrs) in enumerate(activation_nodes):
+        out = "y" if i == len(activation_nodes) - 1 else f"a{i}"
+        nodes.append(helper.make_node(op, [last] + inputs, [out], name=f"act{i}", **attrs))
+        last = out
+    inits = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"),
+             numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+             numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
+    vi = helper.make_tensor_value_info
+    g = helper.make_graph(nodes, "block", [vi("x", TensorProto.FLOAT, [1, 8, 9, 11])],
+                          [vi("y", TensorProto.FLOAT, [1, 8, 9, 11])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+CHAINS = [[("Relu", [], {})], [("Clip", ["lo", "hi"], {})], [("LeakyRelu", [], {"alpha": 0.1})],
+          [("HardSwish", [], {})], [("Sigmoid", [], {}), ("Relu", [], {})]]
+
+
+@pytest.mark.parametrize("chain", CHAINS, ids=lambda c: "-".join(op for op, _, _ in c))
+def test_residual_and_activation_fuse_into_conv(tmp_path, chain):
+    model = _conv_block(chain)
+    g = import_model(model)
+    fused = [n for n in g.nodes if n.attr(EPILOGUE_ATTR)]
+    assert len(fused) == 1 and fused[0].name == "conv_a"
+    assert [n.name for n in g.nodes] == ["conv_down", "conv_a"]   # after its residual
+    x = np.random.default_rng(1).standard_normal((1, 8, 9, 11)).astype(np.float32)
+    check_model(model, {"x": x}, tmp_path, atol=1e-5)
+
+
+def test_epilogue_lands_in_the_tile_copy():
+    text = program_str(compile_program(_conv_block([("Relu", [], {})]), get_target("host"))[1])
+    assert "Relu" not in [line.split()[3] for line in text.splitlines()
+                          if line.startswith("kernel")]
+    assert "max(" in text and "acc" in text
+
+
+def test_a_second_consumer_blocks_fusion():
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((4, 6)).astype(np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Relu", ["m"], ["y"]),
+             helper.make_node("Neg", ["m"], ["z"])]
+    vi = helper.make_tensor_value_info
+    g = helper.make_graph(nodes, "g", [vi("x", TensorProto.FLOAT, [3, 4])],
+                          [vi("y", TensorProto.FLOAT, [3, 6]), vi("z", TensorProto.FLOAT, [3, 6])],
+                          [w])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    assert not any(n.attr(EPILOGUE_ATTR) for n in import_model(model).nodes)
+
+
+def test_matmul_bias_row_and_gelu_free_chain(tmp_path):
+    """MatMul + Add(bias row) + Relu: the broadcast bias joins the tile too."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((32, 40)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.standard_normal(40).astype(np.float32), "b")]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    vi = helper.make_tensor_value_info
+    g = helper.make_graph(nodes, "g", [vi("x", TensorProto.FLOAT, [2, 17, 32])],
+                          [vi("y", TensorProto.FLOAT, [2, 17, 40])], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    assert len(import_model(model).nodes) == 1
+    x = rng.standard_normal((2, 17, 32)).astype(np.float32)
+    check_model(model, {"x": x}, tmp_path, atol=1e-4)

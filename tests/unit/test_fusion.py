@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-
 from onnxc.frontend import import_model
 from onnxc.graph.fuse import EPILOGUE_ATTR
 from onnxc.loop.printer import program_str
 from onnxc.lower.pipeline import compile_program
 from onnxc.targets import get_target
+
 from tests.ops.harness import check_model
 
 

@@ -14,7 +14,7 @@ from .directives import CacheWrite, Fuse, Pack, Parallel, Reorder, Split, Unroll
 PARALLEL_MIN_WORK = 1 << 15
 # Registers kept free in a GEMM tile for the A broadcasts and B loads.
 SPARE_REGISTERS = 4
-MAX_TILE_ROWS = 8
+MAX_TILE_ROWS = 12
 
 
 def _perfect_nest(stmt) -> list[For]:
@@ -143,7 +143,7 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     if n < lanes or not _is_float32(kernel):
         return (Reorder(tuple(names[:-3]) + ("i", "k", "j")),)
     vecs = 2 if n >= 2 * lanes else 1
-    rows = max(1, min(m, MAX_TILE_ROWS, (target.vector_registers - SPARE_REGISTERS) // vecs))
+    rows = _tile_rows(m, min(MAX_TILE_ROWS, (target.vector_registers - SPARE_REGISTERS) // vecs))
     d = [Split("j", vecs * lanes, "jo", "ji"), Split("ji", lanes, "jm", "jv"),
          Split("i", rows, "io", "ii")]
     order = _outer_loops(batch, -(-n // (vecs * lanes)), -(-m // rows), _work(chain), target)
@@ -151,6 +151,17 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     d += order + [CacheWrite(out, innermost_tile), Unroll("ii"), Unroll("jm"), Vectorize("jv")]
     d += _pack_constants(store, chain[-3].var, chain[-2].var, rows, vecs * lanes)
     return tuple(d + _tile_copies(out, len(store.index), lanes))
+
+
+def _tile_rows(m: int, most: int) -> int:
+    """Rows of the register tile: the most that fit, or a divisor of m not under half of that
+    (a remainder tile runs with partial registers)."""
+    if m <= most:
+        return max(1, m)
+    for rows in range(most, (most + 1) // 2 - 1, -1):
+        if m % rows == 0:
+            return rows
+    return most
 
 
 def _outer_loops(batch, col_tiles: int, row_tiles: int, work: int, target: Target) -> list:

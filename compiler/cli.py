@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .bench import add_bench
 from .errors import OnnxcError, UnsupportedOps
 
-COMMANDS = ("compile", "info", "demo")
+COMMANDS = ("compile", "info", "demo", "bench")
 DEMO_MODEL = Path(__file__).resolve().parent / "models" / "demo.onnx"
 DEMO_TOLERANCE = 1e-4
 EXIT_ERROR = 2
@@ -267,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compile(sub)
     _add_info(sub)
     _add_demo(sub)
+    add_bench(sub, _positive_int)
     return parser
 
 

@@ -296,3 +296,12 @@ def test_demo_fails_on_mismatch(capsys, monkeypatch):
 def test_console_script():
     proc = subprocess.run(["onnxc", "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == f"onnxc {onnxc.__version__}"
+
+
+def test_bench_prints_a_ratio_table(model_path, capsys):
+    pytest.importorskip("onnxruntime")
+    assert main(["bench", str(model_path), "--runs", "3", "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "| model | threads | onnxc ms | onnxruntime ms | ratio |" in printed
+    row = [line for line in printed.splitlines() if line.startswith(f"| {model_path.stem} | 1 |")]
+    assert len(row) == 1 and float(row[0].split("|")[5]) > 0

@@ -1,0 +1,113 @@
+"""`onnxc bench MODEL`: onnxc against onnxruntime in one process, alternating, same threads."""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import OnnxcError
+from .frontend import import_model
+
+WARMUP_RUNS = 5
+
+
+def count_flops(model_path) -> int:
+    """2 x multiply-adds of Conv, Gemm and MatMul nodes (what GFLOP/s figures count)."""
+    g = import_model(model_path)
+    total = 0
+    for node in g.nodes:
+        out = g.values[node.outputs[0]].shape
+        if node.op_type == "Conv":
+            w = g.values[node.inputs[1]].shape
+            total += 2 * int(np.prod(out)) * int(np.prod(w[1:]))
+        elif node.op_type in ("Gemm", "MatMul"):
+            a = g.values[node.inputs[0]].shape
+            k = a[0] if node.op_type == "Gemm" and node.attr("transA", 0) else a[-1]
+            total += 2 * int(np.prod(out)) * int(k)
+    return total
+
+
+def _feed(args, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    return {a.name: rng.standard_normal(a.shape).astype(a.dtype) for a in args}
+
+
+def _ort_session(path: Path, threads: int):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise OnnxcError("onnxc bench needs onnxruntime (pip install onnxruntime)") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    # workers stop spinning when a run returns, as onnxc's do: fair when runs alternate
+    opts.add_session_config_entry("session.force_spinning_stop", "1")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _alternate(fns, runs: int) -> list[float]:
+    """Median milliseconds of each function, timed one after another `runs` times."""
+    times = [[] for _ in fns]
+    for _ in range(WARMUP_RUNS):
+        for fn in fns:
+            fn()
+    for _ in range(runs):
+        for t, fn in zip(times, fns):
+            start = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - start)
+    return [float(np.median(t)) * 1e3 for t in times]
+
+
+def bench(model_path, threads=(1, 2), runs: int = 100, target: str = "host") -> list[dict]:
+    from . import driver
+    path = Path(model_path)
+    flops = count_flops(path)
+    with tempfile.TemporaryDirectory(prefix="onnxc_bench_") as tmp:
+        start = time.perf_counter()
+        model = driver.compile(path, target=target, out_dir=tmp)
+        compile_s = time.perf_counter() - start
+        feed = _feed(model.get_inputs(), 0)
+        rows = []
+        for n in threads:
+            model.set_num_threads(n)
+            session = _ort_session(path, n)
+            got, want = model.run(None, feed), session.run(None, feed)
+            err = max(float(np.abs(g - w).max() / max(np.abs(w).max(), 1e-30))
+                      for g, w in zip(got, want))
+            ours, theirs = _alternate([lambda: model.run(None, feed),
+                                       lambda s=session: s.run(None, feed)], runs)
+            rows.append({"threads": n, "onnxc_ms": ours, "ort_ms": theirs,
+                         "ratio": ours / theirs, "rel_err": err, "compile_s": compile_s,
+                         "gflops": flops / ours / 1e6 if flops else 0.0})
+    return rows
+
+
+def format_table(name: str, rows: list[dict]) -> str:
+    lines = ["| model | threads | onnxc ms | onnxruntime ms | ratio | GFLOP/s | rel err |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {name} | {r['threads']} | {r['onnxc_ms']:.3f} | {r['ort_ms']:.3f} | "
+              f"{r['ratio']:.2f} | {r['gflops']:.1f} | {r['rel_err']:.1e} |" for r in rows]
+    return "\n".join(lines)
+
+
+def cmd_bench(args) -> int:
+    rows = bench(args.model, tuple(args.threads), args.runs, args.target)
+    print(f"compiled in {rows[0]['compile_s']:.2f} s; medians of {args.runs} alternating runs")
+    print(format_table(Path(args.model).stem, rows))
+    return 0
+
+
+def add_bench(sub, positive_int) -> None:
+    p = sub.add_parser("bench", help="time onnxc against onnxruntime on a model",
+                       description="Compile MODEL for the host, check it against onnxruntime, "
+                                   "then time both in this process, alternating, at each thread "
+                                   "count; prints medians, the ratio onnxc/onnxruntime and "
+                                   "GFLOP/s (Conv/Gemm/MatMul multiply-adds x 2).")
+    p.add_argument("model", help="the .onnx file")
+    p.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2],
+                   help="thread counts (default: 1 2)")
+    p.add_argument("--runs", type=positive_int, default=100, help="timed runs (default: 100)")
+    p.add_argument("--target", default="host", help="target tag (default: host)")
+    p.set_defaults(func=cmd_bench)

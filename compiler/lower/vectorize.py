@@ -135,29 +135,34 @@ def _const_index(n) -> int | None:
 
 
 def promote_registers(stmt: Stmt) -> Stmt:
-    """A local buffer accessed only at constant offsets, all of one vector width, becomes
-    one register variable per vector (what keeps a GEMM tile out of memory)."""
+    """A local buffer accessed only at constant offsets, each offset always with one width
+    and no two ranges overlapping, becomes one register variable per offset (what keeps a
+    GEMM tile out of memory, its remainder lanes included)."""
     from ..loop.ir import Allocate, Buffer
     from ..loop.visit import walk
+
+    def width(m) -> int:
+        return m.count if isinstance(m, Load) else m.value.lanes
 
     def post(n):
         if not isinstance(n, Allocate) or n.buffer.scope != "local":
             return n
         uses = [m for m in walk(n.body) if isinstance(m, (Load, Store))
                 and m.buffer.name == n.buffer.name]
-        widths = {m.count if isinstance(m, Load) else m.value.lanes for m in uses}
-        offsets = [_const_index(m) for m in uses]
-        if len(widths) != 1 or any(o is None for o in offsets):
+        offsets: dict[int, int] = {}
+        for m in uses:
+            offset = _const_index(m)
+            if offset is None or offsets.setdefault(offset, width(m)) != width(m):
+                return n
+        spans = sorted(offsets.items())
+        if any(a + w > b for (a, w), (b, _) in zip(spans, spans[1:])):
             return n
-        width = widths.pop()
-        if any(o % width for o in offsets):
-            return n
-        regs = {o // width: Buffer(f"{n.buffer.name}_r{o // width}", n.buffer.dtype,
-                                   (const_int(width),), "register") for o in sorted(offsets)}
+        regs = {o: Buffer(f"{n.buffer.name}_r{o}", n.buffer.dtype, (const_int(w),),
+                          "register") for o, w in spans}
 
         def swap(m):
             if isinstance(m, (Load, Store)) and m.buffer.name == n.buffer.name:
-                return dataclasses.replace(m, buffer=regs[_const_index(m) // width],
+                return dataclasses.replace(m, buffer=regs[_const_index(m)],
                                            index=(const_int(0),))
             return m
         body = transform(n.body, swap)

@@ -36,13 +36,24 @@ def conv_pads(auto_pad, pads, in_sp, k_eff, strides, out_sp):
 
 
 def pad_input(ctx, X: Buffer, shape, begin, end, fill: float = 0.0) -> Buffer:
-    """Padded copy of X (N, C, H, W): fill everything, then copy the interior."""
+    """Padded copy of X (N, C, H, W): the border filled (top and bottom rows, left and right
+    columns: the arena is reused, so every run refills it), the interior copied."""
     n, c, h, w = shape
     hp, wp = h + begin[0] + end[0], w + begin[1] + end[1]
     Xp = ctx.temp(X.dtype, (n, c, hp, wp), "padded")
-    ctx.emit(nest((n * c * hp * wp,), lambda i: Store(_view(Xp, n * c * hp * wp), (i,),
-                                                      Const(fill, X.dtype))),
-             kind="elementwise", stage="pad_fill")
+    value = Const(fill, X.dtype)
+    bands = [("top", begin[0], 0, "rows"), ("bottom", end[0], begin[0] + h, "rows"),
+             ("left", begin[1], 0, "cols"), ("right", end[1], begin[1] + w, "cols")]
+    for stage, size, first, kind in bands:
+        if not size:
+            continue
+        if kind == "rows":
+            body = loops([("n", n), ("c", c), ("h", size), ("w", wp)], lambda vn, vc, vh, vw,
+                         f=first: Store(Xp, (vn, vc, vh + f, vw), value))
+        else:
+            body = loops([("n", n), ("c", c), ("h", h), ("w", size)], lambda vn, vc, vh, vw,
+                         f=first: Store(Xp, (vn, vc, vh + begin[0], vw + f), value))
+        ctx.emit(body, kind="elementwise", stage=f"pad_{stage}")
     ctx.emit(loops([("n", n), ("c", c), ("h", h), ("w", w)],
                    lambda vn, vc, vh, vw: Store(Xp, (vn, vc, vh + begin[0], vw + begin[1]),
                                                 Load(X, (vn, vc, vh, vw)))),

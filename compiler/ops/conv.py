@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from ..errors import ModelError
 from ..loop.ir import Buffer, Const, Load, Store, loops, shape_of
-from .common import nest
 from .matmul import gemm_kernels
 from .registry import register
 

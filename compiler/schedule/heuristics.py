@@ -15,6 +15,8 @@ PARALLEL_MIN_WORK = 1 << 15
 # Registers kept free in a GEMM tile for the A broadcasts and B loads.
 SPARE_REGISTERS = 4
 MAX_TILE_ROWS = 12
+# How much better the rows must fill the vectors before the tile is vectorized along them.
+FILL_MARGIN = 0.1
 
 
 def _perfect_nest(stmt) -> list[For]:
@@ -130,27 +132,50 @@ def _vectorize_inner_loops(body, lanes: int) -> list:
 
 
 def matmul(kernel: Kernel, target: Target) -> tuple:
-    """Loops (batch..., i, j, k), Y[..., i, j] += A * B: register-tiled, j vectorized."""
+    """Loops (batch..., i, j, k), Y[..., i, j] += A * B: a register tile vectorized along j
+    (A broadcast), or along i when that fills the vectors much better (few columns, many rows,
+    A constant so it can be packed: the 1x1 convolutions of small feature maps)."""
     chain = _perfect_nest(kernel.body)
     names = [f.var.name for f in chain]
     if names[-3:] != ["i", "j", "k"]:
         return elementwise(kernel, target)
     store = _innermost_store(chain)
-    out = store.buffer.name
-    batch = chain[:-3]
     m, n = _extent(chain[-3]), _extent(chain[-2])
     lanes = target.lanes()
-    if n < lanes or not _is_float32(kernel):
+    if max(m, n) < lanes or not _is_float32(kernel):
         return (Reorder(tuple(names[:-3]) + ("i", "k", "j")),)
-    vecs = 2 if n >= 2 * lanes else 1
-    rows = _tile_rows(m, min(MAX_TILE_ROWS, (target.vector_registers - SPARE_REGISTERS) // vecs))
-    d = [Split("j", vecs * lanes, "jo", "ji"), Split("ji", lanes, "jm", "jv"),
-         Split("i", rows, "io", "ii")]
-    order = _outer_loops(batch, -(-n // (vecs * lanes)), -(-m // rows), _work(chain), target)
-    innermost_tile = order[0].loops[-5]       # the tile loop just outside k
-    d += order + [CacheWrite(out, innermost_tile), Unroll("ii"), Unroll("jm"), Vectorize("jv")]
-    d += _pack_constants(store, chain[-3].var, chain[-2].var, rows, vecs * lanes)
-    return tuple(d + _tile_copies(out, len(store.index), lanes))
+    along_rows = _constant_along(store, chain[-3].var) and m >= lanes and \
+        _fill(m, lanes) > _fill(n, lanes) + FILL_MARGIN
+    if n < lanes and not along_rows:
+        return (Reorder(tuple(names[:-3]) + ("i", "k", "j")),)
+    vec, other = ("i", "j") if along_rows else ("j", "i")
+    vec_extent, other_extent = (m, n) if along_rows else (n, m)
+    vecs = 2 if vec_extent >= 2 * lanes else 1
+    width = _tile_rows(other_extent, min(MAX_TILE_ROWS,
+                                         (target.vector_registers - SPARE_REGISTERS) // vecs))
+    d = [Split(vec, vecs * lanes, f"{vec}o", f"{vec}i"),
+         Split(f"{vec}i", lanes, f"{vec}m", f"{vec}v"),
+         Split(other, width, f"{other}o", f"{other}i")]
+    tiles = {"jo": -(-n // (vecs * lanes if vec == "j" else width)),
+             "io": -(-m // (vecs * lanes if vec == "i" else width))}
+    inner = ("k", f"{other}i", f"{vec}m", f"{vec}v")
+    order = _outer_loops(chain[:-3], tiles, inner, _work(chain), target)
+    d += order + [CacheWrite(store.buffer.name, order[0].loops[-5]), Unroll(f"{other}i"),
+                  Unroll(f"{vec}m"), Vectorize(f"{vec}v")]
+    i_block, j_block = (vecs * lanes, width) if along_rows else (width, vecs * lanes)
+    d += _pack_constants(store, chain[-3].var, chain[-2].var, i_block, j_block)
+    return tuple(d + _tile_copies(store.buffer.name, len(store.index), lanes))
+
+
+def _fill(extent: int, lanes: int) -> float:
+    """The share of vector lanes doing useful work over an axis of this extent."""
+    return extent / (-(-extent // lanes) * lanes)
+
+
+def _constant_along(store, var) -> bool:
+    """Some constant operand is read along var (so it can be packed along it)."""
+    return any(isinstance(n, Load) and n.buffer.scope == "constant"
+               and any(coefficient(e, var) == 1 for e in n.index) for n in walk(store.value))
 
 
 def _tile_rows(m: int, most: int) -> int:
@@ -164,16 +189,14 @@ def _tile_rows(m: int, most: int) -> int:
     return most
 
 
-def _outer_loops(batch, col_tiles: int, row_tiles: int, work: int, target: Target) -> list:
+def _outer_loops(batch, tiles: dict, inner: tuple, work: int, target: Target) -> list:
     """Order the tile loops: column tiles outside row tiles (a packed weight panel is reused
     by every row tile), except that the loop with the most iterations among the batch loops
     and the two tile loops goes outermost and runs on the pool when the work pays for it."""
-    extents = {f.var.name: _extent(f) for f in batch if _extent(f) > 1}
-    extents["jo"] = col_tiles
-    extents["io"] = row_tiles
+    extents = {f.var.name: _extent(f) for f in batch if _extent(f) > 1} | tiles
     lead = max(extents, key=extents.get)
-    rest = [f.var.name for f in batch] + ["jo", "io"]
-    d = [Reorder(tuple([lead] + [n for n in rest if n != lead]) + ("k", "ii", "jm", "jv"))]
+    rest = [f.var.name for f in batch] + list(tiles)
+    d = [Reorder(tuple([lead] + [n for n in rest if n != lead]) + inner)]
     if work >= PARALLEL_MIN_WORK and target.threads > 1 and extents[lead] > 1:
         d.append(Parallel(lead))
     return d

@@ -154,25 +154,52 @@ def cache_write(stmt: Stmt, buffer: str, at: str, prologue=None, epilogue=None) 
             raise ScheduleError(f"cache_write: {buffer!r} is not used under {at!r}")
         glob = accesses[0].buffer
         dims = _tile_of(accesses, _inner_extents(loop.body), buffer)
-        local = Buffer(f"{buffer}_{at}_acc", glob.dtype, tuple(const_int(e) for _, _, e in dims),
-                       "local")
+        order = _local_order(dims, _innermost_var(loop.body))
+        local = Buffer(f"{buffer}_{at}_acc", glob.dtype,
+                       tuple(const_int(dims[d][2]) for d in order), "local")
         body = transform(loop.body, lambda n: dataclasses.replace(
-            n, buffer=local, index=tuple(li for _, li, _ in dims))
+            n, buffer=local, index=tuple(dims[d][1] for d in order))
             if isinstance(n, (Load, Store)) and n.buffer.name == buffer else n)
-        copy_in = _copy_nest(glob, local, dims, f"{buffer}_in", prologue)
-        copy_out = _copy_nest(glob, local, dims, f"{buffer}_out", None, epilogue)
+        copy_in = _copy_nest(glob, local, dims, order, f"{buffer}_in", prologue)
+        copy_out = _copy_nest(glob, local, dims, order, f"{buffer}_out", None, epilogue)
         return dataclasses.replace(loop, body=Allocate(local, Seq((copy_in, body, copy_out))))
     return _replace_loop(stmt, at, rewrite)
 
 
-def _copy_nest(glob: Buffer, local: Buffer, dims, prefix: str, prologue=None,
+def _innermost_var(stmt: Stmt) -> Var | None:
+    """The variable of the innermost loop of stmt's perfect nest (through guards)."""
+    var = None
+    while isinstance(stmt, (For, IfThen)):
+        if isinstance(stmt, For):
+            var, stmt = stmt.var, stmt.body
+        else:
+            stmt = stmt.then
+    return var
+
+
+def _local_order(dims, innermost: Var | None) -> list[int]:
+    """Tile dimensions in the buffer's order, except that the one the innermost loop walks
+    goes last: a vectorized innermost loop then reads the tile contiguously."""
+    order = list(range(len(dims)))
+    walked = [d for d in order if innermost is not None
+              and innermost in linear_form(dims[d][1])]
+    if walked:
+        order.remove(walked[0])
+        order.append(walked[0])
+    return order
+
+
+def _copy_nest(glob: Buffer, local: Buffer, dims, order, prefix: str, prologue=None,
                epilogue=None) -> Stmt:
-    """The tile's load (prologue given or not: epilogue is None) or store loops."""
-    extents = [(f"{prefix}{d}", e) for d, (_, _, e) in enumerate(dims)]
+    """The tile's load (prologue given or not: epilogue is None) or store loops, over the
+    tile's dimensions in its own order."""
+    extents = [(f"{prefix}{pos}", dims[d][2]) for pos, d in enumerate(order)]
     loading = prefix.endswith("_in")
 
     def body(*vs):
-        gidx = tuple(simplify(Binary("add", base, v)) for (base, _, _), v in zip(dims, vs))
+        at_dim = {d: v for d, v in zip(order, vs)}
+        gidx = tuple(simplify(Binary("add", base, at_dim[d]))
+                     for d, (base, _, _) in enumerate(dims))
         if loading:
             value = instantiate(prologue, gidx).value if prologue else Load(glob, gidx)
             move = Store(local, vs, value)
@@ -180,9 +207,11 @@ def _copy_nest(glob: Buffer, local: Buffer, dims, prefix: str, prologue=None,
             move = simplify(instantiate(epilogue, gidx, glob.name, Load(local, vs)))
         else:
             move = Store(glob, gidx, Load(local, vs))
-        for (base, _, e), v, bound in reversed(list(zip(dims, vs, glob.shape))):
-            if e > 1:
-                move = IfThen(cmp("lt", simplify(Binary("add", base, v)), bound), move)
+        for d in reversed(order):
+            base, _, extent = dims[d]
+            if extent > 1:
+                move = IfThen(cmp("lt", simplify(Binary("add", base, at_dim[d])),
+                                  glob.shape[d]), move)
         return move
     return loops(extents, body)
 

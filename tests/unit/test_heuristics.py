@@ -61,3 +61,18 @@ def test_output_listed_twice(tmp_path):
     a, b = onnxc.compile(m, out_dir=tmp_path, strict=True).run(None, {"x": x})
     np.testing.assert_array_equal(a, np.maximum(x, 0))
     np.testing.assert_array_equal(b, np.maximum(x, 0))
+
+
+def test_few_columns_many_rows_vectorize_along_rows():
+    """A 1x1 convolution on a 7x7 map: 49 columns fill 16-lane vectors badly, 64 output
+    channels fill them exactly, so the tile runs along the (packed) weight rows."""
+    text = _final_ir(node_model("Conv", [rand(1, 32, 7, 7), rand(64, 32, 1, 1)], constant=(1,)),
+                     get_target("x86_64-avx512"))
+    assert "c_x1_p1x32" in text            # weights packed in blocks of 32 rows (2 vectors)
+    assert "fma(c_x1_p1x32<16>" in text     # the weights are the vector operand
+
+
+def test_wide_outputs_vectorize_along_columns():
+    text = _final_ir(node_model("Conv", [rand(1, 32, 16, 16), rand(64, 32, 1, 1)], constant=(1,)),
+                     get_target("x86_64-avx512"))
+    assert "fma(broadcast<16>(c_x1_p1x" in text

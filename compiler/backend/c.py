@@ -75,7 +75,8 @@ class KernelPrinter:
                 if b.scope == "register":
                     return b.name
                 if c > 1:
-                    return f"onnxc_load_v{c}f(&{b.name}[{self.expr(i)}])"
+                    kind = "load" if e.stride == 1 else f"load_s{e.stride}"
+                    return f"onnxc_{kind}_v{c}f(&{b.name}[{self.expr(i)}])"
                 return f"{b.name}[{self.expr(i)}]"
             case Binary(op=op, a=a, b=b):
                 operand = a if a.lanes >= b.lanes else b

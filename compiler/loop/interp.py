@@ -86,10 +86,10 @@ class Interpreter:
                 return np_dtype.type(v) if hasattr(np_dtype, "type") else np.bool_(v)
             case Var():
                 return np.int64(self.env[e] if e in self.env else self._dim(e))
-            case Load(buffer=b, index=idx, count=c):
+            case Load(buffer=b, index=idx, count=c, stride=st):
                 start = self.offset(b, idx)
                 arr = self.arrays[b.name]
-                return arr[start] if c == 1 else arr[start:start + c].copy()
+                return arr[start] if c == 1 else arr[start:start + c * st:st].copy()
             case Binary(op=op, a=a, b=b):
                 return self._binary(op, self.eval(a), self.eval(b), e.dtype)
             case Unary(op=op, a=a):

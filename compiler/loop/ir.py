@@ -75,10 +75,12 @@ class Var(Expr):
 
 @dataclass(frozen=True, slots=True)
 class Load(Expr):
-    """buffer[index]; with count > 1 a contiguous vector of `count` elements from index."""
+    """buffer[index]; with count > 1 a vector of `count` elements from index, `stride`
+    elements apart (1: contiguous)."""
     buffer: Buffer
     index: tuple[Expr, ...]
     count: int = 1
+    stride: int = 1
 
     @property
     def dtype(self) -> str:

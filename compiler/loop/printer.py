@@ -35,8 +35,8 @@ def expr_str(e: Expr) -> str:
             return str(v) if dt in ("int64", "bool") else f"{v!r}:{dt}"
         case Var(name=n):
             return n
-        case Load(buffer=b, index=idx, count=c):
-            vec = f"<{c}>" if c > 1 else ""
+        case Load(buffer=b, index=idx, count=c, stride=st):
+            vec = (f"<{c}>" if st == 1 else f"<{c}:{st}>") if c > 1 else ""
             return f"{b.name}{vec}[{', '.join(expr_str(i) for i in idx)}]"
         case Binary(op=op, a=a, b=b) if op in _INFIX:
             return f"({expr_str(a)} {_INFIX[op]} {expr_str(b)})"

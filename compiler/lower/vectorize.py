@@ -59,8 +59,8 @@ class _Vectorizer:
         match e:
             case Load(buffer=b, index=(idx,)):
                 step = coefficient(idx, self.var)
-                if step == 1:
-                    return Load(b, (self.at(idx, 0),), self.lanes)
+                if step in (1, 2):   # contiguous, or every other element (stride-2 windows)
+                    return Load(b, (self.at(idx, 0),), self.lanes, step)
                 return Pack(tuple(Load(b, (self.at(idx, lane),)) for lane in range(self.lanes)))
             case Binary(op="add", a=Binary(op="mul", a=x, b=y), b=z) \
                     | Binary(op="add", a=z, b=Binary(op="mul", a=x, b=y)):
@@ -152,6 +152,8 @@ def promote_registers(stmt: Stmt) -> Stmt:
         offsets: dict[int, int] = {}
         for m in uses:
             offset = _const_index(m)
+            if isinstance(m, Load) and m.stride != 1:
+                return n
             if offset is None or offsets.setdefault(offset, width(m)) != width(m):
                 return n
         spans = sorted(offsets.items())

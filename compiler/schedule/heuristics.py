@@ -235,7 +235,10 @@ def depthwise(kernel: Kernel, target: Target) -> tuple:
     chain = _perfect_nest(kernel.body)
     if [f.var.name for f in chain] != ["n", "c", "oh", "ow", "kh", "kw"]:
         return elementwise(kernel, target)
+    # a row narrower than the vector register uses a narrower vector (4 lanes at least)
     lanes = target.lanes()
+    while lanes > 4 and _extent(chain[3]) < lanes:
+        lanes //= 2
     out = _innermost_store(chain).buffer.name
     parallel = [Parallel("c")] if _body_work(kernel.body) >= PARALLEL_MIN_WORK \
         and target.threads > 1 and _extent(chain[1]) > 1 else []

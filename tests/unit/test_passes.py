@@ -147,3 +147,18 @@ def test_vectorized_reduction_folds_vectors():
         Interpreter(arrays).run(s)
         results.append(arrays["S"][0])
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
+
+
+def test_stride_two_loads_vectorize_without_reading_past_the_end():
+    """y[i] = x[2i]: a strided vector load; the interpreter agrees, and the last vector's
+    reads stop at the last element needed (x has exactly 2n - 1 elements)."""
+    n = 8
+    x = Buffer("X", "float32", shape_of(2 * n - 1))
+    y = Buffer("Y", "float32", shape_of(n))
+    body = loops([("i", n)], lambda i: Store(y, (i,), Load(x, (i * 2,))))
+    vec = vectorize_loops(P.annotate(body, "i", "vectorize"), (8,))
+    assert "X<8:2>" in text(vec)
+    data = np.arange(2 * n - 1, dtype=np.float32)
+    arrays = {"X": data, "Y": np.zeros(n, np.float32)}
+    Interpreter(arrays).run(vec)
+    np.testing.assert_array_equal(arrays["Y"], data[::2])

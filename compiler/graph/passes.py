@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import Graph, Node
+from .ir import Graph, Node, Value
 
 
 def eliminate_dead_nodes(g: Graph) -> Graph:
@@ -82,4 +82,8 @@ def fold_batchnorm(g: Graph) -> Graph:
     if not replaced:
         return g
     nodes = [replaced.get(n.name, n) for n in g.nodes if n.name not in dropped]
-    return eliminate_dead_nodes(g.with_nodes(nodes, constants))
+    values = dict(g.values)
+    for name, arr in constants.items():
+        if name not in values:
+            values[name] = Value(name, str(arr.dtype), tuple(arr.shape))
+    return eliminate_dead_nodes(g.with_nodes(nodes, constants, values))

@@ -159,7 +159,8 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     tiles = {"jo": -(-n // (vecs * lanes if vec == "j" else width)),
              "io": -(-m // (vecs * lanes if vec == "i" else width))}
     inner = ("k", f"{other}i", f"{vec}m", f"{vec}v")
-    order = _outer_loops(chain[:-3], tiles, inner, _work(chain), target)
+    order = _outer_loops(chain[:-3], tiles, inner, _work(chain), target, store,
+                         chain[-3].var, chain[-2].var)
     d += order + [CacheWrite(store.buffer.name, order[0].loops[-5]), Unroll(f"{other}i"),
                   Unroll(f"{vec}m"), Vectorize(f"{vec}v")]
     i_block, j_block = (vecs * lanes, width) if along_rows else (width, vecs * lanes)
@@ -189,15 +190,45 @@ def _tile_rows(m: int, most: int) -> int:
     return most
 
 
-def _outer_loops(batch, tiles: dict, inner: tuple, work: int, target: Target) -> list:
-    """Order the tile loops: column tiles outside row tiles (a packed weight panel is reused
-    by every row tile), except that the loop with the most iterations among the batch loops
-    and the two tile loops goes outermost and runs on the pool when the work pays for it."""
-    extents = {f.var.name: _extent(f) for f in batch if _extent(f) > 1} | tiles
-    lead = max(extents, key=extents.get)
-    rest = [f.var.name for f in batch] + list(tiles)
-    d = [Reorder(tuple([lead] + [n for n in rest if n != lead]) + inner)]
-    if work >= PARALLEL_MIN_WORK and target.threads > 1 and extents[lead] > 1:
+def _operand_bytes(store, var) -> int:
+    """Bytes of the operand(s) read along var only (A for i, B for j)."""
+    from .. import dtypes
+    total = 0
+    for n in walk(store.value):
+        if isinstance(n, Load) and any(coefficient(e, var) not in (0, None) for e in n.index):
+            size = 1
+            for d in n.buffer.shape:
+                size *= as_int(d) or 1
+            total += size * dtypes.itemsize(n.buffer.dtype)
+    return total
+
+
+def _outer_loops(batch, tiles: dict, inner: tuple, work: int, target: Target,
+                 store=None, i_var=None, j_var=None) -> list:
+    """Order the tile loops so that the operand re-read by the inner tile loop fits the L2
+    cache or, failing that, is the one re-read fewer times; run the widest batch loop, else
+    the tile loop with more iterations, on the pool when the work pays for it."""
+    a_bytes = _operand_bytes(store, i_var) if store is not None else 0
+    b_bytes = _operand_bytes(store, j_var) if store is not None else 0
+    l2 = target.l2_bytes
+
+    def traffic(outer):   # bytes streamed when `outer` is the outer tile loop
+        rereads, size = (tiles["io"], b_bytes) if outer == "io" else (tiles["jo"], a_bytes)
+        return size * (rereads if size > l2 else 1)
+    outer = min(("jo", "io"), key=lambda t: (traffic(t), t != "jo"))
+    tile_order = [outer, "io" if outer == "jo" else "jo"]
+    wide_batch = [f for f in batch if _extent(f) >= 2 * target.threads]
+    lead = max(wide_batch, key=_extent).var.name if wide_batch else \
+        max(tile_order, key=lambda t: tiles[t])
+    rest = [f.var.name for f in batch] + tile_order
+    if lead in rest[:len(batch)] or lead == outer:
+        order = [lead] + [n for n in rest if n != lead]
+    else:
+        order = rest
+    d = [Reorder(tuple(order) + inner)]
+    extent = _extent(next(f for f in batch if f.var.name == lead)) \
+        if lead not in tiles else tiles[lead]
+    if work >= PARALLEL_MIN_WORK and target.threads > 1 and extent > 1:
         d.append(Parallel(lead))
     return d
 

@@ -76,3 +76,15 @@ def test_symbolic_input_is_a_clear_error():
                [_info("y", ["batch", 3])])
     with pytest.raises(ModelError, match="symbolic"):
         import_model(m)
+
+
+def test_folded_batchnorm_weights_have_types():
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 3, 1, 1)).astype(np.float32), "W")]
+    inits += [numpy_helper.from_array(rng.uniform(0.5, 2, 4).astype(np.float32), n)
+              for n in ("s", "b", "m", "v")]
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"]),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["y"])]
+    g = import_model(_model(nodes, [_info("x", [1, 3, 4, 4])], [_info("y", [1, 4, 4, 4])], inits))
+    for name in g.nodes[0].inputs[1:]:
+        assert g.values[name].shape == g.constants[name].shape

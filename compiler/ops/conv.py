@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..errors import ModelError
 from ..loop.ir import Buffer, Const, Load, Store, loops, shape_of
-from .matmul import gemm_kernels
+from .matmul import emit_accumulation, gemm_kernels
 from .registry import register
 
 
@@ -80,18 +80,17 @@ def depthwise(ctx, Xp: Buffer, W: Buffer, B, ys, kernel, strides, dilations) -> 
     n, c, oh, ow = ys
     Y = _view(ctx.output(0), n, c, oh, ow)
     Wv = _view(W, c, kernel[0], kernel[1])
-    init = (lambda vn, vc, vh, vw: Load(B, (vc,))) if B is not None else \
-        (lambda *v: Const(0.0, Y.dtype))
-    ctx.emit(loops([("n", n), ("c", c), ("oh", oh), ("ow", ow)],
-                   lambda *v: Store(Y, v, init(*v))), kind="elementwise", stage="init")
+    init = (lambda vn, vc, vh, vw: Load(B, (vc,))) if B is not None else None
 
-    def body(vn, vc, vh, vw, kh, kw):
-        tap = Load(Xp, (vn, vc, vh * strides[0] + kh * dilations[0],
-                        vw * strides[1] + kw * dilations[1]))
-        idx = (vn, vc, vh, vw)
-        return Store(Y, idx, Load(Y, idx) + tap * Load(Wv, (vc, kh, kw)))
-    ctx.emit(loops([("n", n), ("c", c), ("oh", oh), ("ow", ow), ("kh", kernel[0]),
-                    ("kw", kernel[1])], body), kind="depthwise")
+    def nest(acc):
+        def body(vn, vc, vh, vw, kh, kw):
+            tap = Load(Xp, (vn, vc, vh * strides[0] + kh * dilations[0],
+                            vw * strides[1] + kw * dilations[1]))
+            idx = (vn, vc, vh, vw)
+            return Store(acc, idx, Load(acc, idx) + tap * Load(Wv, (vc, kh, kw)))
+        return loops([("n", n), ("c", c), ("oh", oh), ("ow", ow), ("kh", kernel[0]),
+                      ("kw", kernel[1])], body)
+    emit_accumulation(ctx, Y, init, nest, "depthwise")
 
 
 @register("Conv", since=1)

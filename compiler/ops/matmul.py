@@ -14,28 +14,34 @@ from .common import ZERO
 from .registry import register
 
 
+def emit_accumulation(ctx, Y: Buffer, init, nest_fn, kind: str) -> None:
+    """One kernel accumulating into Y (nest_fn(acc) builds its loops), with Y's initial value
+    init(*index) as its prologue and the node's fused epilogue (if any) as its epilogue:
+    templates that a register-tiled schedule applies inside the tile, so Y itself is never
+    read or written there."""
+    p = tuple(template_vars(Y.rank))
+    out = Y
+    if ctx.epilogue is not None:
+        Y = ctx.temp(Y.dtype, static_shape(Y), "acc")
+    prologue = Store(Y, p, init(*p) if init else Const(0.0, Y.dtype))
+    epilogue = ctx.epilogue_store(out, Load(Y, p), p) if ctx.epilogue is not None else None
+    ctx.emit(nest_fn(Y), kind=kind, prologue=prologue, epilogue=epilogue)
+
+
 def gemm_kernels(ctx, Y: Buffer, a_load, b_load, batch: list[tuple[str, int]], m: int, n: int,
                  k: int, init=None):
     """Y[b..., i, j] = init(b..., i, j) + sum_k a_load(b..., i, k) * b_load(b..., k, j), then
-    the node's fused epilogue (if any) into the output. batch: (loop name, extent) pairs
-    outside i, j. The initial value and the epilogue are templates of the one kernel, so a
-    register-tiled schedule applies them in the tile and never touches Y in memory."""
+    the node's fused epilogue. batch: (loop name, extent) pairs outside i, j; Y is a view of
+    the node's output in that shape."""
     names = [name for name, _ in batch]
-    p = template_vars(len(names) + 2)
-    prologue = Store(Y, tuple(p), init(*p) if init else Const(0.0, Y.dtype))
-    Z = _matmul_view(ctx.output(0), static_shape(Y))
-    if ctx.epilogue is not None:
-        acc = ctx.temp(Y.dtype, static_shape(Y), "acc")
-        Y, prologue = acc, Store(acc, tuple(p), prologue.value)
-    epilogue = ctx.epilogue_store(Z, Load(Y, tuple(p)), tuple(p)) \
-        if ctx.epilogue is not None else None
 
-    def accumulate(*v):
-        bv, (i, j, kk) = v[:len(names)], v[len(names):]
-        idx = tuple(bv) + (i, j)
-        return Store(Y, idx, Load(Y, idx) + a_load(*bv, i, kk) * b_load(*bv, kk, j))
-    ctx.emit(loops(batch + [("i", m), ("j", n), ("k", k)], accumulate), kind="matmul",
-             prologue=prologue, epilogue=epilogue)
+    def nest(acc):
+        def accumulate(*v):
+            bv, (i, j, kk) = v[:len(names)], v[len(names):]
+            idx = tuple(bv) + (i, j)
+            return Store(acc, idx, Load(acc, idx) + a_load(*bv, i, kk) * b_load(*bv, kk, j))
+        return loops(batch + [("i", m), ("j", n), ("k", k)], accumulate)
+    emit_accumulation(ctx, Y, init, nest, "matmul")
 
 
 def _matmul_view(buf: Buffer, shape: tuple[int, ...]) -> Buffer:

@@ -56,4 +56,4 @@ def itemsize(name: str) -> int:
 def onnx_type_string(name: str) -> str:
     """onnxruntime-style type string, e.g. 'tensor(float)'."""
     code = BY_NAME[name].onnx_code
-    return f"tensor({TensorProto.DataType.Name(code).lower()})".replace("(double)", "(double)")
+    return f"tensor({TensorProto.DataType.Name(code).lower()})"

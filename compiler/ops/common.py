@@ -36,8 +36,8 @@ def copy_body(dst: Buffer, src: Buffer):
     flat = 1
     for d in shape:
         flat *= d
-    d1 = flat_view(dst, flat)
-    s1 = flat_view(src, flat)
+    d1 = view(dst, flat)
+    s1 = view(src, flat)
     return nest((flat,), lambda i: Store(d1, (i,), Load(s1, (i,))))
 
 
@@ -45,6 +45,7 @@ def index_vars(n: int, prefix: str = "i") -> list[Var]:
     return [Var(name) for name in axis_names(n, prefix)]
 
 
-def flat_view(buf: Buffer, size: int) -> Buffer:
-    """The same storage seen as a 1-d array (same name: the same pointer in generated code)."""
-    return Buffer(buf.name, buf.dtype, shape_of(size), buf.scope)
+def view(buf: Buffer, *shape) -> Buffer:
+    """The same storage seen with another shape, same element order (same name: the same
+    pointer in generated code)."""
+    return Buffer(buf.name, buf.dtype, shape_of(*shape), buf.scope)

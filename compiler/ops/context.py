@@ -80,15 +80,14 @@ class OpContext:
     def epilogue_store(self, out: Buffer, value, index) -> Store:
         """out[index] = the fused epilogue applied to value; index runs over out's shape
         (a view of the node's output in its natural element order)."""
-        from .common import broadcast_index
+        from .common import broadcast_index, view
         from .epilogue import epilogue_expr
         out_shape = static_shape(self.output(0))
         loads = []
         for buf in self.epilogue_inputs:
             shape = static_shape(buf)
             if shape == out_shape:      # same elements, same order: read it in out's view
-                view = Buffer(buf.name, buf.dtype, out.shape, buf.scope)
-                loads.append(Load(view, tuple(index)))
+                loads.append(Load(view(buf, *out.shape), tuple(index)))
             else:                       # a broadcast operand: out's view is the output's shape
                 loads.append(Load(buf, broadcast_index(tuple(index), shape)))
         self.epilogue_used = True

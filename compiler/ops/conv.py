@@ -7,13 +7,10 @@ axis is the contiguous output row and the weights are broadcast.
 from __future__ import annotations
 
 from ..errors import ModelError
-from ..loop.ir import Buffer, Const, Load, Store, loops, shape_of
+from ..loop.ir import Buffer, Const, Load, Store, loops
+from .common import view
 from .matmul import emit_accumulation, gemm_kernels
 from .registry import register
-
-
-def _view(buf: Buffer, *shape) -> Buffer:
-    return Buffer(buf.name, buf.dtype, shape_of(*shape), buf.scope)
 
 
 def conv_pads(auto_pad, pads, in_sp, k_eff, strides, out_sp):
@@ -78,8 +75,8 @@ def depthwise(ctx, Xp: Buffer, W: Buffer, B, ys, kernel, strides, dilations) -> 
     """One filter per channel: a direct loop nest (im2col would copy the input kh*kw times
     for a GEMM with one row)."""
     n, c, oh, ow = ys
-    Y = _view(ctx.output(0), n, c, oh, ow)
-    Wv = _view(W, c, kernel[0], kernel[1])
+    Y = view(ctx.output(0), n, c, oh, ow)
+    Wv = view(W, c, kernel[0], kernel[1])
     init = (lambda vn, vc, vh, vw: Load(B, (vc,))) if B is not None else None
 
     def nest(acc):
@@ -109,7 +106,7 @@ def Conv(ctx, X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kerne
     if nd == 1:   # a 1-D convolution is a 2-D one of height 1
         xs, ys, kernel = xs[:2] + (1,) + xs[2:], ys[:2] + (1,) + ys[2:], [1] + kernel
         strides, dilations, begin, end = [1] + strides, [1] + dilations, [0] + begin, [0] + end
-        X = _view(X, *xs)
+        X = view(X, *xs)
     n, c = xs[:2]
     oc, cg = ws[:2]
     if c != cg * group or oc % group:
@@ -123,12 +120,12 @@ def Conv(ctx, X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kerne
         return
     pointwise = kernel == [1, 1] and strides == [1, 1] and (hp, wp) == tuple(out_sp)
     if pointwise:
-        col = _view(X, n, group, cg, hp * wp)
+        col = view(X, n, group, cg, hp * wp)
     else:
         col = im2col(ctx, X, n, group, cg, kernel, strides, dilations, out_sp)
     q, p = cg * kernel[0] * kernel[1], out_sp[0] * out_sp[1]
-    Wv = _view(W, group, ocg, q)
-    Yv = _view(ctx.output(0), n, group, ocg, p)   # the epilogue writes the same view
+    Wv = view(W, group, ocg, q)
+    Yv = view(ctx.output(0), n, group, ocg, p)   # the epilogue writes the same view
     init = (lambda vn, vg, i, j: Load(B, (vg * ocg + i,))) if B is not None else None
     gemm_kernels(ctx, Yv,
                  lambda vn, vg, i, k: Load(Wv, (vg, i, k)),

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError
-from ..loop.ir import Buffer, Const, Expr, Load, Store, Var, loops, shape_of, static_shape
+from ..loop.ir import Buffer, Const, Expr, Load, Store, loops, static_shape
 from ..loop.templates import template_vars
-from .common import ZERO
+from .common import ZERO, view
 from .registry import register
 
 
@@ -44,10 +44,6 @@ def gemm_kernels(ctx, Y: Buffer, a_load, b_load, batch: list[tuple[str, int]], m
     emit_accumulation(ctx, Y, init, nest, "matmul")
 
 
-def _matmul_view(buf: Buffer, shape: tuple[int, ...]) -> Buffer:
-    return Buffer(buf.name, buf.dtype, shape_of(*shape), buf.scope)
-
-
 def _batch_index(vars_, shape, out_batch_rank) -> tuple[Expr, ...]:
     """Index of a (broadcast) batch prefix of an operand, from the output batch loop vars."""
     offset = out_batch_rank - len(shape)
@@ -66,8 +62,8 @@ def MatMul(ctx, A, B):
     if k != k2:
         raise ModelError(f"MatMul: inner dimensions differ ({k} vs {k2})")
     batch_shape = tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
-    Av, Bv = _matmul_view(A, a2), _matmul_view(B, b2)
-    Y = _matmul_view(ctx.output(0), batch_shape + (m, n))
+    Av, Bv = view(A, *a2), view(B, *b2)
+    Y = view(ctx.output(0), *batch_shape + (m, n))
     rank = len(batch_shape)
     batch = [(f"b{d}", e) for d, e in enumerate(batch_shape)]
     gemm_kernels(
@@ -105,5 +101,3 @@ def Gemm(ctx, A, B, C=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
         lambda kk, j: Load(B, (j, kk) if transB else (kk, j)),
         [], m, n, k, init)
 
-
-__all__ = ["gemm_kernels", "MatMul", "Gemm", "Var"]

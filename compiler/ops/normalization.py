@@ -12,16 +12,11 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import ModelError
-from ..loop.ir import Binary, Buffer, Load, Store, Unary, Var, loops, seq, shape_of
-from .common import ZERO, load_broadcast
+from ..loop.ir import Binary, Buffer, Load, Store, Unary, Var, loops, seq
+from .common import ZERO, load_broadcast, view
 from .elementwise import emit_elementwise
 from .reduce import normalize_axes, scalar
 from .registry import register
-
-
-def view(buf: Buffer, *shape) -> Buffer:
-    """The same storage seen with another shape (same element order)."""
-    return Buffer(buf.name, buf.dtype, shape_of(*shape), buf.scope)
 
 
 def _size(shape) -> int:

@@ -10,7 +10,6 @@ from ..loop.ir import (
     Allocate,
     Binary,
     Buffer,
-    Const,
     For,
     IfThen,
     Load,
@@ -25,7 +24,7 @@ from ..loop.ir import (
 )
 from ..loop.simplify import simplify
 from ..loop.templates import instantiate
-from ..loop.visit import replace_buffers, substitute, transform, walk
+from ..loop.visit import substitute, transform, walk
 
 
 def find_loop(stmt: Stmt, name: str) -> For:
@@ -216,8 +215,3 @@ def _copy_nest(glob: Buffer, local: Buffer, dims, order, prefix: str, prologue=N
     return loops(extents, body)
 
 
-def rename_buffers(stmt: Stmt, mapping: dict[str, Buffer]) -> Stmt:
-    return replace_buffers(stmt, mapping)
-
-
-__all__ = ["split", "reorder", "fuse", "annotate", "cache_write", "find_loop", "Const"]

@@ -4,6 +4,7 @@
  * also the type of vector comparisons: -1 for true lanes, 0 for false).
  * For every width W in {4, 8, 16}:
  *   onnxc_load_vWf(const float *p), onnxc_store_vWf(float *p, v)  unaligned
+ *   onnxc_store_strided_vWf(float *p, int64_t stride, v)  lane i to p[i * stride]
  *   onnxc_broadcast_vWf(float x)
  *   onnxc_select_vWf(mask, a, b)            mask ? a : b per lane
  *   onnxc_abs/max/min/floor/ceil/round/sqrt_vWf   exact (round: half to even)
@@ -345,6 +346,16 @@ ONNXC_VM_INLINE onnxc_v16f onnxc_load_s2_v16f(const float *p) {
                            (onnxc_v16i){0, 2, 4, 6, 8, 10, 12, 14,
                                         17, 19, 21, 23, 25, 27, 29, 31});
 }
+
+/* The lanes of v to p[0], p[stride], p[2 * stride], ...: a register tile vectorized along
+   output channels written to NCHW rows (unrolled lane stores; no scatter on AVX2). */
+#define ONNXC_VM_STORE_STRIDED(S, VF)                                            \
+  ONNXC_VM_INLINE void onnxc_store_strided_##S(float *p, int64_t stride, VF v) { \
+    for (int i = 0; i < (int)(sizeof v / sizeof(float)); i++) p[i * stride] = v[i]; \
+  }
+ONNXC_VM_STORE_STRIDED(v4f, onnxc_v4f)
+ONNXC_VM_STORE_STRIDED(v8f, onnxc_v8f)
+ONNXC_VM_STORE_STRIDED(v16f, onnxc_v16f)
 
 ONNXC_VM_INLINE double onnxc_sigmoid_d(double x) {
   /* stable both ways: exp of a non-positive number never overflows */

@@ -111,9 +111,12 @@ class KernelPrinter:
                 name = v.name
                 head = f"{pad}for (int64_t {name} = 0; {name} < {self.expr(ext)}; ++{name}) {{"
                 return [head] + self.stmt(body, pad + "  ") + [f"{pad}}}"]
-            case Store(buffer=b, index=(i,), value=val):
+            case Store(buffer=b, index=(i,), value=val, stride=st):
                 if b.scope == "register":
                     return [f"{pad}{b.name} = {self.expr(val)};"]
+                if val.lanes > 1 and st != 1:
+                    return [f"{pad}onnxc_store_strided_v{val.lanes}f(&{b.name}[{self.expr(i)}], "
+                            f"{st}, {self.expr(val)});"]
                 if val.lanes > 1:
                     return [f"{pad}onnxc_store_v{val.lanes}f(&{b.name}[{self.expr(i)}], "
                             f"{self.expr(val)});"]

@@ -32,6 +32,7 @@ from .ir import (
     Unary,
     Var,
     static_shape,
+    storage_position,
 )
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -73,10 +74,9 @@ class Interpreter:
     def offset(self, buffer: Buffer, index) -> int:
         if len(index) == 1:
             return int(self.eval(index[0]))
-        dims = [int(self.eval(d)) for d in buffer.shape]
         flat = 0
-        for i, d in zip(index, dims):
-            flat = flat * d + int(self.eval(i))
+        for i, d in storage_position(buffer, index):
+            flat = flat * int(self.eval(d)) + int(self.eval(i))
         return flat
 
     def eval(self, e: Expr):
@@ -137,12 +137,12 @@ class Interpreter:
                     self.env[v] = i
                     self.run(body)
                 self.env.pop(v, None)
-            case Store(buffer=b, index=idx, value=val):
+            case Store(buffer=b, index=idx, value=val, stride=st):
                 start = self.offset(b, idx)
                 value = self.eval(val)
                 arr = self.arrays[b.name]
                 if np.ndim(value):
-                    arr[start:start + len(value)] = value
+                    arr[start:start + len(value) * st:st] = value
                 else:
                     arr[start] = value
             case Seq(body=body):

@@ -50,11 +50,14 @@ class Stmt(Node):
 @dataclass(frozen=True, slots=True)
 class Buffer:
     """A named n-d array. scope 'global' lives in the model's memory ('constant' if it holds
-    weights known at compile time); 'local' and 'register' in the kernel."""
+    weights known at compile time); 'local' and 'register' in the kernel. A margin, per
+    dimension (before, after), says the buffer is the interior of a larger one of that name
+    (a producer writing straight into its consumer's padded input)."""
     name: str
     dtype: str
     shape: tuple[Expr, ...]
     scope: str = "global"
+    margin: tuple[tuple[int, int], ...] = ()
 
     @property
     def rank(self) -> int:
@@ -191,9 +194,12 @@ class For(Stmt):
 
 @dataclass(frozen=True, slots=True)
 class Store(Stmt):
+    """buffer[index] = value; a vector value goes to consecutive elements from index, or to
+    elements `stride` apart (a tile written across the output's rows)."""
     buffer: Buffer
     index: tuple[Expr, ...]
     value: Expr
+    stride: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +255,13 @@ class Program:
     arena_size: int = 0
     input_names: tuple[str, ...] = field(default=())   # original ONNX names, same order
     output_names: tuple[str, ...] = field(default=())
+
+
+def storage_position(buffer: Buffer, index) -> list[tuple]:
+    """(position, extent) per dimension in the buffer's storage: the margins added."""
+    margin = buffer.margin or ((0, 0),) * buffer.rank
+    return [(i + before if before else i, dim + (before + after) if before + after else dim)
+            for i, dim, (before, after) in zip(index, buffer.shape, margin)]
 
 
 def as_expr(value, dtype: str = "int64") -> Expr:

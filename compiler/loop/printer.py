@@ -66,8 +66,8 @@ def stmt_lines(s: Stmt, indent: int = 0) -> list[str]:
             tag = "" if kind == "serial" else f"  # {kind}"
             tag += f" grain {grain}" if grain != 1 else ""
             return [f"{pad}for {v.name} in 0..{expr_str(ext)}:{tag}"] + stmt_lines(body, indent + 1)
-        case Store(buffer=b, index=idx, value=val):
-            vec = f"<{val.lanes}>" if val.lanes > 1 else ""
+        case Store(buffer=b, index=idx, value=val, stride=st):
+            vec = (f"<{val.lanes}>" if st == 1 else f"<{val.lanes}:{st}>") if val.lanes > 1 else ""
             return [f"{pad}{b.name}{vec}[{', '.join(expr_str(i) for i in idx)}] = {expr_str(val)}"]
         case Seq(body=body):
             return [line for st in body for line in stmt_lines(st, indent)]

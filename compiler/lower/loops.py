@@ -18,6 +18,7 @@ from ..loop.ir import (
     as_int,
     const_int,
     seq,
+    storage_position,
 )
 from ..loop.simplify import simplify
 from ..loop.visit import substitute, transform, walk
@@ -123,10 +124,10 @@ def unroll_loops(stmt: Stmt) -> Stmt:
 
 
 def flat_index(buffer, index):
-    if len(index) == 1 and buffer.rank <= 1:
+    if len(index) == 1 and buffer.rank <= 1 and not buffer.margin:
         return index
     flat = const_int(0)
-    for i, dim in zip(index, buffer.shape):
+    for i, dim in storage_position(buffer, index):
         flat = Binary("add", Binary("mul", flat, dim), i)
     return (simplify(flat),)
 

@@ -26,6 +26,7 @@ from .loops import (
     unroll_loops,
 )
 from .memory import plan_memory
+from .padding import pad_in_place
 from .vectorize import promote_registers, vectorize_loops
 
 
@@ -69,6 +70,7 @@ def materialize_kernel_templates(prog: Program, target: Target) -> Program:
 
 
 LOOP_PASSES = (
+    ("pad-in-place", lambda p, t: pad_in_place(p)),
     ("schedule", schedule_kernels),
     ("templates", materialize_kernel_templates),
     ("partition", _per_kernel(lambda s, t: partition_loops(s))),

@@ -94,9 +94,9 @@ class _Vectorizer:
                 step = coefficient(idx, self.var)
                 if step == 0:
                     return self.reduction(s)
-                if step != 1:
+                if step is None or step < 1:
                     raise _NotVectorizable
-                return Store(b, (self.at(idx, 0),), self.expr(v))
+                return Store(b, (self.at(idx, 0),), self.expr(v), step)
             case Seq(body=body):
                 return Seq(tuple(self.stmt(x) for x in body))
         raise _NotVectorizable

@@ -1,15 +1,13 @@
-"""Conv: pad (when needed) -> im2col (unless 1x1/stride 1) -> the shared GEMM nest.
-
-The GEMM runs per (n, group): Y[n, g, oc, p] += W[g, oc, q] * col[n, g, q, p] with q over
-(input channel, kernel row, kernel column) and p over output pixels, so the vectorized
-axis is the contiguous output row and the weights are broadcast.
-"""
+"""Conv: pad (when needed), then a GEMM-shaped nest per (n, group): rows are output
+channels, columns output pixels, the reduction runs over (input channel, kernel row, kernel
+column), read from the (padded) input in place: an implicit GEMM, of which a 1x1
+convolution is the plain case. One filter per channel is a direct depthwise nest."""
 from __future__ import annotations
 
 from ..errors import ModelError
-from ..loop.ir import Buffer, Const, Load, Store, loops
+from ..loop.ir import Buffer, Const, Load, Store, loops, static_shape
 from .common import view
-from .matmul import emit_accumulation, gemm_kernels
+from .matmul import emit_accumulation
 from .registry import register
 
 
@@ -57,18 +55,27 @@ def pad_input(ctx, X: Buffer, shape, begin, end, fill: float = 0.0) -> Buffer:
     return Xp
 
 
-def im2col(ctx, Xp: Buffer, n, groups, cg, kernel, strides, dilations, out_sp) -> Buffer:
-    kh, kw = kernel
-    oh, ow = out_sp
-    col = ctx.temp(Xp.dtype, (n, groups, cg * kh * kw, oh * ow), "col")
+def implicit_gemm(ctx, Xp: Buffer, W: Buffer, B, ys, group: int, kernel, strides,
+                  dilations) -> None:
+    """Y[n, g, i, oh, ow] += W[g, i, c, r, s] * Xp[n, g, c, oh*sh + r*dh, ow*sw + s*dw]: the
+    GEMM of im2col with the column matrix never built (rows i: output channels, columns
+    (oh, ow): output pixels, reduction (c, r, s)), so the input is read in place."""
+    n, oc, oh, ow = ys
+    ocg, cg = oc // group, static_shape(W)[1]
+    Xv = view(Xp, n, group, cg, *ctx.shape(Xp)[2:])
+    Wv = view(W, group, ocg, cg, *kernel)
+    Y = view(ctx.output(0), n, group, ocg, oh, ow)
+    init = (lambda vn, vg, i, vh, vw: Load(B, (vg * ocg + i,))) if B is not None else None
 
-    def body(vn, vg, vc, vr, vs, vh, vw):
-        src = Load(Xp, (vn, vg * cg + vc, vh * strides[0] + vr * dilations[0],
-                        vw * strides[1] + vs * dilations[1]))
-        return Store(col, (vn, vg, (vc * kh + vr) * kw + vs, vh * ow + vw), src)
-    ctx.emit(loops([("n", n), ("g", groups), ("c", cg), ("r", kh), ("s", kw), ("oh", oh),
-                    ("ow", ow)], body), kind="elementwise", stage="im2col")
-    return col
+    def nest(acc):
+        def body(vn, vg, i, vh, vw, c, r, s):
+            x = Load(Xv, (vn, vg, c, vh * strides[0] + r * dilations[0],
+                          vw * strides[1] + s * dilations[1]))
+            idx = (vn, vg, i, vh, vw)
+            return Store(acc, idx, Load(acc, idx) + Load(Wv, (vg, i, c, r, s)) * x)
+        return loops([("n", n), ("g", group), ("i", ocg), ("oh", oh), ("ow", ow), ("c", cg),
+                      ("r", kernel[0]), ("s", kernel[1])], body)
+    emit_accumulation(ctx, Y, init, nest, "conv")
 
 
 def depthwise(ctx, Xp: Buffer, W: Buffer, B, ys, kernel, strides, dilations) -> None:
@@ -114,20 +121,7 @@ def Conv(ctx, X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kerne
     ocg, out_sp = oc // group, ys[2:]
     if any(begin) or any(end):
         X = pad_input(ctx, X, xs, begin, end)
-    hp, wp = ctx.shape(X)[2:]
     if cg == 1 and ocg == 1:
         depthwise(ctx, X, W, B, ys, kernel, strides, dilations)
         return
-    pointwise = kernel == [1, 1] and strides == [1, 1] and (hp, wp) == tuple(out_sp)
-    if pointwise:
-        col = view(X, n, group, cg, hp * wp)
-    else:
-        col = im2col(ctx, X, n, group, cg, kernel, strides, dilations, out_sp)
-    q, p = cg * kernel[0] * kernel[1], out_sp[0] * out_sp[1]
-    Wv = view(W, group, ocg, q)
-    Yv = view(ctx.output(0), n, group, ocg, p)   # the epilogue writes the same view
-    init = (lambda vn, vg, i, j: Load(B, (vg * ocg + i,))) if B is not None else None
-    gemm_kernels(ctx, Yv,
-                 lambda vn, vg, i, k: Load(Wv, (vg, i, k)),
-                 lambda vn, vg, k, j: Load(col, (vn, vg, k, j)),
-                 [("n", n), ("g", group)], ocg, p, q, init)
+    implicit_gemm(ctx, X, W, B, (n, oc) + tuple(out_sp), group, kernel, strides, dilations)

@@ -95,8 +95,10 @@ def elementwise(kernel: Kernel, target: Target) -> tuple:
     work = _body_work(kernel.body)
     axes = [_Axis(f.var.name, _extent(f), _writes_disjoint(f)) for f in chain]
     directives: list = []
+    # one flat loop over dense arrays (not over the interior of a padded buffer)
     dense = isinstance(store, Store) and all(
-        n.index == store.index for n in walk(store) if isinstance(n, Load))
+        n.index == store.index and not n.buffer.margin for n in walk(store)
+        if isinstance(n, (Load, Store)))
     if dense and store.index == tuple(f.var for f in chain) and len(chain) > 1:
         name = axes[0].name
         for inner in axes[1:]:
@@ -131,24 +133,53 @@ def _vectorize_inner_loops(body, lanes: int) -> list:
     return d
 
 
-def matmul(kernel: Kernel, target: Target) -> tuple:
-    """Loops (batch..., i, j, k), Y[..., i, j] += A * B: a register tile vectorized along j
-    (A broadcast), or along i when that fills the vectors much better (few columns, many rows,
-    A constant so it can be packed: the 1x1 convolutions of small feature maps)."""
-    chain = _perfect_nest(kernel.body)
+@dataclass(frozen=True)
+class _GemmNest:
+    """Y[batch..., i, js...] += A(i, ks...) * B(ks..., js...): the loops by role. The
+    innermost column loop is tiled with i; outer column loops (an output row) stay whole."""
+    batch: tuple
+    i: For
+    js: tuple
+    ks: tuple
+
+
+# Loop names of the GEMM-shaped kernels: (row, columns outer to inner, reduction); the loops
+# before the row loop are batch loops.
+GEMM_ROLES = {"matmul": ("i", ("j",), ("k",)), "conv": ("i", ("oh", "ow"), ("c", "r", "s"))}
+
+
+def _gemm_nest(chain, kind: str) -> _GemmNest | None:
+    row, cols, red = GEMM_ROLES.get(kind, GEMM_ROLES["matmul"])
     names = [f.var.name for f in chain]
-    if names[-3:] != ["i", "j", "k"]:
+    tail = [row, *cols, *red]
+    if names[-len(tail):] != tail:
+        return None
+    b, nc = len(chain) - len(tail), len(cols)
+    return _GemmNest(tuple(chain[:b]), chain[b], tuple(chain[b + 1:b + 1 + nc]),
+                     tuple(chain[b + 1 + nc:]))
+
+
+def matmul(kernel: Kernel, target: Target) -> tuple:
+    """A register tile vectorized along the innermost column loop j (A broadcast), or along
+    the rows i when that fills the vectors much better or the columns are not contiguous
+    (A constant, so it can be packed: convolutions of small feature maps, strided ones)."""
+    chain = _perfect_nest(kernel.body)
+    g = _gemm_nest(chain, kernel.kind)
+    if g is None:
         return elementwise(kernel, target)
     store = _innermost_store(chain)
-    m, n = _extent(chain[-3]), _extent(chain[-2])
+    i, j = g.i.var.name, g.js[-1].var.name
+    m, n = _extent(g.i), _extent(g.js[-1])
     lanes = target.lanes()
+    plain = (Reorder(tuple(f.var.name for f in g.batch + (g.i,) + g.js[:-1] + g.ks) + (j,)),)
     if max(m, n) < lanes or not _is_float32(kernel):
-        return (Reorder(tuple(names[:-3]) + ("i", "k", "j")),)
-    along_rows = _constant_along(store, chain[-3].var) and m >= lanes and \
-        _fill(m, lanes) > _fill(n, lanes) + FILL_MARGIN
-    if n < lanes and not along_rows:
-        return (Reorder(tuple(names[:-3]) + ("i", "k", "j")),)
-    vec, other = ("i", "j") if along_rows else ("j", "i")
+        return plain
+    contiguous = _contiguous_along(store, g.js[-1].var)
+    along_rows = _constant_along(store, g.i.var) and m >= lanes and (
+        _fill(m, lanes) > _fill(n, lanes) + FILL_MARGIN or not contiguous)
+    if (n < lanes or not contiguous) and not along_rows:
+        return plain
+    vec, other = (i, j) if along_rows else (j, i)
     vec_extent, other_extent = (m, n) if along_rows else (n, m)
     vecs = 2 if vec_extent >= 2 * lanes else 1
     width = _tile_rows(other_extent, min(MAX_TILE_ROWS,
@@ -156,16 +187,26 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     d = [Split(vec, vecs * lanes, f"{vec}o", f"{vec}i"),
          Split(f"{vec}i", lanes, f"{vec}m", f"{vec}v"),
          Split(other, width, f"{other}o", f"{other}i")]
-    tiles = {"jo": -(-n // (vecs * lanes if vec == "j" else width)),
-             "io": -(-m // (vecs * lanes if vec == "i" else width))}
-    inner = ("k", f"{other}i", f"{vec}m", f"{vec}v")
-    order = _outer_loops(chain[:-3], tiles, inner, _work(chain), target, store,
-                         chain[-3].var, chain[-2].var)
-    d += order + [CacheWrite(store.buffer.name, order[0].loops[-5]), Unroll(f"{other}i"),
-                  Unroll(f"{vec}m"), Vectorize(f"{vec}v")]
+    tiles = {f"{j}o": -(-n // (vecs * lanes if vec == j else width)),
+             f"{i}o": -(-m // (vecs * lanes if vec == i else width))}
+    inner = tuple(f.var.name for f in g.ks) + (f"{other}i", f"{vec}m", f"{vec}v")
+    order = _outer_loops(g, tiles, inner, _work(chain), target, store)
+    d += order + [CacheWrite(store.buffer.name, order[0].loops[-len(inner) - 1]),
+                  Unroll(f"{other}i"), Unroll(f"{vec}m"), Vectorize(f"{vec}v")]
     i_block, j_block = (vecs * lanes, width) if along_rows else (width, vecs * lanes)
-    d += _pack_constants(store, chain[-3].var, chain[-2].var, i_block, j_block)
+    d += _pack_constants(store, g.i.var, g.js[-1].var, i_block, j_block)
     return tuple(d + _tile_copies(store.buffer.name, len(store.index), lanes))
+
+
+def _contiguous_along(store, var) -> bool:
+    """Every operand read along var is read at unit stride in its last dimension only (a
+    vector along var is one contiguous load)."""
+    for n in walk(store.value):
+        if isinstance(n, Load) and any(coefficient(e, var) not in (0, None) for e in n.index):
+            if coefficient(n.index[-1], var) != 1 or any(
+                    coefficient(e, var) not in (0, None) for e in n.index[:-1]):
+                return False
+    return True
 
 
 def _fill(extent: int, lanes: int) -> float:
@@ -203,31 +244,35 @@ def _operand_bytes(store, var) -> int:
     return total
 
 
-def _outer_loops(batch, tiles: dict, inner: tuple, work: int, target: Target,
-                 store=None, i_var=None, j_var=None) -> list:
+def _outer_loops(g: _GemmNest, tiles: dict, inner: tuple, work: int, target: Target,
+                 store) -> list:
     """Order the tile loops so that the operand re-read by the inner tile loop fits the L2
-    cache or, failing that, is the one re-read fewer times; run the widest batch loop, else
-    the tile loop with more iterations, on the pool when the work pays for it."""
-    a_bytes = _operand_bytes(store, i_var) if store is not None else 0
-    b_bytes = _operand_bytes(store, j_var) if store is not None else 0
+    cache or, failing that, is the one re-read fewer times (the whole outer column loops
+    go with the column tiles); run the widest batch loop, else the widest of the tile and
+    outer column loops, on the pool when the work pays for it."""
+    i_tiles, j_tiles = f"{g.i.var.name}o", f"{g.js[-1].var.name}o"
+    a_bytes = _operand_bytes(store, g.i.var)
+    b_bytes = _operand_bytes(store, g.js[-1].var)
     l2 = target.l2_bytes
+    rows = [f.var.name for f in g.js[:-1]]
+    extents = dict(tiles, **{f.var.name: _extent(f) for f in g.js[:-1]})
+    row_tiles = tiles[i_tiles]
+    col_tiles = tiles[j_tiles] * _work(g.js[:-1])
 
     def traffic(outer):   # bytes streamed when `outer` is the outer tile loop
-        rereads, size = (tiles["io"], b_bytes) if outer == "io" else (tiles["jo"], a_bytes)
+        rereads, size = (row_tiles, b_bytes) if outer == i_tiles else (col_tiles, a_bytes)
         return size * (rereads if size > l2 else 1)
-    outer = min(("jo", "io"), key=lambda t: (traffic(t), t != "jo"))
-    tile_order = [outer, "io" if outer == "jo" else "jo"]
-    wide_batch = [f for f in batch if _extent(f) >= 2 * target.threads]
+    outer = min((j_tiles, i_tiles), key=lambda t: (traffic(t), t != j_tiles))
+    columns = rows + [j_tiles]
+    tile_order = [i_tiles] + columns if outer == i_tiles else columns + [i_tiles]
+    wide_batch = [f for f in g.batch if _extent(f) >= 2 * target.threads]
     lead = max(wide_batch, key=_extent).var.name if wide_batch else \
-        max(tile_order, key=lambda t: tiles[t])
-    rest = [f.var.name for f in batch] + tile_order
-    if lead in rest[:len(batch)] or lead == outer:
-        order = [lead] + [n for n in rest if n != lead]
-    else:
-        order = rest
+        max(tile_order, key=lambda t: extents[t])
+    rest = [f.var.name for f in g.batch] + tile_order
+    order = [lead] + [n for n in rest if n != lead]
     d = [Reorder(tuple(order) + inner)]
-    extent = _extent(next(f for f in batch if f.var.name == lead)) \
-        if lead not in tiles else tiles[lead]
+    extent = _extent(next(f for f in g.batch if f.var.name == lead)) \
+        if lead not in extents else extents[lead]
     if work >= PARALLEL_MIN_WORK and target.threads > 1 and extent > 1:
         d.append(Parallel(lead))
     return d
@@ -238,8 +283,9 @@ def _tile_copies(out: str, rank: int, lanes: int) -> list:
     d = []
     for stage in ("in", "out"):
         last = f"{out}_{stage}{rank - 1}"
-        d += [Unroll(f"{out}_{stage}{rank - 2}"), Split(last, lanes, f"{last}_o", f"{last}_v"),
-              Unroll(f"{last}_o"), Vectorize(f"{last}_v")]
+        d += [Unroll(f"{out}_{stage}{dim}") for dim in range(rank - 1)]
+        d += [Split(last, lanes, f"{last}_o", f"{last}_v"), Unroll(f"{last}_o"),
+              Vectorize(f"{last}_v")]
     return d
 
 
@@ -288,7 +334,8 @@ def _innermost_store(chain) -> Store:
     return store
 
 
-HEURISTICS = {"elementwise": elementwise, "matmul": matmul, "depthwise": depthwise}
+HEURISTICS = {"elementwise": elementwise, "matmul": matmul, "conv": matmul,
+              "depthwise": depthwise}
 
 
 def default_schedule(kernel: Kernel, target: Target) -> tuple:

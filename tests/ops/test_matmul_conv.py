@@ -41,6 +41,11 @@ CONV_CASES = [
     ((1, 2, 10, 9), (3, 2, 4, 3), {"auto_pad": "SAME_LOWER", "strides": [2, 3]}),
     ((1, 2, 10, 9), (3, 2, 4, 3), {"auto_pad": "VALID"}),
     ((1, 3, 40, 40), (40, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
+    # implicit GEMM tiles with remainders: along 37 columns, along 36 rows, per group
+    ((1, 20, 9, 37), (36, 20, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((1, 20, 9, 37), (36, 20, 3, 3), {"pads": [2, 2, 2, 2], "dilations": [2, 2]}),
+    ((1, 24, 11, 6), (36, 24, 3, 3), {"pads": [1, 0, 1, 0], "strides": [1, 2]}),
+    ((1, 64, 6, 6), (64, 32, 3, 3), {"group": 2, "pads": [1, 1, 1, 1]}),
 ]
 
 

@@ -14,12 +14,13 @@ from onnxc.targets import get_target
 from tests.ops.harness import check_model
 
 
-def _conv_block(activation_nodes, residual=True):
+def _conv_block(activation_nodes, residual=True, channels=8, size=(9, 11)):
     """x -> Conv -> Add(x) -> activations -> y, with a second Conv producing the residual
     after the first one in node order (as torch exports a ResNet downsample)."""
     rng = np.random.default_rng(0)
-    w1 = rng.standard_normal((8, 8, 3, 3)).astype(np.float32) * 0.2
-    w2 = rng.standard_normal((8, 8, 1, 1)).astype(np.float32) * 0.2
+    c = channels
+    w1 = rng.standard_normal((c, c, 3, 3)).astype(np.float32) * 0.2
+    w2 = rng.standard_normal((c, c, 1, 1)).astype(np.float32) * 0.2
     nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv_a"),
              helper.make_node("Conv", ["x", "w2"], ["c2"], name="conv_down")]
     last = "c1"
@@ -34,8 +35,8 @@ def _conv_block(activation_nodes, residual=True):
              numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
              numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
     vi = helper.make_tensor_value_info
-    g = helper.make_graph(nodes, "block", [vi("x", TensorProto.FLOAT, [1, 8, 9, 11])],
-                          [vi("y", TensorProto.FLOAT, [1, 8, 9, 11])], inits)
+    g = helper.make_graph(nodes, "block", [vi("x", TensorProto.FLOAT, [1, c, *size])],
+                          [vi("y", TensorProto.FLOAT, [1, c, *size])], inits)
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -51,6 +52,17 @@ def test_residual_and_activation_fuse_into_conv(tmp_path, chain):
     assert len(fused) == 1 and fused[0].name == "conv_a"
     assert [n.name for n in g.nodes] == ["conv_down", "conv_a"]   # after its residual
     x = np.random.default_rng(1).standard_normal((1, 8, 9, 11)).astype(np.float32)
+    check_model(model, {"x": x}, tmp_path, atol=1e-5)
+
+
+def test_epilogue_in_a_tile_along_output_channels(tmp_path):
+    """40 channels on a 5x7 map: the 3x3 convolution's tile runs along output channels (its
+    rows fill the vectors better than 7 columns), so the residual is read and the result
+    written across the output's rows, with a partial vector for the last 8 channels."""
+    model = _conv_block([("Relu", [], {})], channels=40, size=(5, 7))
+    text = program_str(compile_program(model, get_target("x86_64-avx512"))[1])
+    assert "<16:35>[" in text and "<8:35>[" in text     # strided tile stores, 35 = 5 * 7
+    x = np.random.default_rng(1).standard_normal((1, 40, 5, 7)).astype(np.float32)
     check_model(model, {"x": x}, tmp_path, atol=1e-5)
 
 

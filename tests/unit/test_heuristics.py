@@ -76,3 +76,22 @@ def test_wide_outputs_vectorize_along_columns():
     text = _final_ir(node_model("Conv", [rand(1, 32, 16, 16), rand(64, 32, 1, 1)], constant=(1,)),
                      get_target("x86_64-avx512"))
     assert "fma(broadcast<16>(c_x1_p1x" in text
+
+
+def test_3x3_conv_reads_its_input_in_place():
+    """Implicit GEMM: no column matrix; the tile's vector operand is a row of the padded
+    input, loaded where it lies, and the packed weights are broadcast."""
+    model = node_model("Conv", [rand(1, 16, 20, 40), rand(24, 16, 3, 3)], {"pads": [1, 1, 1, 1]},
+                       constant=(1,))
+    text = _final_ir(model, get_target("x86_64-avx512"))
+    assert "col" not in text
+    assert "fma(broadcast<16>(c_x1_p1x" in text and "_padded<16>[" in text
+
+
+def test_strided_conv_tile_runs_along_output_channels():
+    """A stride-2 convolution's output columns are not contiguous in its input: the tile
+    runs along the packed weight rows instead and stores across the output rows."""
+    model = node_model("Conv", [rand(1, 8, 21, 21), rand(32, 8, 3, 3)],
+                       {"strides": [2, 2], "pads": [1, 1, 1, 1]}, constant=(1,))
+    text = _final_ir(model, get_target("x86_64-avx512"))
+    assert "fma(c_x1_p1x32<16>" in text and "<16:121>[" in text    # 121 = 11 * 11 outputs

@@ -120,14 +120,28 @@ def vectorize_loops(stmt: Stmt, widths=(4, 8, 16)) -> Stmt:
     def post(n):
         if not isinstance(n, For) or n.kind != "vectorize":
             return n
-        lanes = as_int(n.extent)
-        if lanes in widths:
-            try:
-                return _Vectorizer(n.var, lanes).stmt(n.body)
-            except _NotVectorizable:
-                pass
-        return dataclasses.replace(n, kind="serial")
+        try:
+            return _vector_pieces(n, widths)
+        except _NotVectorizable:
+            return dataclasses.replace(n, kind="serial")
     return transform(stmt, post)
+
+
+def _vector_pieces(loop: For, widths) -> Stmt:
+    """The loop as vectors of the widest widths that fit, then single lanes: 14 lanes on a
+    16-lane target are 8 + 4 + 2 scalars (a row narrower than a register, a tile's tail)."""
+    extent = as_int(loop.extent)
+    if extent is None or extent < min(widths):
+        raise _NotVectorizable
+    pieces, start = [], 0
+    for width in sorted(widths, reverse=True):
+        while extent - start >= width:
+            body = substitute(loop.body, {loop.var: loop.var + start}) if start else loop.body
+            pieces.append(_Vectorizer(loop.var, width).stmt(simplify(body)))
+            start += width
+    pieces += [simplify(substitute(loop.body, {loop.var: const_int(lane)}))
+               for lane in range(start, extent)]
+    return pieces[0] if len(pieces) == 1 else Seq(tuple(pieces))
 
 
 def _const_index(n) -> int | None:

@@ -17,6 +17,8 @@ SPARE_REGISTERS = 4
 MAX_TILE_ROWS = 12
 # How much better the rows must fill the vectors before the tile is vectorized along them.
 FILL_MARGIN = 0.1
+# Output rows of a depthwise tile: each input row loaded feeds up to kernel-height of them.
+DEPTHWISE_ROWS = 4
 
 
 def _perfect_nest(stmt) -> list[For]:
@@ -307,8 +309,9 @@ def _pack_constants(store, i_var, j_var, rows: int, width: int) -> list:
 
 
 def depthwise(kernel: Kernel, target: Target) -> tuple:
-    """Loops (n, c, oh, ow, kh, kw), Y += X * W per channel: a vector of output columns
-    accumulates in a register over the unrolled window; channels run on the pool."""
+    """Loops (n, c, oh, ow, kh, kw), Y += X * W per channel: a tile of a few output rows by
+    a vector of columns accumulates in registers over the unrolled window (rows share the
+    input rows they load); channels run on the pool."""
     chain = _perfect_nest(kernel.body)
     if [f.var.name for f in chain] != ["n", "c", "oh", "ow", "kh", "kw"]:
         return elementwise(kernel, target)
@@ -321,10 +324,11 @@ def depthwise(kernel: Kernel, target: Target) -> tuple:
         and target.threads > 1 and _extent(chain[1]) > 1 else []
     if _extent(chain[3]) < lanes or not _is_float32(kernel):
         return (Reorder(("c", "n", "oh", "ow", "kh", "kw")),) + tuple(parallel)
-    return (Split("ow", lanes, "owo", "owv"),
-            Reorder(("c", "n", "oh", "owo", "kh", "kw", "owv")), *parallel,
-            CacheWrite(out, "owo"), Unroll("kh"), Unroll("kw"), Vectorize("owv"),
-            Vectorize(f"{out}_in3"), Vectorize(f"{out}_out3"))
+    rows = max(r for r in range(1, DEPTHWISE_ROWS + 1) if _extent(chain[2]) % r == 0)
+    return (Split("ow", lanes, "owo", "owv"), Split("oh", rows, "oho", "ohi"),
+            Reorder(("c", "n", "oho", "owo", "ohi", "kh", "kw", "owv")), *parallel,
+            CacheWrite(out, "owo"), Unroll("ohi"), Unroll("kh"), Unroll("kw"),
+            Vectorize("owv"), *_tile_copies(out, 4, lanes))
 
 
 def _innermost_store(chain) -> Store:

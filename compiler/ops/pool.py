@@ -32,7 +32,9 @@ from ..loop.ir import (
     seq,
 )
 from ..loop.simplify import simplify
+from .common import view
 from .conv import pad_input
+from .matmul import emit_accumulation
 from .reduce import REDUCTIONS, reduce_into, scalar
 from .registry import register
 
@@ -212,7 +214,8 @@ def MaxPool(ctx, X, *, kernel_shape=None, strides=None, pads=None, dilations=Non
 
 def _max_pool_2d(ctx, X, Y, axes: list[_Axis]) -> None:
     """Float 2-D MaxPool as dense loops: the input padded with -inf (windows past the end
-    included), then fixed windows with the output column innermost, so it vectorizes."""
+    included), then fixed windows accumulated like a depthwise convolution (a register tile
+    of output rows by a vector of columns, the window unrolled)."""
     n, c = ctx.shape(X)[:2]
     (ah, aw) = axes
     ends = [max(0, (a.out - 1) * a.stride + (a.kernel - 1) * a.dilation + 1 - a.size - a.pad)
@@ -220,15 +223,15 @@ def _max_pool_2d(ctx, X, Y, axes: list[_Axis]) -> None:
     src = X
     if ah.pad or aw.pad or any(ends):
         src = pad_input(ctx, X, ctx.shape(X), [ah.pad, aw.pad], ends, float("-inf"))
-    ctx.emit(loops([("n", n), ("c", c), ("h", ah.out), ("w", aw.out)],
-                   lambda *v: Store(Y, v, _lowest(X.dtype))), kind="elementwise", stage="init")
-
-    def body(vn, vc, vh, kh, kw, vw):
-        tap = Load(src, (vn, vc, vh * ah.stride + kh * ah.dilation,
-                         vw * aw.stride + kw * aw.dilation))
-        return Store(Y, (vn, vc, vh, vw), Binary("max", Load(Y, (vn, vc, vh, vw)), tap))
-    ctx.emit(loops([("n", n), ("c", c), ("h", ah.out), ("kh", ah.kernel), ("kw", aw.kernel),
-                    ("w", aw.out)], body), kind="elementwise")
+    def nest(acc):
+        def body(vn, vc, vh, vw, kh, kw):
+            tap = Load(src, (vn, vc, vh * ah.stride + kh * ah.dilation,
+                             vw * aw.stride + kw * aw.dilation))
+            return Store(acc, (vn, vc, vh, vw), Binary("max", Load(acc, (vn, vc, vh, vw)), tap))
+        return loops([("n", n), ("c", c), ("oh", ah.out), ("ow", aw.out), ("kh", ah.kernel),
+                      ("kw", aw.kernel)], body)
+    emit_accumulation(ctx, view(Y, n, c, ah.out, aw.out), lambda *p: _lowest(X.dtype), nest,
+                      "depthwise")
 
 
 @register("AveragePool", since=1)

@@ -15,8 +15,13 @@ PARALLEL_MIN_WORK = 1 << 15
 # Registers kept free in a GEMM tile for the A broadcasts and B loads.
 SPARE_REGISTERS = 4
 MAX_TILE_ROWS = 12
+# Vectors across the register tile (its width in the vectorized dimension).
+MAX_TILE_VECTORS = 2
 # How much better the rows must fill the vectors before the tile is vectorized along them.
 FILL_MARGIN = 0.1
+# A tile along rows stores each lane on its own (strided stores): with a shorter reduction
+# the stores cost more than the better-filled vectors save.
+MIN_REDUCTION_ROWS = 64
 # Output rows of a depthwise tile: each input row loaded feeds up to kernel-height of them.
 DEPTHWISE_ROWS = 4
 
@@ -178,12 +183,13 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
         return plain
     contiguous = _contiguous_along(store, g.js[-1].var)
     along_rows = _constant_along(store, g.i.var) and m >= lanes and (
-        _fill(m, lanes) > _fill(n, lanes) + FILL_MARGIN or not contiguous)
+        not contiguous or n < lanes or (_fill(m, lanes) > _fill(n, lanes) + FILL_MARGIN
+                                        and _work(g.ks) >= MIN_REDUCTION_ROWS))
     if (n < lanes or not contiguous) and not along_rows:
         return plain
     vec, other = (i, j) if along_rows else (j, i)
     vec_extent, other_extent = (m, n) if along_rows else (n, m)
-    vecs = 2 if vec_extent >= 2 * lanes else 1
+    vecs = max(1, min(MAX_TILE_VECTORS, vec_extent // lanes))
     width = _tile_rows(other_extent, min(MAX_TILE_ROWS,
                                          (target.vector_registers - SPARE_REGISTERS) // vecs))
     d = [Split(vec, vecs * lanes, f"{vec}o", f"{vec}i"),
@@ -250,8 +256,8 @@ def _outer_loops(g: _GemmNest, tiles: dict, inner: tuple, work: int, target: Tar
                  store) -> list:
     """Order the tile loops so that the operand re-read by the inner tile loop fits the L2
     cache or, failing that, is the one re-read fewer times (the whole outer column loops
-    go with the column tiles); run the widest batch loop, else the widest of the tile and
-    outer column loops, on the pool when the work pays for it."""
+    go with the column tiles); run the widest batch loop, else the outermost tile or outer
+    column loop with work for every thread, on the pool when the work pays for it."""
     i_tiles, j_tiles = f"{g.i.var.name}o", f"{g.js[-1].var.name}o"
     a_bytes = _operand_bytes(store, g.i.var)
     b_bytes = _operand_bytes(store, g.js[-1].var)
@@ -268,10 +274,13 @@ def _outer_loops(g: _GemmNest, tiles: dict, inner: tuple, work: int, target: Tar
     columns = rows + [j_tiles]
     tile_order = [i_tiles] + columns if outer == i_tiles else columns + [i_tiles]
     wide_batch = [f for f in g.batch if _extent(f) >= 2 * target.threads]
-    lead = max(wide_batch, key=_extent).var.name if wide_batch else \
-        max(tile_order, key=lambda t: extents[t])
-    rest = [f.var.name for f in g.batch] + tile_order
-    order = [lead] + [n for n in rest if n != lead]
+    order = [f.var.name for f in g.batch] + tile_order
+    if wide_batch:
+        lead = max(wide_batch, key=_extent).var.name
+        order = [lead] + [n for n in order if n != lead]
+    else:   # keep the traffic order; the outermost tile loop wide enough runs on the pool
+        wide = [t for t in tile_order if extents[t] >= 2 * target.threads]
+        lead = wide[0] if wide else max(tile_order, key=lambda t: extents[t])
     d = [Reorder(tuple(order) + inner)]
     extent = _extent(next(f for f in g.batch if f.var.name == lead)) \
         if lead not in extents else extents[lead]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper, shape_inference
+from onnx import helper, shape_inference
 
 _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
@@ -92,8 +92,8 @@ def main(argv=None) -> int:
             x = one.graph.input[0]
             shape = tuple(d.dim_value for d in x.type.tensor_type.shape.dim)
             feed = {x.name: rng.standard_normal(shape).astype(np.float32)}
-            ours, theirs = _alternate([lambda c=compiled: c.run(None, feed),
-                                       lambda s=session: s.run(None, feed)], args.runs)
+            ours, theirs = _alternate([lambda c=compiled, f=feed: c.run(None, f),
+                                       lambda s=session, f=feed: s.run(None, f)], args.runs)
             rows.append((desc, count, flops, ours, theirs))
     total = sum(r[1] * r[3] for r in rows)
     print(f"{'layer':<70} {'n':>2} {'onnxc ms':>9} {'ort ms':>8} {'ratio':>6} "

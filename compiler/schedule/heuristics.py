@@ -21,7 +21,7 @@ MAX_TILE_VECTORS = 2
 FILL_MARGIN = 0.1
 # A tile along rows stores each lane on its own (strided stores): with a shorter reduction
 # the stores cost more than the better-filled vectors save.
-MIN_REDUCTION_ROWS = 64
+MIN_REDUCTION_ROWS = 16
 # Output rows of a depthwise tile: each input row loaded feeds up to kernel-height of them.
 DEPTHWISE_ROWS = 4
 

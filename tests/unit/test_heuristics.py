@@ -95,3 +95,21 @@ def test_strided_conv_tile_runs_along_output_channels():
                        {"strides": [2, 2], "pads": [1, 1, 1, 1]}, constant=(1,))
     text = _final_ir(model, get_target("x86_64-avx512"))
     assert "fma(c_x1_p1x32<16>" in text and "<16:121>[" in text    # 121 = 11 * 11 outputs
+
+
+def test_max_pool_accumulates_in_registers():
+    """A padded 3x3 stride-2 MaxPool: a register tile of output rows, the window unrolled
+    into vector maxima of every-other-element loads."""
+    text = _final_ir(node_model("MaxPool", [rand(1, 8, 40, 40)], {
+        "kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+        get_target("x86_64-avx512"))
+    assert "register" in text and "max(" in text and "_padded<16:2>[" in text
+
+
+def test_short_reduction_tiles_along_columns():
+    """One input channel, 3x3 (9 products per output): the tile runs along the output
+    columns, stored whole, though 32 output channels would fill the vectors better."""
+    model = node_model("Conv", [rand(1, 1, 28, 28), rand(32, 1, 3, 3)], {"pads": [1, 1, 1, 1]},
+                       constant=(1,))
+    text = _final_ir(model, get_target("x86_64-avx512"))
+    assert "fma(broadcast<16>(c_x1_p1x" in text and "<16:" not in text

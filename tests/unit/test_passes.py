@@ -107,10 +107,46 @@ def test_partition_peels_the_tail():
 
 
 def test_vectorize_demotes_what_it_cannot_do():
-    body = loops([("i", M), ("j", 4)], lambda i, j: Store(Y, (j, i), Load(A, (i, j))))
+    body = loops([("i", M), ("j", 4)], lambda i, j: Store(Y, (i, j * j), Load(A, (i, j))))
     annotated = P.annotate(flatten_buffers(body), "j", "vectorize")
     out = vectorize_loops(annotated, (4,))
-    assert "vectorize" not in text(out)      # strided store: stays a serial loop
+    assert "for j in 0..4:" in text(out) and "<4>" not in text(out)   # j * j: not affine
+
+
+def test_strided_store_vectorizes():
+    """Y[j, i] = A[i, j] over j: one vector of A's row stored down Y's column."""
+    body = loops([("i", M), ("j", 4)], lambda i, j: Store(Y, (j, i), Load(A, (i, j))))
+    stmt = flatten_buffers(body)
+    out = vectorize_loops(P.annotate(stmt, "j", "vectorize"), (4,))
+    assert f"Y<4:{N}>[" in text(out) and "A<4>[" in text(out)
+    np.testing.assert_array_equal(run(out), run(stmt))
+
+
+def test_vector_pieces_cover_any_lane_count():
+    """14 lanes with 16-lane registers: vectors of 8 and 4, then 2 single lanes."""
+    x = Buffer("X", "float32", shape_of(14))
+    y = Buffer("Y", "float32", shape_of(14))
+    body = loops([("v", 14)], lambda v: Store(y, (v,), Load(x, (v,)) * Load(x, (v,))))
+    out = vectorize_loops(P.annotate(body, "v", "vectorize"), (4, 8, 16))
+    lines = text(out).splitlines()
+    assert [line.split("[")[0] for line in lines] == ["Y<8>", "Y<4>", "Y", "Y"]
+    data = np.random.default_rng(0).standard_normal(14).astype(np.float32)
+    arrays = {"X": data, "Y": np.zeros(14, np.float32)}
+    Interpreter(arrays).run(out)
+    np.testing.assert_array_equal(arrays["Y"], data * data)
+
+
+def test_margin_addresses_the_interior():
+    """A (2, 3) buffer with margins (1, 1) and (2, 0) is the interior of a (4, 5) one."""
+    from onnxc.lower.loops import flat_index
+    inner = Buffer("P", "float32", shape_of(2, 3), margin=((1, 1), (2, 0)))
+    stmt = loops([("i", 2), ("j", 3)], lambda i, j: Store(inner, (i, j), Const(1.0, "float32")))
+    arrays = {"P": np.zeros(20, np.float32)}
+    Interpreter(arrays).run(flatten_buffers(stmt))
+    expected = np.zeros((4, 5), np.float32)
+    expected[1:3, 2:5] = 1.0
+    np.testing.assert_array_equal(arrays["P"].reshape(4, 5), expected)
+    assert flat_index(inner, (Const(0), Const(0)))[0] == Const(7)
 
 
 def test_schedule_json_round_trip():

@@ -9,13 +9,16 @@ times the layer occurs, `share` its part of onnxc's summed layer time.
 """
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import onnx
-from onnx import helper, shape_inference
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # see run.py
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+from onnx import helper, shape_inference  # noqa: E402
 
 _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:

@@ -20,8 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
+# numpy's OpenBLAS threads spin after each numpy call and would take the second core
+# from whichever runtime runs next: set before numpy is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
 
 # Running as a script puts benchmarks/ on sys.path; the package needs its parent.
 _ROOT = str(Path(__file__).resolve().parents[1])

@@ -74,8 +74,11 @@ class Interpreter:
     def offset(self, buffer: Buffer, index) -> int:
         if len(index) == 1:
             return int(self.eval(index[0]))
+        def split(e, f):
+            value = int(self.eval(e))
+            return Const(value // f, "int64"), Const(value % f, "int64")
         flat = 0
-        for i, d in storage_position(buffer, index):
+        for i, d in storage_position(buffer, index, split):
             flat = flat * int(self.eval(d)) + int(self.eval(i))
         return flat
 

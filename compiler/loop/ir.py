@@ -52,12 +52,15 @@ class Buffer:
     """A named n-d array. scope 'global' lives in the model's memory ('constant' if it holds
     weights known at compile time); 'local' and 'register' in the kernel. A margin, per
     dimension (before, after), says the buffer is the interior of a larger one of that name
-    (a producer writing straight into its consumer's padded input)."""
+    (a producer writing straight into its consumer's padded input). A block (dim, factor)
+    stores that dimension in blocks of `factor` innermost (channels-blocked NCHWc: element
+    [n, c, h, w] of [N, C, H, W] at [n, c // f, h, w, c % f])."""
     name: str
     dtype: str
     shape: tuple[Expr, ...]
     scope: str = "global"
     margin: tuple[tuple[int, int], ...] = ()
+    block: tuple[int, int] = ()
 
     @property
     def rank(self) -> int:
@@ -257,11 +260,19 @@ class Program:
     output_names: tuple[str, ...] = field(default=())
 
 
-def storage_position(buffer: Buffer, index) -> list[tuple]:
-    """(position, extent) per dimension in the buffer's storage: the margins added."""
+def storage_position(buffer: Buffer, index, split=None) -> list[tuple]:
+    """(position, extent) per dimension in the buffer's storage: the margins added, a
+    blocked dimension as (index // f, its blocks) with (index % f, f) last. split(e, f)
+    gives (e // f, e % f)."""
     margin = buffer.margin or ((0, 0),) * buffer.rank
-    return [(i + before if before else i, dim + (before + after) if before + after else dim)
-            for i, dim, (before, after) in zip(index, buffer.shape, margin)]
+    out = [(i + before if before else i, dim + (before + after) if before + after else dim)
+           for i, dim, (before, after) in zip(index, buffer.shape, margin)]
+    if buffer.block:
+        d, f = buffer.block
+        quotient, remainder = split(out[d][0], f)
+        out[d] = (quotient, (out[d][1] + (f - 1)) // f)
+        out.append((remainder, const_int(f)))
+    return out
 
 
 def as_expr(value, dtype: str = "int64") -> Expr:

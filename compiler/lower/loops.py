@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
-from ..loop.affine import linear_form
+from ..loop.affine import from_linear, linear_form
 from ..loop.ir import (
     Allocate,
     Binary,
     Const,
+    Expr,
     For,
     IfThen,
     Load,
@@ -123,19 +125,38 @@ def unroll_loops(stmt: Stmt) -> Stmt:
     return simplify(transform(stmt, post))
 
 
-def flat_index(buffer, index):
-    if len(index) == 1 and buffer.rank <= 1 and not buffer.margin:
+def flat_index(buffer, index, extents=None):
+    if len(index) == 1 and buffer.rank <= 1 and not buffer.margin and not buffer.block:
         return index
     flat = const_int(0)
-    for i, dim in storage_position(buffer, index):
+    split = functools.partial(block_split, extents=extents or {})
+    for i, dim in storage_position(buffer, index, split):
         flat = Binary("add", Binary("mul", flat, dim), i)
     return (simplify(flat),)
 
 
+def block_split(e: Expr, factor: int, extents: dict):
+    """(e // factor, e % factor) as affine forms when the terms not divisible by factor
+    stay in [0, factor) (a loop split at the block size), else as division and modulo."""
+    form = linear_form(e)
+    if form is not None and all(c >= 0 for c in form.values()):
+        inner = {v: c for v, c in form.items() if c % factor}
+        top = sum(c * ((extents.get(v) or factor) - 1) if v is not None else c
+                  for v, c in inner.items())
+        if top < factor and all(v is None or extents.get(v) for v in inner):
+            outer = {v: c // factor for v, c in form.items() if c % factor == 0}
+            return from_linear(outer), from_linear(inner)
+    f = const_int(factor)
+    return Binary("floordiv", e, f), Binary("mod", e, f)
+
+
 def flatten_buffers(stmt: Stmt) -> Stmt:
-    """Multi-dimensional indices become one row-major offset."""
+    """Multi-dimensional indices become one offset in the storage's order."""
+    extents = {n.var: as_int(n.extent) for n in walk(stmt) if isinstance(n, For)}
+
     def post(n):
-        if isinstance(n, (Load, Store)) and (len(n.index) != 1 or n.buffer.rank > 1):
-            return dataclasses.replace(n, index=flat_index(n.buffer, n.index))
+        if isinstance(n, (Load, Store)) and (len(n.index) != 1 or n.buffer.rank > 1
+                                             or n.buffer.block):
+            return dataclasses.replace(n, index=flat_index(n.buffer, n.index, extents))
         return n
     return transform(stmt, post)

@@ -18,6 +18,7 @@ from ..schedule.heuristics import default_schedule
 from ..schedule.pack import pack_array, pack_loads
 from ..targets import Target
 from .from_graph import lower_graph
+from .layout import block_channels
 from .loops import (
     flatten_buffers,
     partition_loops,
@@ -71,6 +72,7 @@ def materialize_kernel_templates(prog: Program, target: Target) -> Program:
 
 LOOP_PASSES = (
     ("pad-in-place", lambda p, t: pad_in_place(p)),
+    ("block-channels", block_channels),
     ("schedule", schedule_kernels),
     ("templates", materialize_kernel_templates),
     ("partition", _per_kernel(lambda s, t: partition_loops(s))),

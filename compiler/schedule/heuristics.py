@@ -1,10 +1,11 @@
 """Default schedules: directives chosen from the kernel's loop nest and the target's facts."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ..loop.affine import coefficient
-from ..loop.ir import Allocate, For, IfThen, Kernel, Load, Seq, Store, as_int
+from ..loop.ir import Allocate, For, IfThen, Kernel, Load, Seq, Store, Var, as_int, const_int
 from ..loop.visit import walk
 from ..targets import Target
 from .directives import CacheWrite, Fuse, Pack, Parallel, Reorder, Split, Unroll, Vectorize
@@ -24,6 +25,8 @@ FILL_MARGIN = 0.1
 MIN_REDUCTION_ROWS = 16
 # Output rows of a depthwise tile: each input row loaded feeds up to kernel-height of them.
 DEPTHWISE_ROWS = 4
+# Output pixels of a channels-blocked depthwise tile (one vector register each).
+DEPTHWISE_PIXELS = 8
 
 
 def _perfect_nest(stmt) -> list[For]:
@@ -182,19 +185,29 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     if max(m, n) < lanes or not _is_float32(kernel):
         return plain
     contiguous = _contiguous_along(store, g.js[-1].var)
-    along_rows = _constant_along(store, g.i.var) and m >= lanes and (
+    blocked = _blocked(kernel)   # channels-blocked tensors: the tile must run along channels
+    along_rows = m >= lanes and (blocked or _constant_along(store, g.i.var) and (
         not contiguous or n < lanes or (_fill(m, lanes) > _fill(n, lanes) + FILL_MARGIN
-                                        and _work(g.ks) >= MIN_REDUCTION_ROWS))
-    if (n < lanes or not contiguous) and not along_rows:
+                                        and _work(g.ks) >= MIN_REDUCTION_ROWS)))
+    if (n < lanes or not contiguous or blocked) and not along_rows:
         return plain
+    d = []
+    if any(isinstance(x, Load) and x.buffer.block for x in walk(store.value)):
+        # a blocked input read along its channels (the first reduction loop): split there,
+        # so each block's position is a loop variable, not a division
+        first = g.ks[0].var.name
+        d.append(Split(first, lanes, f"{first}_o", f"{first}_i"))
+        g = dataclasses.replace(g, ks=(For(Var(f"{first}_o"), const_int(1), g.ks[0].body),
+                                       For(Var(f"{first}_i"), const_int(lanes), g.ks[0].body))
+                                + g.ks[1:])
     vec, other = (i, j) if along_rows else (j, i)
     vec_extent, other_extent = (m, n) if along_rows else (n, m)
     vecs = max(1, min(MAX_TILE_VECTORS, vec_extent // lanes))
     width = _tile_rows(other_extent, min(MAX_TILE_ROWS,
                                          (target.vector_registers - SPARE_REGISTERS) // vecs))
-    d = [Split(vec, vecs * lanes, f"{vec}o", f"{vec}i"),
-         Split(f"{vec}i", lanes, f"{vec}m", f"{vec}v"),
-         Split(other, width, f"{other}o", f"{other}i")]
+    d += [Split(vec, vecs * lanes, f"{vec}o", f"{vec}i"),
+          Split(f"{vec}i", lanes, f"{vec}m", f"{vec}v"),
+          Split(other, width, f"{other}o", f"{other}i")]
     tiles = {f"{j}o": -(-n // (vecs * lanes if vec == j else width)),
              f"{i}o": -(-m // (vecs * lanes if vec == i else width))}
     inner = tuple(f.var.name for f in g.ks) + (f"{other}i", f"{vec}m", f"{vec}v")
@@ -204,6 +217,12 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     i_block, j_block = (vecs * lanes, width) if along_rows else (width, vecs * lanes)
     d += _pack_constants(store, g.i.var, g.js[-1].var, i_block, j_block)
     return tuple(d + _tile_copies(store.buffer.name, len(store.index), lanes))
+
+
+def _blocked(kernel: Kernel) -> bool:
+    return any(isinstance(n, (Load, Store)) and n.buffer.block
+               for part in (kernel.body, kernel.prologue, kernel.epilogue)
+               if part is not None for n in walk(part))
 
 
 def _contiguous_along(store, var) -> bool:
@@ -329,6 +348,8 @@ def depthwise(kernel: Kernel, target: Target) -> tuple:
     while lanes > 4 and _extent(chain[3]) < lanes:
         lanes //= 2
     out = _innermost_store(chain).buffer.name
+    if _blocked(kernel):
+        return _depthwise_along_channels(kernel, chain, target, out)
     parallel = [Parallel("c")] if _body_work(kernel.body) >= PARALLEL_MIN_WORK \
         and target.threads > 1 and _extent(chain[1]) > 1 else []
     if _extent(chain[3]) < lanes or not _is_float32(kernel):
@@ -338,6 +359,22 @@ def depthwise(kernel: Kernel, target: Target) -> tuple:
             Reorder(("c", "n", "oho", "owo", "ohi", "kh", "kw", "owv")), *parallel,
             CacheWrite(out, "owo"), Unroll("ohi"), Unroll("kh"), Unroll("kw"),
             Vectorize("owv"), *_tile_copies(out, 4, lanes))
+
+
+def _depthwise_along_channels(kernel: Kernel, chain, target: Target, out: str) -> tuple:
+    """Channels-blocked tensors: a tile of a few output pixels by one vector of channels
+    (each tap one aligned vector load, the weights packed by channel block)."""
+    lanes = target.lanes()
+    pixels = _tile_rows(_extent(chain[3]), DEPTHWISE_PIXELS)
+    parallel = [Parallel("co")] if _body_work(kernel.body) >= PARALLEL_MIN_WORK \
+        and target.threads > 1 and _extent(chain[1]) > lanes else []
+    weights = [n.buffer.name for n in walk(chain[-1].body) if isinstance(n, Load)
+               and n.buffer.scope == "constant" and n.buffer.rank == 3]
+    return (Split("c", lanes, "co", "cv"), Split("ow", pixels, "owo", "owi"),
+            Reorder(("co", "n", "oh", "owo", "kh", "kw", "owi", "cv")), *parallel,
+            CacheWrite(out, "owo"), Unroll("kh"), Unroll("kw"), Unroll("owi"),
+            Vectorize("cv"), *[Pack(w, 0, lanes) for w in weights[:1]],
+            *_tile_copies(out, 4, lanes))
 
 
 def _innermost_store(chain) -> Store:

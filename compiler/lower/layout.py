@@ -1,0 +1,91 @@
+"""block_channels: the tensors around depthwise convolutions stored channels-blocked (NCHWc).
+
+In NCHW a depthwise convolution vectorizes along the pixels of a row: rows narrower than a
+vector (7x7 and 14x14 maps) and strided windows waste lanes. With the channels stored in
+blocks of the vector width innermost, it vectorizes along channels instead (every load one
+aligned vector), and the 1x1 convolutions around it tile along output channels with whole
+vector stores (their outputs) and adjacent broadcasts (their inputs). A tensor is blocked
+when it is an arena temporary of shape [N, C, H, W] with C a multiple of the block, seen as
+[N, C, H, W] or as a convolution's [N, 1, C, H, W], and every kernel that touches it is a
+depthwise or single-group convolution with at least a block of output channels, or a
+border fill of its padding.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ..loop.ir import Buffer, Const, For, Kernel, Load, Program, Store, as_int, static_shape
+from ..loop.visit import transform, walk
+from ..targets import Target
+
+
+def _parts(k: Kernel):
+    return [p for p in (k.body, k.prologue, k.epilogue) if p is not None]
+
+
+def _accesses(k: Kernel, name: str) -> list:
+    return [n for p in _parts(k) for n in walk(p)
+            if isinstance(n, (Load, Store)) and n.buffer.name == name]
+
+
+def _block_dim(buf: Buffer, shape) -> int | None:
+    """Which dimension of this view of a [N, C, H, W] tensor holds the channels (a view
+    with margins: of its padded storage)."""
+    margin = buf.margin or ((0, 0),) * buf.rank
+    view = tuple(d + a + b for d, (a, b) in zip(static_shape(buf), margin))
+    if view == shape:
+        return 1
+    if len(view) == 5 and view[1] == 1 and view[:1] + view[2:] == shape:
+        return 2
+    return None
+
+
+def _loop_extent(k: Kernel, name: str) -> int | None:
+    return next((as_int(n.extent) for n in walk(k.body) if isinstance(n, For)
+                 and n.var.name == name), None)
+
+
+def _kernel_fits(k: Kernel, name: str, factor: int) -> bool:
+    """k works on the blocked layout: a depthwise nest, a one-group convolution with a
+    block of output channels (its tile then runs along them), or a border fill."""
+    if k.op_type != "Conv":
+        return False
+    if k.kind == "depthwise":
+        return True
+    if k.kind == "conv":
+        return _loop_extent(k, "g") == 1 and (_loop_extent(k, "i") or 0) >= factor
+    return all(isinstance(n, Store) and isinstance(n.value, Const)
+               for n in _accesses(k, name))
+
+
+def _eligible(prog: Program, buf: Buffer, factor: int) -> bool:
+    shape = static_shape(buf)
+    aliased = {b.name for pair in prog.aliases for b in pair}
+    if len(shape) != 4 or shape[1] % factor or buf.name in aliased or buf.dtype != "float32":
+        return False
+    users = [k for k in prog.kernels if _accesses(k, buf.name)]
+    return any(k.kind == "depthwise" for k in users) and all(
+        _kernel_fits(k, buf.name, factor) and all(
+            _block_dim(n.buffer, shape) is not None for n in _accesses(k, buf.name))
+        for k in users)
+
+
+def block_channels(prog: Program, target: Target) -> Program:
+    factor = target.lanes()
+    if factor < 2:
+        return prog
+    kernels = list(prog.kernels)
+    for buf in [b for b in prog.temps if _eligible(prog, b, factor)]:
+        shape = static_shape(buf)
+
+        def block(n, name=buf.name, shape=shape):
+            if isinstance(n, (Load, Store)) and n.buffer.name == name:
+                dim = _block_dim(n.buffer, shape)
+                return dataclasses.replace(n, buffer=dataclasses.replace(
+                    n.buffer, block=(dim, factor)))
+            return n
+        kernels = [dataclasses.replace(k, **{
+            part: transform(getattr(k, part), block)
+            for part in ("body", "prologue", "epilogue") if getattr(k, part) is not None})
+            for k in kernels]
+    return dataclasses.replace(prog, kernels=tuple(kernels))

@@ -1,10 +1,10 @@
-"""block_channels: the tensors around depthwise convolutions stored channels-blocked (NCHWc).
+"""block_channels: tensors between convolutions stored channels-blocked (NCHWc).
 
 In NCHW a depthwise convolution vectorizes along the pixels of a row: rows narrower than a
 vector (7x7 and 14x14 maps) and strided windows waste lanes. With the channels stored in
 blocks of the vector width innermost, it vectorizes along channels instead (every load one
-aligned vector), and the 1x1 convolutions around it tile along output channels with whole
-vector stores (their outputs) and adjacent broadcasts (their inputs). A tensor is blocked
+aligned vector), and convolutions tile along output channels with whole vector stores
+(their outputs) and adjacent broadcasts (their inputs). A tensor is blocked
 when it is an arena temporary of shape [N, C, H, W] with C a multiple of the block, seen as
 [N, C, H, W] or as a convolution's [N, 1, C, H, W], and every kernel that touches it is a
 depthwise or single-group convolution with at least a block of output channels, or a
@@ -64,7 +64,7 @@ def _eligible(prog: Program, buf: Buffer, factor: int) -> bool:
     if len(shape) != 4 or shape[1] % factor or buf.name in aliased or buf.dtype != "float32":
         return False
     users = [k for k in prog.kernels if _accesses(k, buf.name)]
-    return any(k.kind == "depthwise" for k in users) and all(
+    return any(k.kind in ("depthwise", "conv") for k in users) and all(
         _kernel_fits(k, buf.name, factor) and all(
             _block_dim(n.buffer, shape) is not None for n in _accesses(k, buf.name))
         for k in users)

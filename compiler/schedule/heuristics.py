@@ -197,9 +197,9 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
         # so each block's position is a loop variable, not a division
         first = g.ks[0].var.name
         d.append(Split(first, lanes, f"{first}_o", f"{first}_i"))
-        g = dataclasses.replace(g, ks=(For(Var(f"{first}_o"), const_int(1), g.ks[0].body),
-                                       For(Var(f"{first}_i"), const_int(lanes), g.ks[0].body))
-                                + g.ks[1:])
+        outer_k = For(Var(f"{first}_o"), const_int(1), g.ks[0].body)
+        inner_k = For(Var(f"{first}_i"), const_int(lanes), g.ks[0].body)
+        g = dataclasses.replace(g, ks=(outer_k, inner_k) + g.ks[1:])
     vec, other = (i, j) if along_rows else (j, i)
     vec_extent, other_extent = (m, n) if along_rows else (n, m)
     vecs = max(1, min(MAX_TILE_VECTORS, vec_extent // lanes))

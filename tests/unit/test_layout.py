@@ -69,3 +69,32 @@ def test_blocked_block_matches_onnxruntime(tmp_path, target, shape):
     c, size = shape.get("channels", 32), shape.get("size", 9)
     x = np.random.default_rng(1).standard_normal((1, c, size, size)).astype(np.float32)
     check_model(model, {"x": x}, tmp_path, target=target)
+
+
+def _basic_block(channels=32, size=10):
+    """x -> 3x3 Conv -> Relu -> 3x3 Conv -> + x -> Relu -> y (a ResNet basic block): the
+    tensor between the convolutions is blocked."""
+    rng = np.random.default_rng(0)
+    c = channels
+    w1, w2 = (rng.standard_normal((c, c, 3, 3)).astype(np.float32) * 0.1 for _ in range(2))
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu1"),
+             helper.make_node("Conv", ["r", "w2"], ["b"], pads=[1, 1, 1, 1], name="conv2"),
+             helper.make_node("Add", ["b", "x"], ["s"], name="add"),
+             helper.make_node("Relu", ["s"], ["y"], name="relu2")]
+    vi = helper.make_tensor_value_info
+    g = helper.make_graph(nodes, "g", [vi("x", TensorProto.FLOAT, [1, c, size, size])],
+                          [vi("y", TensorProto.FLOAT, [1, c, size, size])],
+                          [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("target", ["host", "x86_64"])
+@pytest.mark.parametrize("channels,size", [(32, 10), (48, 7), (40, 9)])
+def test_convolution_chain_blocked(tmp_path, target, channels, size):
+    model = _basic_block(channels, size)
+    if channels % 16 == 0:
+        first = _final(model).split("kernel k_conv2 ")[0]
+        assert "<16:" not in first          # conv1 stores whole vectors (blocked output)
+    x = np.random.default_rng(1).standard_normal((1, channels, size, size)).astype(np.float32)
+    check_model(model, {"x": x}, tmp_path, target=target)

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,16 @@ class CompiledModel:
         self.path = path
         self._inputs = self._describe("input")
         self._outputs = self._describe("output")
+        # what run() checks and allocates, worked out once (a run of a small model takes
+        # microseconds: the wrapper should not add more)
+        self._expected = [(np.dtype(dtypes.dtype(a.dtype).numpy), tuple(a.shape))
+                          for a in self._inputs]
+        self._output_types = [(np.dtype(dtypes.dtype(a.dtype).numpy), tuple(a.shape))
+                              for a in self._outputs]
+        self._run = self._fn("run")
+        self._lock = threading.Lock()
+        self._in_ptrs = self._ffi.new("void *[]", max(1, len(self._inputs)))
+        self._out_ptrs = self._ffi.new("void *[]", max(1, len(self._outputs)))
         ctx = self._ffi.new(f"{self.name}_context **")
         self._check(self._fn("create")(ctx), None)
         self._ctx = self._ffi.gc(ctx[0], self._fn("destroy"))
@@ -110,34 +121,41 @@ class CompiledModel:
         return int(self._fn("get_num_threads")(self._ctx))
 
     def _input_arrays(self, input_feed: dict) -> list[np.ndarray]:
-        known = {a.name for a in self._inputs}
-        unknown = sorted(set(input_feed) - known)
-        if unknown:
-            raise ValueError(f"unknown input name(s) {unknown}; the model's inputs are "
-                             f"{sorted(known)}")
+        if len(input_feed) != len(self._inputs) or any(
+                a.name not in input_feed for a in self._inputs):
+            known = {a.name for a in self._inputs}
+            unknown = sorted(set(input_feed) - known)
+            if unknown:
+                raise ValueError(f"unknown input name(s) {unknown}; the model's inputs are "
+                                 f"{sorted(known)}")
+            missing = next(a.name for a in self._inputs if a.name not in input_feed)
+            raise ValueError(f"input {missing!r} is missing from the feed")
         arrays = []
-        for arg in self._inputs:
-            if arg.name not in input_feed:
-                raise ValueError(f"input {arg.name!r} is missing from the feed")
+        for arg, (want, shape) in zip(self._inputs, self._expected):
             value = input_feed[arg.name]
             arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-            want = np.dtype(dtypes.dtype(arg.dtype).numpy)
             if arr.dtype != want:
                 raise ValueError(f"input {arg.name!r}: expected dtype {want}, got {arr.dtype}")
-            if list(arr.shape) != arg.shape:
+            if arr.shape != shape:
                 raise ValueError(f"input {arg.name!r}: expected shape {arg.shape}, got "
                                  f"{list(arr.shape)}")
-            arrays.append(np.ascontiguousarray(arr))
+            arrays.append(arr if arr.flags.c_contiguous else np.ascontiguousarray(arr))
         return arrays
 
     def run(self, output_names, input_feed: dict, run_options=None) -> list[np.ndarray]:
         """Same contract as onnxruntime.InferenceSession.run."""
         arrays = self._input_arrays(input_feed)
-        outputs = [np.empty(a.shape, dtypes.dtype(a.dtype).numpy) for a in self._outputs]
-        ffi = self._ffi
-        in_ptrs = ffi.new("void *[]", [ffi.from_buffer(a) for a in arrays] or [ffi.NULL])
-        out_ptrs = ffi.new("void *[]", [ffi.from_buffer(o) for o in outputs] or [ffi.NULL])
-        self._check(self._fn("run")(self._ctx, in_ptrs, out_ptrs), self._ctx)
+        outputs = [np.empty(shape, dt) for dt, shape in self._output_types]
+        ffi, in_ptrs, out_ptrs = self._ffi, self._in_ptrs, self._out_ptrs
+        buffers = [ffi.from_buffer(a) for a in arrays + outputs]   # alive through the call
+        with self._lock:   # one context runs one call at a time; callers may be threads
+            for i, b in enumerate(buffers[:len(arrays)]):
+                in_ptrs[i] = b
+            for i, b in enumerate(buffers[len(arrays):]):
+                out_ptrs[i] = b
+            status = self._run(self._ctx, in_ptrs, out_ptrs)
+            if status:
+                self._check(status, self._ctx)
         if output_names is None:
             return outputs
         by_name = {a.name: o for a, o in zip(self._outputs, outputs)}

@@ -7,8 +7,8 @@ aligned vector), and convolutions tile along output channels with whole vector s
 (their outputs) and adjacent broadcasts (their inputs). A tensor is blocked
 when it is an arena temporary of shape [N, C, H, W] with C a multiple of the block, seen as
 [N, C, H, W] or as a convolution's [N, 1, C, H, W], and every kernel that touches it is a
-depthwise or single-group convolution with at least a block of output channels, or a
-border fill of its padding.
+depthwise convolution or max pool, a single-group convolution with at least a block of
+output channels, or a border fill of its padding.
 """
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ import dataclasses
 from ..loop.ir import Buffer, Const, For, Kernel, Load, Program, Store, as_int, static_shape
 from ..loop.visit import transform, walk
 from ..targets import Target
+
+# Ops whose kernels can read and write channels-blocked tensors (a 2-D float MaxPool is a
+# depthwise nest of maxima).
+BLOCKED_OPS = ("Conv", "MaxPool")
 
 
 def _parts(k: Kernel):
@@ -46,9 +50,10 @@ def _loop_extent(k: Kernel, name: str) -> int | None:
 
 
 def _kernel_fits(k: Kernel, name: str, factor: int) -> bool:
-    """k works on the blocked layout: a depthwise nest, a one-group convolution with a
-    block of output channels (its tile then runs along them), or a border fill."""
-    if k.op_type != "Conv":
+    """k works on the blocked layout: a depthwise nest (convolution or max pool), a
+    one-group convolution with a block of output channels (its tile then runs along them),
+    or a border fill."""
+    if k.op_type not in BLOCKED_OPS:
         return False
     if k.kind == "depthwise":
         return True

@@ -15,7 +15,7 @@ from tests.ops.harness import check_model
 
 def _block(channels=32, expanded=64, size=9, stride=1, residual=False, pool=False):
     """x -> 1x1 (expand) -> Clip -> 3x3 depthwise -> Clip -> 1x1 (project) [-> + x] -> y;
-    with pool, the expanded tensor also feeds a MaxPool (a kernel that cannot read it
+    with pool, the expanded tensor also feeds an AveragePool (a kernel that cannot read it
     blocked)."""
     rng = np.random.default_rng(0)
     c, e = channels, expanded
@@ -35,7 +35,7 @@ def _block(channels=32, expanded=64, size=9, stride=1, residual=False, pool=Fals
     vi = helper.make_tensor_value_info
     outputs = [vi("y", TensorProto.FLOAT, [1, c, out, out])]
     if pool:
-        nodes.append(helper.make_node("MaxPool", ["a6"], ["z"], kernel_shape=[2, 2],
+        nodes.append(helper.make_node("AveragePool", ["a6"], ["z"], kernel_shape=[2, 2],
                                       name="pool"))
         outputs.append(vi("z", TensorProto.FLOAT, [1, e, size - 1, size - 1]))
     g = helper.make_graph(nodes, "g", [vi("x", TensorProto.FLOAT, [1, c, size, size])], outputs,
@@ -97,4 +97,41 @@ def test_convolution_chain_blocked(tmp_path, target, channels, size):
         first = _final(model).split("kernel k_conv2 ")[0]
         assert "<16:" not in first          # conv1 stores whole vectors (blocked output)
     x = np.random.default_rng(1).standard_normal((1, channels, size, size)).astype(np.float32)
+    check_model(model, {"x": x}, tmp_path, target=target)
+
+
+def _conv_pool_chain(channels=32, size=14, pads=(0, 0, 0, 0), last_pool=True):
+    """x -> 3x3 Conv -> Relu -> MaxPool 2x2 -> 3x3 Conv -> Relu [-> MaxPool] -> y."""
+    rng = np.random.default_rng(0)
+    c = channels
+    w1 = rng.standard_normal((c, 3, 3, 3)).astype(np.float32) * 0.3
+    w2 = rng.standard_normal((c, c, 3, 3)).astype(np.float32) * 0.1
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2],
+                              pads=list(pads), name="pool1"),
+             helper.make_node("Conv", ["p", "w2"], ["b"], pads=[1, 1, 1, 1], name="conv2"),
+             helper.make_node("Relu", ["b"], ["y" if not last_pool else "r2"])]
+    pooled = (size + pads[0] + pads[2] - 2) // 2 + 1
+    out = pooled
+    if last_pool:
+        nodes.append(helper.make_node("MaxPool", ["r2"], ["y"], kernel_shape=[3, 3],
+                                      strides=[2, 2], pads=[1, 1, 1, 1], name="pool2"))
+        out = (pooled + 2 - 3) // 2 + 1
+    vi = helper.make_tensor_value_info
+    g = helper.make_graph(nodes, "g", [vi("x", TensorProto.FLOAT, [1, 3, size, size])],
+                          [vi("y", TensorProto.FLOAT, [1, c, out, out])],
+                          [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("target", ["host", "x86_64"])
+@pytest.mark.parametrize("shape", [dict(), dict(size=13, pads=(1, 1, 1, 1)),
+                                   dict(channels=48, size=9, last_pool=False)])
+def test_max_pool_between_convolutions_blocked(tmp_path, target, shape):
+    model = _conv_pool_chain(**shape)
+    text = _final(model)
+    assert "<16:" not in text.split("kernel k_pool1 ")[0]   # conv1 stores whole vectors
+    size = shape.get("size", 14)
+    x = np.random.default_rng(1).standard_normal((1, 3, size, size)).astype(np.float32)
     check_model(model, {"x": x}, tmp_path, target=target)

@@ -2,19 +2,35 @@
 from __future__ import annotations
 
 from ..errors import IRError
-from .ir import Allocate, For, Kernel, Load, Program, Store, Var
+from .ir import Allocate, For, IfThen, Kernel, Load, Program, Seq, Stmt, Store, Var
 from .visit import walk
+
+
+def _check_nesting(kernel: str, stmt: Stmt, enclosing: frozenset) -> None:
+    """Peeled copies may reuse a loop name side by side, never one inside the other."""
+    match stmt:
+        case For(var=v, body=body):
+            if v.name in enclosing:
+                raise IRError(f"{kernel}: loop {v.name!r} is nested in itself")
+            _check_nesting(kernel, body, enclosing | {v.name})
+        case Seq(body=body):
+            for s in body:
+                _check_nesting(kernel, s, enclosing)
+        case IfThen(then=then, orelse=orelse):
+            for s in (then, orelse):
+                if s is not None:
+                    _check_nesting(kernel, s, enclosing)
+        case Allocate(body=body):
+            _check_nesting(kernel, body, enclosing)
 
 
 def _check_kernel(k: Kernel, dims: set[Var]) -> None:
     loop_names: set[str] = set()
     bound: set[Var] = set(dims)
     local: set[str] = set()
+    _check_nesting(k.name, k.body, frozenset())
     for n in walk(k.body):
         if isinstance(n, For):
-            # peeled copies may reuse a name side by side, never one inside the other
-            if any(isinstance(m, For) and m.var.name == n.var.name for m in walk(n.body)):
-                raise IRError(f"{k.name}: loop {n.var.name!r} is nested in itself")
             loop_names.add(n.var.name)
             bound.add(n.var)
         elif isinstance(n, Allocate):

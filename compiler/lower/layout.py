@@ -63,12 +63,11 @@ def _kernel_fits(k: Kernel, name: str, factor: int) -> bool:
                for n in _accesses(k, name))
 
 
-def _eligible(prog: Program, buf: Buffer, factor: int) -> bool:
+def _eligible(prog: Program, buf: Buffer, users: list, factor: int) -> bool:
     shape = static_shape(buf)
     aliased = {b.name for pair in prog.aliases for b in pair}
     if len(shape) != 4 or shape[1] % factor or buf.name in aliased or buf.dtype != "float32":
         return False
-    users = [k for k in prog.kernels if _accesses(k, buf.name)]
     return any(k.kind in ("depthwise", "conv") for k in users) and all(
         _kernel_fits(k, buf.name, factor) and all(
             _block_dim(n.buffer, shape) is not None for n in _accesses(k, buf.name))
@@ -79,18 +78,23 @@ def block_channels(prog: Program, target: Target) -> Program:
     factor = target.lanes()
     if factor < 2:
         return prog
-    kernels = list(prog.kernels)
-    for buf in [b for b in prog.temps if _eligible(prog, b, factor)]:
-        shape = static_shape(buf)
+    users: dict[str, list[Kernel]] = {}
+    for k in prog.kernels:
+        for name in {n.buffer.name for p in _parts(k) for n in walk(p)
+                     if isinstance(n, (Load, Store))}:
+            users.setdefault(name, []).append(k)
+    shapes = {b.name: static_shape(b) for b in prog.temps
+              if _eligible(prog, b, users.get(b.name, []), factor)}
 
-        def block(n, name=buf.name, shape=shape):
-            if isinstance(n, (Load, Store)) and n.buffer.name == name:
-                dim = _block_dim(n.buffer, shape)
-                return dataclasses.replace(n, buffer=dataclasses.replace(
-                    n.buffer, block=(dim, factor)))
-            return n
-        kernels = [dataclasses.replace(k, **{
-            part: transform(getattr(k, part), block)
-            for part in ("body", "prologue", "epilogue") if getattr(k, part) is not None})
-            for k in kernels]
+    def block(n):
+        if isinstance(n, (Load, Store)) and n.buffer.name in shapes:
+            dim = _block_dim(n.buffer, shapes[n.buffer.name])
+            return dataclasses.replace(n, buffer=dataclasses.replace(n.buffer,
+                                                                     block=(dim, factor)))
+        return n
+    touched = {k.name for name in shapes for k in users[name]}
+    kernels = [dataclasses.replace(k, **{part: transform(getattr(k, part), block)
+                                         for part in ("body", "prologue", "epilogue")
+                                         if getattr(k, part) is not None})
+               if k.name in touched else k for k in prog.kernels]
     return dataclasses.replace(prog, kernels=tuple(kernels))

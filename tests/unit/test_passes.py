@@ -163,6 +163,10 @@ def test_verifier_rejects_broken_ir():
     prog = Program("p", (), (Y,), (), (), (Kernel("k", "n", "Op", bad),))
     with pytest.raises(IRError, match="not bound"):
         verify_program(prog)
+    twice = loops([("i", M), ("i", N)], lambda i, j: Store(Y, (i, j), Const(0.0, "float32")))
+    nested = Program("p", (), (Y,), (), (), (Kernel("k", "n", "Op", twice),))
+    with pytest.raises(IRError, match="nested in itself"):
+        verify_program(nested)
     good = Program("p", (), (Y,), (), (), (Kernel("k", "n", "Op", matmul_body()),))
     assert verify_program(good) is good
 

@@ -100,3 +100,52 @@ def test_matmul_bias_row_and_gelu_free_chain(tmp_path):
     assert len(import_model(model).nodes) == 1
     x = rng.standard_normal((2, 17, 32)).astype(np.float32)
     check_model(model, {"x": x}, tmp_path, atol=1e-4)
+
+
+SQRT2 = float(np.sqrt(2.0))
+
+
+def _gelu_model(sqrt2=SQRT2, half=0.5, extra_user=False, scale=None):
+    """MatMul + bias, then torch's exact GELU subgraph: 0.5 * (m * (erf(m / sqrt 2) + 1)); with
+    scale, the MatMul is divided by a constant first (attention's 1/sqrt(d))."""
+    rng = np.random.default_rng(0)
+    consts = {"w": rng.standard_normal((24, 36)), "b": rng.standard_normal(36),
+              "r2": np.array(sqrt2), "one": np.array(1.0), "half": np.array(half),
+              "d": np.array(scale or 1.0)}
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m0"]),
+             helper.make_node("Add", ["m0", "b"], ["ms" if scale else "m"])]
+    if scale:
+        nodes.append(helper.make_node("Div", ["ms", "d"], ["m"], name="scale"))
+    nodes += [helper.make_node("Div", ["m", "r2"], ["q"], name="gelu_div"),
+              helper.make_node("Erf", ["q"], ["e"], name="gelu_erf"),
+              helper.make_node("Add", ["e", "one"], ["e1"], name="gelu_add"),
+              helper.make_node("Mul", ["m", "e1"], ["p"], name="gelu_mul"),
+              helper.make_node("Mul", ["p", "half"], ["y"], name="gelu_half")]
+    vi = helper.make_tensor_value_info
+    outputs = [vi("y", TensorProto.FLOAT, [5, 36])]
+    if extra_user:
+        outputs.append(vi("e", TensorProto.FLOAT, [5, 36]))
+    g = helper.make_graph(nodes, "g", [vi("x", TensorProto.FLOAT, [5, 24])], outputs,
+                          [numpy_helper.from_array(v.astype(np.float32), k)
+                           for k, v in consts.items()])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("scale", [None, 8.0])
+def test_gelu_subgraph_and_scale_fuse_into_the_matmul(tmp_path, scale):
+    model = _gelu_model(scale=scale)
+    nodes = import_model(model).nodes
+    assert [n.op_type for n in nodes] == ["MatMul"]
+    steps = [s[0] for s in nodes[0].attr(EPILOGUE_ATTR)[1]]
+    assert steps == ["Add"] + (["Div"] if scale else []) + ["Gelu"]
+    x = np.random.default_rng(1).standard_normal((5, 24)).astype(np.float32)
+    check_model(model, {"x": x}, tmp_path, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", [dict(sqrt2=1.5), dict(half=0.25), dict(extra_user=True)])
+def test_near_gelu_subgraphs_stay_apart(tmp_path, variant):
+    """Another constant, or an intermediate that is also an output: not GELU, not fused."""
+    model = _gelu_model(**variant)
+    assert "Erf" in [n.op_type for n in import_model(model).nodes]
+    x = np.random.default_rng(1).standard_normal((5, 24)).astype(np.float32)
+    check_model(model, {"x": x}, tmp_path, atol=1e-5)

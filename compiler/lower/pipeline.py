@@ -28,7 +28,7 @@ from .loops import (
 )
 from .memory import plan_memory
 from .padding import pad_in_place
-from .vectorize import promote_registers, vectorize_loops
+from .vectorize import promote_registers, vector_accumulators, vectorize_loops
 
 
 def _per_kernel(fn: Callable) -> Callable[[Program, Target], Program]:
@@ -81,6 +81,7 @@ LOOP_PASSES = (
     ("unroll", _per_kernel(lambda s, t: unroll_loops(s))),
     ("shrink", _per_kernel(lambda s, t: shrink_guarded_loops(s))),
     ("vectorize", _per_kernel(lambda s, t: vectorize_loops(s, _vector_widths(t)))),
+    ("accumulators", _per_kernel(lambda s, t: vector_accumulators(s))),
     ("simplify", _per_kernel(lambda s, t: simplify(s))),
     ("registers", _per_kernel(lambda s, t: promote_registers(s))),
     ("memory", lambda p, t: plan_memory(p)),

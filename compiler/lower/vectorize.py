@@ -29,7 +29,7 @@ from ..loop.ir import (
     const_int,
 )
 from ..loop.simplify import simplify
-from ..loop.visit import free_vars, substitute, transform
+from ..loop.visit import free_vars, substitute, transform, walk
 
 VECTOR_DTYPES = frozenset({"float32"})
 VECTOR_UNARY = frozenset({"neg", "abs", "sqrt", "exp", "log", "tanh", "erf", "sigmoid",
@@ -153,7 +153,6 @@ def promote_registers(stmt: Stmt) -> Stmt:
     and no two ranges overlapping, becomes one register variable per offset (what keeps a
     GEMM tile out of memory, its remainder lanes included)."""
     from ..loop.ir import Allocate, Buffer
-    from ..loop.visit import walk
 
     def width(m) -> int:
         return m.count if isinstance(m, Load) else m.value.lanes
@@ -185,4 +184,52 @@ def promote_registers(stmt: Stmt) -> Stmt:
         for reg in reversed(list(regs.values())):
             body = Allocate(reg, body)
         return body
+    return transform(stmt, post)
+
+
+# The value a vector accumulator starts from, per fold.
+_IDENTITY = {"add": 0.0, "max": float("-inf"), "min": float("inf")}
+
+
+def _folded_reduction(stmt: Stmt, var: Var):
+    """(op, vector) when stmt is acc = acc op reduce_op(vector) with acc not moving with var."""
+    if not isinstance(stmt, Store) or var in free_vars(Load(stmt.buffer, stmt.index)):
+        return None
+    step = _reduction_step(stmt)
+    if step is None or not isinstance(step[1], HReduce) or step[1].op != step[0]:
+        return None
+    return step[0], step[1].value
+
+
+def vector_accumulators(stmt: Stmt) -> Stmt:
+    """A loop that folds a vector into a scalar accumulator every iteration keeps a vector
+    accumulator instead and folds it once after the loop (one horizontal reduction per row,
+    not one per vector)."""
+    from ..loop.ir import Allocate, Buffer
+
+    def post(n):
+        if not isinstance(n, For) or n.kind in ("parallel", "vectorize"):
+            return n
+        body = list(n.body.body) if isinstance(n.body, Seq) else [n.body]
+        found = [(i, s, _folded_reduction(s, n.var)) for i, s in enumerate(body)]
+        found = [(i, s, r) for i, s, r in found if r is not None and sum(
+            isinstance(m, (Load, Store)) and m.buffer.name == s.buffer.name
+            for t in body for m in walk(t)) == 2]   # the fold's own load and store only
+        if not found:
+            return n
+        before, after, allocs = [], [], []
+        for i, s, (op, vec) in found:
+            acc = Buffer(f"{s.buffer.name}_{n.var.name}_vacc{i}", vec.dtype,
+                         (const_int(vec.lanes),), "local")
+            zero = const_int(0)
+            before.append(Store(acc, (zero,), Broadcast(Const(_IDENTITY[op], vec.dtype),
+                                                        vec.lanes)))
+            body[i] = Store(acc, (zero,), Binary(op, Load(acc, (zero,), vec.lanes), vec))
+            after.append(Store(s.buffer, s.index, Binary(
+                op, Load(s.buffer, s.index), HReduce(op, Load(acc, (zero,), vec.lanes)))))
+            allocs.append(acc)
+        out: Stmt = Seq(tuple(before + [dataclasses.replace(n, body=Seq(tuple(body)))] + after))
+        for acc in allocs:
+            out = Allocate(acc, out)
+        return out
     return transform(stmt, post)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from onnxc.errors import ScheduleError
 from onnxc.loop.interp import Interpreter
-from onnxc.loop.ir import Buffer, Const, Kernel, Load, Store, loops, shape_of
+from onnxc.loop.ir import Binary, Buffer, Const, Kernel, Load, Seq, Store, loops, shape_of
 from onnxc.loop.printer import stmt_lines
 from onnxc.lower.loops import flatten_buffers, partition_loops, remove_unit_loops, unroll_loops
 from onnxc.lower.vectorize import promote_registers, vectorize_loops
@@ -187,6 +187,35 @@ def test_vectorized_reduction_folds_vectors():
         Interpreter(arrays).run(s)
         results.append(arrays["S"][0])
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
+
+
+def test_vector_accumulator_folds_once_per_row():
+    """acc = acc + reduce_add(x<4>[k]) over k chunks keeps a vector sum and folds it once
+    after the loop; max folds start from -inf. The interpreter agrees."""
+    from onnxc.lower.vectorize import vector_accumulators
+    x = Buffer("X", "float32", shape_of(M * 8))
+    acc = Buffer("S", "float32", shape_of(2))
+    zero, one = Const(0), Const(1)
+    body = loops([("k", M * 8)], lambda k: Store(acc, (zero,), Load(acc, (zero,))
+                                                + Load(x, (k,))))
+    peak = loops([("k", M * 8)], lambda k: Store(acc, (one,), Binary(
+        "max", Load(acc, (one,)), Load(x, (k,)))))
+    stmt = flatten_buffers(Seq((P.annotate(P.split(body, "k", 4), "k_i", "vectorize"),
+                                P.annotate(P.split(peak, "k", 4), "k_i", "vectorize"))))
+    vec = vectorize_loops(stmt, (4,))
+    folded = vector_accumulators(vec)
+    lines = text(folded)
+    assert lines.count("reduce_add(") == 1 and lines.count("reduce_max(") == 1
+    assert "broadcast<4>(-inf:float32)" in lines
+    assert lines.index("reduce_add(") > lines.index("for k_o")    # after the loop
+    data = np.random.default_rng(0).standard_normal(M * 8).astype(np.float32)
+    results = []
+    for s in (stmt, folded):
+        arrays = {"X": data.copy(), "S": np.zeros(2, np.float32)}
+        Interpreter(arrays).run(s)
+        results.append(arrays["S"])
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
+    assert results[1][1] == data.max()
 
 
 def test_stride_two_loads_vectorize_without_reading_past_the_end():

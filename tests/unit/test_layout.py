@@ -13,7 +13,7 @@ from onnxc.targets import get_target
 from tests.ops.harness import check_model
 
 
-def _block(channels=32, expanded=64, size=9, stride=1, residual=False, pool=False):
+def _block(channels=32, expanded=64, size=9, stride=1, residual=False, pool=False, batch=1):
     """x -> 1x1 (expand) -> Clip -> 3x3 depthwise -> Clip -> 1x1 (project) [-> + x] -> y;
     with pool, the expanded tensor also feeds an AveragePool (a kernel that cannot read it
     blocked)."""
@@ -33,12 +33,13 @@ def _block(channels=32, expanded=64, size=9, stride=1, residual=False, pool=Fals
     nodes.append(helper.make_node("Add", ["p", "x"], ["y"], name="residual") if residual
                  else helper.make_node("Relu", ["p"], ["y"], name="relu"))
     vi = helper.make_tensor_value_info
-    outputs = [vi("y", TensorProto.FLOAT, [1, c, out, out])]
+    outputs = [vi("y", TensorProto.FLOAT, [batch, c, out, out])]
     if pool:
         nodes.append(helper.make_node("AveragePool", ["a6"], ["z"], kernel_shape=[2, 2],
                                       name="pool"))
-        outputs.append(vi("z", TensorProto.FLOAT, [1, e, size - 1, size - 1]))
-    g = helper.make_graph(nodes, "g", [vi("x", TensorProto.FLOAT, [1, c, size, size])], outputs,
+        outputs.append(vi("z", TensorProto.FLOAT, [batch, e, size - 1, size - 1]))
+    g = helper.make_graph(nodes, "g", [vi("x", TensorProto.FLOAT, [batch, c, size, size])],
+                          outputs,
                           [numpy_helper.from_array(v.astype(np.float32), k)
                            for k, v in weights.items()])
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
@@ -63,11 +64,13 @@ def test_unblockable_tensors_stay_nchw():
 @pytest.mark.parametrize("target", ["host", "x86_64"])
 @pytest.mark.parametrize("shape", [dict(), dict(stride=2), dict(size=14, residual=True),
                                    dict(size=7, expanded=96, stride=2), dict(pool=True),
-                                   dict(channels=24, expanded=48, size=11)])
+                                   dict(channels=24, expanded=48, size=11),
+                                   dict(batch=3, size=6, stride=2, residual=False)])
 def test_blocked_block_matches_onnxruntime(tmp_path, target, shape):
     model = _block(**shape)
     c, size = shape.get("channels", 32), shape.get("size", 9)
-    x = np.random.default_rng(1).standard_normal((1, c, size, size)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((shape.get("batch", 1), c, size, size))
+    x = x.astype(np.float32)
     check_model(model, {"x": x}, tmp_path, target=target)
 
 

@@ -191,15 +191,7 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
                                         and _work(g.ks) >= MIN_REDUCTION_ROWS)))
     if (n < lanes or not contiguous or blocked) and not along_rows:
         return plain
-    d = []
-    if any(isinstance(x, Load) and x.buffer.block for x in walk(store.value)):
-        # a blocked input read along its channels (the first reduction loop): split there,
-        # so each block's position is a loop variable, not a division
-        first = g.ks[0].var.name
-        d.append(Split(first, lanes, f"{first}_o", f"{first}_i"))
-        outer_k = For(Var(f"{first}_o"), const_int(1), g.ks[0].body)
-        inner_k = For(Var(f"{first}_i"), const_int(lanes), g.ks[0].body)
-        g = dataclasses.replace(g, ks=(outer_k, inner_k) + g.ks[1:])
+    d, g = _split_blocked_reduction(g, store, lanes)
     vec, other = (i, j) if along_rows else (j, i)
     vec_extent, other_extent = (m, n) if along_rows else (n, m)
     vecs = max(1, min(MAX_TILE_VECTORS, vec_extent // lanes))
@@ -217,6 +209,18 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     i_block, j_block = (vecs * lanes, width) if along_rows else (width, vecs * lanes)
     d += _pack_constants(store, g.i.var, g.js[-1].var, i_block, j_block)
     return tuple(d + _tile_copies(store.buffer.name, len(store.index), lanes))
+
+
+def _split_blocked_reduction(g: _GemmNest, store, lanes: int) -> tuple[list, _GemmNest]:
+    """A channels-blocked input is read along its channels (the first reduction loop):
+    split that loop at the block, so a block's position is a loop variable, not a division."""
+    if not any(isinstance(x, Load) and x.buffer.block for x in walk(store.value)):
+        return [], g
+    first = g.ks[0].var.name
+    outer_k = For(Var(f"{first}_o"), const_int(1), g.ks[0].body)
+    inner_k = For(Var(f"{first}_i"), const_int(lanes), g.ks[0].body)
+    return ([Split(first, lanes, f"{first}_o", f"{first}_i")],
+            dataclasses.replace(g, ks=(outer_k, inner_k) + g.ks[1:]))
 
 
 def _blocked(kernel: Kernel) -> bool:

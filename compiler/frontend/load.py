@@ -12,6 +12,7 @@ from ..errors import ModelError
 from ..graph.fuse import fuse_epilogues
 from ..graph.ir import Graph, Node, Value
 from ..graph.passes import eliminate_dead_nodes, fold_batchnorm
+from ..graph.patterns import recognize_subgraphs
 from .fold import fold_constants, infer_missing_shapes
 
 
@@ -115,7 +116,7 @@ def import_model(model_or_path) -> Graph:
     graph = fold_constants(graph)
     graph = infer_missing_shapes(graph)
     graph = eliminate_dead_nodes(graph)
-    return fuse_epilogues(fold_batchnorm(graph))
+    return fuse_epilogues(recognize_subgraphs(fold_batchnorm(graph)))
 
 
 def constant_array(g: Graph, name: str) -> np.ndarray | None:

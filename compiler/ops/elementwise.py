@@ -7,7 +7,7 @@ from .. import dtypes
 from ..errors import ModelError
 from ..loop.ir import Binary, Cast, Const, Select, Store, Unary, cmp, static_shape
 from .common import load_broadcast, nest
-from .registry import register
+from .registry import INTERNAL_DOMAIN, register
 
 
 def _c(x, value):
@@ -132,17 +132,21 @@ def HardSwish(ctx, X):
     emit_elementwise(ctx, lambda x: x * _clamp01(x * _c(x, 1 / 6) + _c(x, 0.5)), X)
 
 
-@register("Gelu", since=20)
-def Gelu(ctx, X, *, approximate="none"):
+def gelu_expr(x, approximate: str = "none"):
+    """GELU of x: exact (erf) or the tanh approximation."""
     if approximate == "tanh":
         k = math.sqrt(2 / math.pi)
-        fn = lambda x: _c(x, 0.5) * x * (_c(x, 1) + Unary(  # noqa: E731
+        return _c(x, 0.5) * x * (_c(x, 1) + Unary(
             "tanh", _c(x, k) * (x + _c(x, 0.044715) * x * x * x)))
-    elif approximate == "none":
-        fn = lambda x: _c(x, 0.5) * x * (_c(x, 1) + Unary("erf", x * _c(x, 1 / math.sqrt(2))))  # noqa: E731,E501
-    else:
-        raise ModelError(f"Gelu: unknown approximate={approximate!r}")
-    emit_elementwise(ctx, fn, X)
+    if approximate == "none":
+        return _c(x, 0.5) * x * (_c(x, 1) + Unary("erf", x * _c(x, 1 / math.sqrt(2))))
+    raise ModelError(f"Gelu: unknown approximate={approximate!r}")
+
+
+@register("Gelu", since=20)
+@register("Gelu", domain=INTERNAL_DOMAIN)
+def Gelu(ctx, X, *, approximate="none"):
+    emit_elementwise(ctx, lambda x: gelu_expr(x, approximate), X)
 
 
 @register("Clip", since=11)

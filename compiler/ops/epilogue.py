@@ -1,9 +1,8 @@
 """Expressions of the ops a fused epilogue may hold (see graph/fuse.py), one row each."""
 from __future__ import annotations
 
-import math
-
 from ..loop.ir import Binary, Const, Expr, Load, Select, Unary, cmp
+from .elementwise import gelu_expr
 
 
 def _c(x: Expr, value) -> Const:
@@ -28,9 +27,7 @@ EPILOGUE_OPS = {
     "Add": lambda x, a, extra: x + extra[0],
     "Mul": lambda x, a, extra: x * _c(x, a["value"]),
     "Div": lambda x, a, extra: x / _c(x, a["value"]),
-    # torch's exact GELU subgraph (graph/fuse.py recognizes it)
-    "Gelu": lambda x, a, extra: _c(x, 0.5) * (x * (Unary("erf", x * _c(x, 1 / math.sqrt(2)))
-                                                    + _c(x, 1))),
+    "Gelu": lambda x, a, extra: gelu_expr(x, a.get("approximate", "none")),
 }
 
 

@@ -16,7 +16,7 @@ from ..loop.ir import Binary, Buffer, Load, Store, Unary, Var, loops, seq
 from .common import ZERO, load_broadcast, view
 from .elementwise import emit_elementwise
 from .reduce import normalize_axes, scalar
-from .registry import register
+from .registry import INTERNAL_DOMAIN, register
 
 
 def _size(shape) -> int:
@@ -183,6 +183,7 @@ def _param_along(ctx, P, norm_shape, k):
 
 
 @register("LayerNormalization", since=17)
+@register("LayerNormalization", domain=INTERNAL_DOMAIN)
 def LayerNormalization(ctx, X, Scale, B=None, *, axis=-1, epsilon=1e-5, stash_type=1):
     _check_float("LayerNormalization", X)
     r = _Rows(ctx, "LayerNormalization", X, ctx.output(0), axis, True)

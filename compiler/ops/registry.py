@@ -22,6 +22,9 @@ class OpEntry:
 
 
 _REGISTRY: dict[tuple[str, str], list[OpEntry]] = {}
+# Ops that graph passes create (graph/patterns.py), with the semantics of the ONNX op of the
+# same name at its newest version, whatever opset the model imports.
+INTERNAL_DOMAIN = "onnxc"
 
 
 def register(op_type: str, since: int = 1, until: int | None = None, domain: str = ""):
@@ -34,6 +37,8 @@ def register(op_type: str, since: int = 1, until: int | None = None, domain: str
 
 def schema_version(op_type: str, domain: str, opset: int) -> int | None:
     """The since_version of the schema that `opset` selects, None when ONNX has none."""
+    if domain == INTERNAL_DOMAIN:
+        return 1
     try:
         return onnx.defs.get_schema(op_type, opset, domain).since_version
     except onnx.defs.SchemaError:

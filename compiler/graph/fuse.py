@@ -52,20 +52,13 @@ def _step(g: Graph, producer: Node, out: str, user: Node):
         attrs = _clip_bounds(g, user) if user.op_type == "Clip" else user.attrs
         return None if attrs is None else (user.op_type, user.name, attrs, ())
     if user.op_type in ("Mul", "Div") and user.inputs[0] == out and \
-            _scalar_value(g, user.inputs[1]) is not None:      # a scale: attention's 1/sqrt(d)
-        return (user.op_type, user.name, (("value", _scalar_value(g, user.inputs[1])),), ())
+            g.scalar(user.inputs[1]) is not None:      # a scale: attention's 1/sqrt(d)
+        return (user.op_type, user.name, (("value", g.scalar(user.inputs[1])),), ())
     if user.op_type == "Add" and len(user.inputs) == 2 and out in user.inputs:
         other = user.inputs[1] if user.inputs[0] == out else user.inputs[0]
         if _residual_ok(g, producer, out, other):
             return ("Add", user.name, (), (other,))
     return None
-
-
-def _scalar_value(g: Graph, name: str) -> float | None:
-    data = g.constants.get(name)
-    if data is None or data.size != 1 or data.dtype.kind != "f":
-        return None
-    return float(data.reshape(()))
 
 
 def fuse_epilogues(g: Graph) -> Graph:

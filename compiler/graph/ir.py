@@ -49,6 +49,13 @@ class Graph:
     constants: Mapping[str, np.ndarray] = field(default_factory=dict)
     opsets: Mapping[str, int] = field(default_factory=dict)   # domain -> version
 
+    def scalar(self, name: str | None) -> float | None:
+        """The value of a one-element float constant, None for anything else."""
+        data = self.constants.get(name or "")
+        if data is None or data.size != 1 or data.dtype.kind != "f":
+            return None
+        return float(data.reshape(()))
+
     def producer(self) -> dict[str, Node]:
         return {out: n for n in self.nodes for out in n.outputs}
 

@@ -24,11 +24,10 @@ class _Matcher:
         self.outputs = {v.name for v in g.outputs}
 
     def scalar(self, name: str | None, value: float | None = None) -> float | None:
-        data = self.g.constants.get(name or "")
-        if data is None or data.size != 1 or data.dtype.kind != "f":
-            return None
-        found = float(data.reshape(()))
-        return found if value is None or np.isclose(found, value, rtol=1e-4) else None
+        found = self.g.scalar(name)
+        if found is None or value is None:
+            return found
+        return found if np.isclose(found, value, rtol=1e-4) else None
 
     def only_user(self, name: str, op: str) -> Node | None:
         us = self.users.get(name, [])

@@ -238,6 +238,11 @@ class Kernel:
     prologue: Stmt | None = None
     epilogue: Stmt | None = None
 
+    @property
+    def parts(self) -> tuple[Stmt, ...]:
+        """Body, prologue and epilogue: every statement the kernel holds."""
+        return tuple(p for p in (self.body, self.prologue, self.epilogue) if p is not None)
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Constant:

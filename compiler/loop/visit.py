@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterator
 
-from .ir import Buffer, Expr, Node, Stmt, Var
+from .ir import Buffer, Expr, Kernel, Load, Node, Stmt, Store, Var
 
 
 def _is_ir(value) -> bool:
@@ -78,3 +78,16 @@ def replace_buffers(node: Node, mapping: dict[str, Buffer]) -> Node:
 def map_stmts(stmt: Stmt, fn: Callable[[Stmt], Stmt]) -> Stmt:
     """Like transform but only statements are offered to fn."""
     return transform(stmt, lambda n: fn(n) if isinstance(n, Stmt) else n)
+
+
+def buffer_accesses(kernel: Kernel, name: str) -> list:
+    """Every load and store of buffer `name` (any view of it) in the kernel's parts."""
+    return [n for part in kernel.parts for n in walk(part)
+            if isinstance(n, (Load, Store)) and n.buffer.name == name]
+
+
+def transform_kernel(kernel: Kernel, post: Callable[[Node], Node]) -> Kernel:
+    """transform() applied to the kernel's body, prologue and epilogue."""
+    return dataclasses.replace(kernel, **{
+        part: transform(getattr(kernel, part), post)
+        for part in ("body", "prologue", "epilogue") if getattr(kernel, part) is not None})

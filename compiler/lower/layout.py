@@ -15,21 +15,12 @@ from __future__ import annotations
 import dataclasses
 
 from ..loop.ir import Buffer, Const, For, Kernel, Load, Program, Store, as_int, static_shape
-from ..loop.visit import transform, walk
+from ..loop.visit import buffer_accesses, transform_kernel, walk
 from ..targets import Target
 
 # Ops whose kernels can read and write channels-blocked tensors (a 2-D float MaxPool is a
 # depthwise nest of maxima).
 BLOCKED_OPS = ("Conv", "MaxPool")
-
-
-def _parts(k: Kernel):
-    return [p for p in (k.body, k.prologue, k.epilogue) if p is not None]
-
-
-def _accesses(k: Kernel, name: str) -> list:
-    return [n for p in _parts(k) for n in walk(p)
-            if isinstance(n, (Load, Store)) and n.buffer.name == name]
 
 
 def _block_dim(buf: Buffer, shape) -> int | None:
@@ -60,17 +51,16 @@ def _kernel_fits(k: Kernel, name: str, factor: int) -> bool:
     if k.kind == "conv":
         return _loop_extent(k, "g") == 1 and (_loop_extent(k, "i") or 0) >= factor
     return all(isinstance(n, Store) and isinstance(n.value, Const)
-               for n in _accesses(k, name))
+               for n in buffer_accesses(k, name))
 
 
-def _eligible(prog: Program, buf: Buffer, users: list, factor: int) -> bool:
+def _eligible(buf: Buffer, aliased: set[str], users: list, factor: int) -> bool:
     shape = static_shape(buf)
-    aliased = {b.name for pair in prog.aliases for b in pair}
     if len(shape) != 4 or shape[1] % factor or buf.name in aliased or buf.dtype != "float32":
         return False
     return any(k.kind in ("depthwise", "conv") for k in users) and all(
         _kernel_fits(k, buf.name, factor) and all(
-            _block_dim(n.buffer, shape) is not None for n in _accesses(k, buf.name))
+            _block_dim(n.buffer, shape) is not None for n in buffer_accesses(k, buf.name))
         for k in users)
 
 
@@ -80,11 +70,12 @@ def block_channels(prog: Program, target: Target) -> Program:
         return prog
     users: dict[str, list[Kernel]] = {}
     for k in prog.kernels:
-        for name in {n.buffer.name for p in _parts(k) for n in walk(p)
+        for name in {n.buffer.name for part in k.parts for n in walk(part)
                      if isinstance(n, (Load, Store))}:
             users.setdefault(name, []).append(k)
+    aliased = {b.name for pair in prog.aliases for b in pair}
     shapes = {b.name: static_shape(b) for b in prog.temps
-              if _eligible(prog, b, users.get(b.name, []), factor)}
+              if _eligible(b, aliased, users.get(b.name, []), factor)}
 
     def block(n):
         if isinstance(n, (Load, Store)) and n.buffer.name in shapes:
@@ -93,8 +84,5 @@ def block_channels(prog: Program, target: Target) -> Program:
                                                                      block=(dim, factor)))
         return n
     touched = {k.name for name in shapes for k in users[name]}
-    kernels = [dataclasses.replace(k, **{part: transform(getattr(k, part), block)
-                                         for part in ("body", "prologue", "epilogue")
-                                         if getattr(k, part) is not None})
-               if k.name in touched else k for k in prog.kernels]
+    kernels = [transform_kernel(k, block) if k.name in touched else k for k in prog.kernels]
     return dataclasses.replace(prog, kernels=tuple(kernels))

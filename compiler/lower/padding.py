@@ -12,7 +12,7 @@ import dataclasses
 
 from ..loop.affine import linear_form
 from ..loop.ir import Buffer, For, Kernel, Load, Program, Store, static_shape
-from ..loop.visit import buffers_of, transform, walk
+from ..loop.visit import buffer_accesses, transform_kernel
 
 
 def _interior_copy(k: Kernel) -> tuple[Buffer, Buffer, tuple[int, int]] | None:
@@ -41,20 +41,13 @@ def _interior_copy(k: Kernel) -> tuple[Buffer, Buffer, tuple[int, int]] | None:
     return src, dst, (offsets[2], offsets[3])
 
 
-def _accesses(k: Kernel, name: str):
-    parts = [p for p in (k.body, k.prologue, k.epilogue) if p is not None]
-    return [n for p in parts for n in walk(p) if isinstance(n, (Load, Store))
-            and n.buffer.name == name]
-
-
-def _eligible(prog: Program, kernels, src: Buffer) -> bool:
+def _eligible(prog: Program, aliased: set[str], kernels, src: Buffer) -> bool:
     """An arena temporary, never aliased, accessed only through views ending in (H, W)."""
-    aliased = {b.name for pair in prog.aliases for b in pair}
     if src not in prog.temps or src.name in aliased:
         return False
     plane = static_shape(src)[-2:]
     return all(static_shape(n.buffer)[-2:] == plane
-               for k in kernels for n in _accesses(k, src.name))
+               for k in kernels for n in buffer_accesses(k, src.name))
 
 
 def _redirect(node, src: Buffer, dst: Buffer, top: int, left: int):
@@ -72,10 +65,11 @@ def _redirect(node, src: Buffer, dst: Buffer, top: int, left: int):
 def pad_in_place(prog: Program) -> Program:
     """A second padded copy of the same X stays a copy (from the first one's interior)."""
     kernels, temps = list(prog.kernels), list(prog.temps)
+    aliased = {b.name for pair in prog.aliases for b in pair}
     for name in [k.name for k in prog.kernels]:
         copy = next((k for k in kernels if k.name == name), None)
         found = _interior_copy(copy) if copy is not None else None
-        if found is None or not _eligible(prog, kernels, found[0]):
+        if found is None or not _eligible(prog, aliased, kernels, found[0]):
             continue
         src, dst, (top, left) = found
         kernels.remove(copy)
@@ -83,13 +77,5 @@ def pad_in_place(prog: Program) -> Program:
 
         def redirect(n, src=src, dst=dst, top=top, left=left):
             return _redirect(n, src, dst, top, left)
-        kernels = [dataclasses.replace(k, **{
-            part: transform(getattr(k, part), redirect)
-            for part in ("body", "prologue", "epilogue") if getattr(k, part) is not None})
-            if src.name in _names(k) else k for k in kernels]
+        kernels = [transform_kernel(k, redirect) for k in kernels]
     return dataclasses.replace(prog, kernels=tuple(kernels), temps=tuple(temps))
-
-
-def _names(k: Kernel) -> set[str]:
-    return {name for part in (k.body, k.prologue, k.epilogue) if part is not None
-            for name in buffers_of(part)}

@@ -54,8 +54,7 @@ def schedule_kernels(prog: Program, target: Target, schedules=None) -> Program:
             data.setdefault(new.name, Constant(new, pack_array(viewed, d.dim, d.factor)))
             k = dataclasses.replace(k, body=body)
         kernels.append(k)
-    used = {name for k in kernels for part in (k.body, k.prologue, k.epilogue)
-            if part is not None for name in buffers_of(part)}
+    used = {name for k in kernels for part in k.parts for name in buffers_of(part)}
     constants = tuple(c for name, c in data.items() if name in used)
     return dataclasses.replace(prog, kernels=tuple(kernels), constants=constants)
 

@@ -9,8 +9,10 @@ import dataclasses
 
 from ..loop.affine import coefficient
 from ..loop.ir import (
+    Allocate,
     Binary,
     Broadcast,
+    Buffer,
     Cast,
     Const,
     Expr,
@@ -152,8 +154,6 @@ def promote_registers(stmt: Stmt) -> Stmt:
     """A local buffer accessed only at constant offsets, each offset always with one width
     and no two ranges overlapping, becomes one register variable per offset (what keeps a
     GEMM tile out of memory, its remainder lanes included)."""
-    from ..loop.ir import Allocate, Buffer
-
     def width(m) -> int:
         return m.count if isinstance(m, Load) else m.value.lanes
 
@@ -205,8 +205,6 @@ def vector_accumulators(stmt: Stmt) -> Stmt:
     """A loop that folds a vector into a scalar accumulator every iteration keeps a vector
     accumulator instead and folds it once after the loop (one horizontal reduction per row,
     not one per vector)."""
-    from ..loop.ir import Allocate, Buffer
-
     def post(n):
         if not isinstance(n, For) or n.kind in ("parallel", "vectorize"):
             return n

@@ -225,8 +225,7 @@ def _split_blocked_reduction(g: _GemmNest, store, lanes: int) -> tuple[list, _Ge
 
 def _blocked(kernel: Kernel) -> bool:
     return any(isinstance(n, (Load, Store)) and n.buffer.block
-               for part in (kernel.body, kernel.prologue, kernel.epilogue)
-               if part is not None for n in walk(part))
+               for part in kernel.parts for n in walk(part))
 
 
 def _contiguous_along(store, var) -> bool:

@@ -3,18 +3,27 @@
 - GELU as torch exports nn.GELU(): 0.5 * (x * (erf(x / sqrt 2) + 1)).
 - LayerNorm as exporters write it before opset 17: m = ReduceMean(x); d = x - m;
   y = d / sqrt(ReduceMean(d ^ 2) + eps) [* gamma] [+ beta], over the last axis.
+- Attention as exporters write it: Softmax(MatMul(Q, KT) [* or / scalar] [+ mask]) @ V, with
+  the scores of one batch entry (head) small enough to stay in the cache (MAX_SCORES_BYTES).
 
-Each becomes a node of the internal domain (INTERNAL_DOMAIN) with the semantics of the ONNX op
-of that name (Gelu of opset 20, LayerNormalization of opset 17), whatever the model's opset:
-one kernel instead of five to nine, and an activation that fuse_epilogues can move into the
-producing MatMul's tile. Intermediate tensors must have no other reader and not be outputs.
+Each becomes a node of the internal domain (INTERNAL_DOMAIN): Gelu and LayerNormalization
+with the semantics of the ONNX op of that name (Gelu of opset 20, LayerNormalization of opset
+17) whatever the model's opset, and FusedAttention (ops/attention.py). One kernel instead of
+three to nine, and an activation that fuse_epilogues can move into the producing MatMul's
+tile. Intermediate tensors must have no other reader and not be outputs.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .. import dtypes
 from ..ops.registry import INTERNAL_DOMAIN
 from .ir import Graph, Node
+
+# Largest score matrix of one batch entry (Sq x Skv) that attention fuses: it lives in the
+# fused kernel's stack frame and, with Q, K and V panels, in a core's L2 cache.
+MAX_SCORES_BYTES = 256 * 1024
+_SCALE_OPS = {"Mul": lambda c: c, "Div": lambda c: 1.0 / c}
 
 
 class _Matcher:
@@ -22,6 +31,7 @@ class _Matcher:
         self.g = g
         self.users = g.consumers()
         self.outputs = {v.name for v in g.outputs}
+        self.producers = g.producer()
 
     def scalar(self, name: str | None, value: float | None = None) -> float | None:
         found = self.g.scalar(name)
@@ -111,13 +121,65 @@ class _Matcher:
         return nodes, Node("LayerNormalization", last.name, (x, *params), last.outputs,
                            (("axis", -1), ("epsilon", eps)), INTERNAL_DOMAIN)
 
+    def _scaled(self, s: str):
+        """(nodes, scale, output) for an optional scalar Mul/Div of s."""
+        for op, factor in _SCALE_OPS.items():
+            node = self.only_user(s, op)
+            c = node and (op == "Mul" or node.inputs[0] == s) and \
+                self.scalar(self.other(node, s))
+            if c:
+                return [node], factor(c), node.outputs[0]
+        return [], 1.0, s
+
+    def _masked(self, s: str):
+        """(nodes, mask or None, output) for an optional Add of a broadcast float tensor."""
+        add = self.only_user(s, "Add")
+        mask = add and self.other(add, s)
+        if not mask or mask not in self.g.values or \
+                self.g.values[mask].dtype != self.g.values[s].dtype:
+            return [], None, s
+        try:
+            full = np.broadcast_shapes(self.g.values[mask].shape, self.g.values[s].shape)
+        except ValueError:
+            return [], None, s
+        if tuple(full) != tuple(self.g.values[s].shape):
+            return [], None, s
+        return [add], mask, add.outputs[0]
+
+    def attention(self, s: str):
+        """(nodes, replacement) when s = MatMul(Q, KT) starts an attention block, or None."""
+        qk = self.producers.get(s)
+        value = self.g.values.get(s)
+        if qk is None or qk.op_type != "MatMul" or qk.domain not in ("", "ai.onnx") or \
+                value is None or value.dtype not in ("float32", "float64") or \
+                len(value.shape) < 2:
+            return None
+        scale_nodes, scale, x = self._scaled(s) if s not in self.outputs else ([], 1.0, s)
+        mask_nodes, mask, x = self._masked(x) if x not in self.outputs else ([], None, x)
+        soft = self.only_user(x, "Softmax")
+        rank = len(value.shape)
+        axis = soft and soft.attr("axis", -1 if self.g.opsets.get("", 1) >= 13 else 1)
+        pv = soft and axis in (-1, rank - 1) and self.only_user(soft.outputs[0], "MatMul")
+        if not pv or pv.inputs[0] != soft.outputs[0] or s in self.outputs or \
+                len(self.users.get(s, [])) != 1:
+            return None
+        q, kt, v = qk.inputs[0], qk.inputs[1], pv.inputs[1]
+        shapes = [self.g.values[n].shape for n in (q, kt, v)]
+        if any(len(sh) != rank or sh[:-2] != shapes[0][:-2] for sh in shapes) or \
+                value.shape[-2] * value.shape[-1] * dtypes.itemsize(value.dtype) > MAX_SCORES_BYTES:
+            return None
+        nodes = [qk] + scale_nodes + mask_nodes + [soft, pv]
+        inputs = (q, kt, v) + ((mask,) if mask else ())
+        return nodes, Node("FusedAttention", pv.name, inputs, pv.outputs,
+                           (("scale", scale),), INTERNAL_DOMAIN)
+
 
 def recognize_subgraphs(g: Graph) -> Graph:
     m = _Matcher(g)
     replaced: dict[str, Node] = {}      # name of a pattern's last node -> the new node
     dropped: set[str] = set()
     for value in [v.name for v in g.inputs] + [o for n in g.nodes for o in n.outputs]:
-        for match in (m.gelu, m.layer_norm):
+        for match in (m.gelu, m.layer_norm, m.attention):
             found = match(value)
             if found is None or any(n.name in dropped for n in found[0]):
                 continue

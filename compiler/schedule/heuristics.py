@@ -155,7 +155,10 @@ class _GemmNest:
 
 # Loop names of the GEMM-shaped kernels: (row, columns outer to inner, reduction); the loops
 # before the row loop are batch loops.
-GEMM_ROLES = {"matmul": ("i", ("j",), ("k",)), "conv": ("i", ("oh", "ow"), ("c", "r", "s"))}
+GEMM_ROLES = {"matmul": ("i", ("j",), ("k",)), "conv": ("i", ("oh", "ow"), ("c", "r", "s")),
+              # the two products of a fused attention kernel (ops/attention.py)
+              "attention_scores": ("qi", ("qj",), ("qd",)),
+              "attention_values": ("vi", ("ve",), ("vj",))}
 
 
 def _gemm_nest(chain, kind: str) -> _GemmNest | None:
@@ -387,8 +390,30 @@ def _innermost_store(chain) -> Store:
     return store
 
 
+def attention(kernel: Kernel, target: Target) -> tuple:
+    """Batch loops (heads) on the pool; inside, each product a register-tiled GEMM on the
+    calling thread, and the zero fills and softmax rows vectorized along the row."""
+    chain = _perfect_nest(kernel.body)
+    stages = chain[-1].body if chain else kernel.body
+    while isinstance(stages, Allocate):
+        stages = stages.body
+    one_thread = dataclasses.replace(target, cores=1)
+    d: list = []
+    for stage in stages.body if isinstance(stages, Seq) else (stages,):
+        role = next((r for r in ("attention_scores", "attention_values")
+                     if _gemm_nest(_perfect_nest(stage), r)), None)
+        if role is None:
+            d += _vectorize_inner_loops(stage, target.lanes()) if _is_float32(kernel) else []
+            continue
+        product = dataclasses.replace(kernel, body=stage, kind=role, prologue=None,
+                                      epilogue=None)
+        d += [x for x in matmul(product, one_thread) if not isinstance(x, Parallel)]
+    axes = [_Axis(f.var.name, _extent(f), True) for f in chain]
+    return tuple(d + _parallel_pick(axes, target, _body_work(kernel.body)))
+
+
 HEURISTICS = {"elementwise": elementwise, "matmul": matmul, "conv": matmul,
-              "depthwise": depthwise}
+              "depthwise": depthwise, "attention": attention}
 
 
 def default_schedule(kernel: Kernel, target: Target) -> tuple:

@@ -1,0 +1,18 @@
+"""The official ONNX backend node suite (onnx's own cases, inputs and expected outputs, with
+its tolerances) run through onnxc.backend: every case is compiled to a shared library and run.
+Cases onnxc cannot pass yet are listed in exclusions.py, each with its reason; the pass count
+is printed at the end of the session (conftest.py)."""
+from __future__ import annotations
+
+import onnx.backend.test
+
+import onnxc.backend
+
+from .exclusions import EXCLUDED
+
+_suite = onnx.backend.test.BackendTest(onnxc.backend, __name__)
+for _pattern in EXCLUDED:
+    _suite.exclude(_pattern)
+
+# node cases only: the model categories need downloads, and CUDA cases skip themselves
+OnnxBackendNodeModelTest = _suite.test_cases["OnnxBackendNodeModelTest"]

@@ -10,17 +10,20 @@ _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "/", "mod"
           "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=",
           "and": "&&", "or": "||", "xor": "!="}
 
+# libm functions of one argument whose C name is the op's name (f-suffixed for float32)
+_TRIG = ("tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh")
 _LIBM_F32 = {"sqrt": "sqrtf", "exp": "expf", "log": "logf", "tanh": "tanhf", "erf": "erff",
              "floor": "floorf", "ceil": "ceilf", "round": "nearbyintf", "sin": "sinf",
              "cos": "cosf", "abs": "fabsf", "max": "onnxc_max_f", "min": "onnxc_min_f",
-             "pow": "powf", "fma": "fmaf", "sigmoid": "onnxc_sigmoid_f"}
+             "pow": "powf", "fma": "fmaf", "sigmoid": "onnxc_sigmoid_f", "fmod": "fmodf",
+             **{f: f + "f" for f in _TRIG}}
 _LIBM_F64 = {"sqrt": "sqrt", "exp": "exp", "log": "log", "tanh": "tanh", "erf": "erf",
              "floor": "floor", "ceil": "ceil", "round": "nearbyint", "sin": "sin", "cos": "cos",
              "abs": "fabs", "max": "fmax", "min": "fmin", "pow": "pow", "fma": "fma",
-             "sigmoid": "onnxc_sigmoid_d"}
+             "sigmoid": "onnxc_sigmoid_d", "fmod": "fmod", **{f: f for f in _TRIG}}
 _INT = {"abs": "(({0}) < 0 ? -({0}) : ({0}))", "max": "(({0}) > ({1}) ? ({0}) : ({1}))",
         "min": "(({0}) < ({1}) ? ({0}) : ({1}))", "pow": "onnxc_ipow({0}, {1})",
-        "fma": "(({0}) * ({1}) + ({2}))"}
+        "fma": "(({0}) * ({1}) + ({2}))", "fmod": "(({0}) % ({1}))"}
 
 VECTOR_FUNCS = ("exp", "log", "tanh", "erf", "sigmoid", "sqrt", "abs", "max", "min", "floor",
                 "ceil", "round")
@@ -70,7 +73,7 @@ def spell(op: str, dtype: str, lanes: int, features=()) -> str:
     fn = table[op]
     if "{" in fn:
         return fn
-    arity = {"max": 2, "min": 2, "pow": 2, "fma": 3}.get(op, 1)
+    arity = {"max": 2, "min": 2, "pow": 2, "fmod": 2, "fma": 3}.get(op, 1)
     return fn + "(" + ", ".join(f"{{{i}}}" for i in range(arity)) + ")"
 
 

@@ -49,7 +49,7 @@ def _int_mod(a, b):
 
 _BINARY = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "pow": np.power,
-    "max": np.maximum, "min": np.minimum,
+    "max": np.maximum, "min": np.minimum, "fmod": np.fmod,
     "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
     "eq": np.equal, "ne": np.not_equal,
     "and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor,
@@ -58,7 +58,9 @@ _BINARY = {
 _UNARY = {
     "neg": np.negative, "abs": np.abs, "sqrt": np.sqrt, "exp": np.exp, "log": np.log,
     "tanh": np.tanh, "floor": np.floor, "ceil": np.ceil, "round": np.rint,
-    "not": np.logical_not, "sin": np.sin, "cos": np.cos,
+    "not": np.logical_not, "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin,
+    "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh,
+    "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
     "reciprocal": lambda x: np.divide(np.ones_like(x), x),
     "sigmoid": lambda x: (1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))),
     "erf": lambda x: _erf(np.asarray(x, np.float64)),

@@ -39,6 +39,12 @@ _UNARY = {
     "Sin": (7, lambda x: Unary("sin", x)),
     "Cos": (7, lambda x: Unary("cos", x)),
     "Not": (1, lambda x: Unary("not", x)),
+    **{op: (7 if fn in ("tan", "asin", "acos", "atan") else 9,
+            lambda x, fn=fn: Unary(fn, x))
+       for op, fn in (("Tan", "tan"), ("Asin", "asin"), ("Acos", "acos"), ("Atan", "atan"),
+                      ("Sinh", "sinh"), ("Cosh", "cosh"), ("Asinh", "asinh"),
+                      ("Acosh", "acosh"), ("Atanh", "atanh"))},
+    "Softplus": (1, lambda x: Unary("log", Unary("exp", x) + _c(x, 1))),
     "Relu": (6, lambda x: Binary("max", x, _c(x, 0))),
     "Softsign": (1, lambda x: x / (Unary("abs", x) + _c(x, 1))),
 }
@@ -118,6 +124,57 @@ def Elu(ctx, X, *, alpha=1.0):
                                            (Unary("exp", x) - _c(x, 1)) * _c(x, alpha), x), X)
 
 
+@register("Selu", since=6)
+def Selu(ctx, X, *, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875):
+    emit_elementwise(ctx, lambda x: _c(x, gamma) * Select(
+        cmp("le", x, 0.0), (Unary("exp", x) - _c(x, 1)) * _c(x, alpha), x), X)
+
+
+@register("Celu", since=12)
+def Celu(ctx, X, *, alpha=1.0):
+    emit_elementwise(ctx, lambda x: Binary("max", x, _c(x, 0)) + Binary("min", _c(x, 0), (
+        Unary("exp", x * _c(x, 1 / alpha)) - _c(x, 1)) * _c(x, alpha)), X)
+
+
+@register("ThresholdedRelu", since=10)
+def ThresholdedRelu(ctx, X, *, alpha=1.0):
+    emit_elementwise(ctx, lambda x: Select(cmp("gt", x, _c(x, alpha)), x, _c(x, 0)), X)
+
+
+@register("Swish", since=24)
+def Swish(ctx, X, *, alpha=1.0):
+    emit_elementwise(ctx, lambda x: x * Unary("sigmoid", x * _c(x, alpha)), X)
+
+
+@register("Mod", since=10)
+def Mod(ctx, A, B, *, fmod=0):
+    """fmod=1: the remainder has the dividend's sign (C fmod); fmod=0: the divisor's sign,
+    as Python's %."""
+
+    def floored(a, b):
+        r = Binary("fmod", a, b)
+        zero = _c(a, 0)
+        wrong_sign = Binary("and", cmp("ne", r, zero),
+                            Binary("xor", cmp("lt", r, zero), cmp("lt", b, zero)))
+        return Select(wrong_sign, r + b, r)
+    emit_elementwise(ctx, (lambda a, b: Binary("fmod", a, b)) if fmod else floored, A, B)
+
+
+@register("IsInf", since=10)
+def IsInf(ctx, X, *, detect_negative=1, detect_positive=1):
+    def fn(x):
+        pos, neg = cmp("eq", x, _c(x, math.inf)), cmp("eq", x, _c(x, -math.inf))
+        if detect_negative and detect_positive:
+            return Binary("or", pos, neg)
+        return pos if detect_positive else neg if detect_negative else Binary("and", pos, neg)
+    emit_elementwise(ctx, fn, X)
+
+
+@register("IsNaN", since=9)
+def IsNaN(ctx, X):
+    emit_elementwise(ctx, lambda x: cmp("ne", x, x), X)
+
+
 @register("HardSigmoid", since=6)
 def HardSigmoid(ctx, X, *, alpha=0.2, beta=0.5):
     emit_elementwise(ctx, lambda x: _clamp01(x * _c(x, alpha) + _c(x, beta)), X)
@@ -175,7 +232,15 @@ def Where(ctx, cond, X, Y):
 
 @register("Cast", since=6)
 def Cast_(ctx, X, *, to, saturate=1, round_mode="up"):
-    target = dtypes.from_onnx(to)
+    _cast_to(ctx, X, dtypes.from_onnx(to), to)
+
+
+@register("CastLike", since=15)
+def CastLike(ctx, X, like, *, saturate=1, round_mode="up"):
+    _cast_to(ctx, X, like.dtype, like.dtype)
+
+
+def _cast_to(ctx, X, target: str | None, to) -> None:
     if target is None:
         raise ModelError(f"Cast to unsupported dtype code {to}")
     if target == "bool":

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import ModelError
-from ..loop.ir import Binary, Buffer, Load, Store, Unary, Var, loops, seq
+from ..loop.ir import Binary, Buffer, Load, Select, Store, Unary, Var, cmp, loops, seq
 from .common import ZERO, load_broadcast, view
 from .elementwise import emit_elementwise
 from .reduce import normalize_axes, scalar
@@ -146,7 +146,9 @@ def LpNormalization(ctx, X, *, axis=-1, p=2):
     s = r.cell("norm")
     r.emit(s.set(scalar(X.dtype, 0)),
            r.over("k_sum", lambda k: s.set(s.get + _LP_TERMS[p](r.x(k)))),
-           s.set(_LP_INVERSE[p](s.get)),
+           # an all-zero row stays zero (ONNX's reference), not 0 * inf = NaN
+           s.set(Select(cmp("eq", s.get, scalar(X.dtype, 0)), scalar(X.dtype, 0),
+                        _LP_INVERSE[p](s.get))),
            r.over("k", lambda k: r.set_y(k, r.x(k) * s.get)))
 
 

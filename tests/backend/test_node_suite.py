@@ -5,7 +5,6 @@ is printed at the end of the session (conftest.py)."""
 from __future__ import annotations
 
 import onnx.backend.test
-
 import onnxc.backend
 
 from .exclusions import EXCLUDED

@@ -7,8 +7,9 @@ import pytest
 from tests.ops.harness import check_node, rand
 
 UNARY_FLOAT = ["Neg", "Abs", "Exp", "Tanh", "Erf", "Sigmoid", "Floor", "Ceil", "Round", "Sin",
-               "Cos", "Relu", "Softsign"]
-POSITIVE_ONLY = ["Sqrt", "Log", "Reciprocal"]
+               "Cos", "Relu", "Softsign", "Tan", "Atan", "Sinh", "Cosh", "Asinh", "Softplus"]
+POSITIVE_ONLY = ["Sqrt", "Log", "Reciprocal", "Acosh"]
+UNIT_INTERVAL = ["Asin", "Acos", "Atanh"]
 
 
 @pytest.mark.parametrize("op", UNARY_FLOAT)
@@ -22,7 +23,12 @@ def test_unary(tmp_path, op, shape):
 
 @pytest.mark.parametrize("op", POSITIVE_ONLY)
 def test_unary_positive(tmp_path, op):
-    check_node(tmp_path, op, [rand(4, 33, low=0.1, high=5.0)])
+    check_node(tmp_path, op, [rand(4, 33, low=0.1, high=5.0) + (op == "Acosh")])
+
+
+@pytest.mark.parametrize("op", UNIT_INTERVAL)
+def test_unary_unit_interval(tmp_path, op):
+    check_node(tmp_path, op, [rand(4, 33, low=-0.95, high=0.95)])
 
 
 @pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
@@ -69,7 +75,10 @@ def test_variadic(tmp_path, op):
 
 @pytest.mark.parametrize("op,attrs", [("LeakyRelu", {"alpha": 0.07}), ("Elu", {"alpha": 0.8}),
                                       ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}),
-                                      ("HardSwish", {})])
+                                      ("HardSwish", {}), ("Selu", {}),
+                                      ("Selu", {"alpha": 1.2, "gamma": 0.7}), ("Celu", {}),
+                                      ("Celu", {"alpha": 1.7}), ("ThresholdedRelu", {}),
+                                      ("ThresholdedRelu", {"alpha": 0.4})])
 def test_parameterized_activations(tmp_path, op, attrs):
     check_node(tmp_path, op, [rand(2, 45) * 4], attrs)
 
@@ -90,6 +99,29 @@ def test_clip_inputs_and_attributes(tmp_path):
 def test_where(tmp_path):
     rng = np.random.default_rng(0)
     check_node(tmp_path, "Where", [rng.random((3, 1, 8)) > 0.5, rand(3, 5, 8), rand(8, seed=4)])
+
+
+@pytest.mark.parametrize("fmod", [0, 1])
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.int64])
+def test_mod_signs_follow_fmod(tmp_path, fmod, dtype):
+    if fmod == 0 or dtype is not np.float32:
+        a, b = (rand(5, 7) * 20).astype(dtype), (rand(7, seed=1) * 6).astype(dtype)
+    else:
+        a, b = rand(5, 7) * 20, rand(7, seed=1) * 6
+    b[b == 0] = 3
+    check_node(tmp_path, "Mod", [a, b], {"fmod": fmod}, use="reference")
+
+
+@pytest.mark.parametrize("attrs", [{}, {"detect_negative": 0}, {"detect_positive": 0}])
+def test_isinf_and_isnan(tmp_path, attrs):
+    x = rand(3, 8)
+    x[0, :3] = [np.inf, -np.inf, np.nan]
+    check_node(tmp_path, "IsInf", [x], attrs)
+    check_node(tmp_path, "IsNaN", [x])
+
+
+def test_castlike_takes_the_second_inputs_type(tmp_path):
+    check_node(tmp_path, "CastLike", [rand(4, 9) * 10, np.zeros(1, np.int32)])
 
 
 @pytest.mark.parametrize("to,src", [(7, np.float32), (1, np.int64), (9, np.float32),

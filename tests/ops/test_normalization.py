@@ -69,6 +69,13 @@ def test_lp_normalization(tmp_path, p, axis):
     check_node(tmp_path, "LpNormalization", [rand(3, 5, 7)], {"axis": axis, "p": p})
 
 
+@pytest.mark.parametrize("p", [1, 2])
+def test_lp_normalization_zero_row_stays_zero(tmp_path, p):
+    x = rand(4, 9)
+    x[1] = 0.0
+    check_node(tmp_path, "LpNormalization", [x], {"axis": -1, "p": p})
+
+
 def test_lp_normalization_bad_p(tmp_path):
     model = node_model("LpNormalization", [rand(3, 5)], {"p": 3})
     with pytest.raises(ModelError, match="p must be"):

@@ -1,0 +1,74 @@
+"""Write exclusions.py from a node-suite run: python -m tests.backend.triage RUN.xml
+
+RUN.xml is `pytest tests/backend -k _cpu --junitxml=RUN.xml` with the cases to re-judge not
+excluded. Failing cases are grouped by the reason their error gives (the op that is missing,
+the dtype that is not supported, the input that must be constant, the numbers that differ)."""
+from __future__ import annotations
+
+import re
+import sys
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+
+import onnx
+from onnx.backend.test.case.node import collect_testcases
+from onnxc import dtypes
+
+_RULES = (   # (pattern over the error message, reason template)
+    (r"unsupported op\(s\): ([^\n]*)", lambda m, c: "not implemented: " + ", ".join(
+        sorted(set(re.findall(r"([\w.]+(?:-\d+)?):", m.group(1) + ":"))))),
+    (r"graph input '([^']*)' has no tensor type or an unsupported dtype",
+     lambda m, c: "input dtype not supported: " + ", ".join(sorted(_input_dtypes(c)))),
+    (r"\((\w+)\): the (\w+) input must be a compile-time constant",
+     lambda m, c: f"{m.group(1)} {m.group(2)} given at run time (needs dynamic shapes)"),
+    (r"(\w+): the axes input must be a constant",
+     lambda m, c: f"{m.group(1)} axes given at run time (needs dynamic shapes)"),
+    (r"Cast to unsupported dtype code (\d+)", lambda m, c: "Cast to " +
+     onnx.TensorProto.DataType.Name(int(m.group(1))).lower() + ": dtype not supported"),
+    (r"Not equal to tolerance|Mismatched elements|not equal", lambda m, c: "wrong numbers"),
+)
+
+
+def _input_dtypes(case) -> set[str]:
+    """The inputs' types that onnxc has no row for in its dtype table."""
+    found = {"sequence or optional" if not i.type.HasField("tensor_type") else
+             onnx.TensorProto.DataType.Name(i.type.tensor_type.elem_type).lower()
+             for i in case.model.graph.input
+             if not i.type.HasField("tensor_type")
+             or dtypes.from_onnx(i.type.tensor_type.elem_type) is None}
+    return found
+
+
+def reason(message: str, case) -> str:
+    for pattern, fn in _RULES:
+        m = re.search(pattern, message)
+        if m:
+            return fn(m, case)
+    first = message.strip().splitlines()[0] if message.strip() else "error"
+    return re.sub(r"^[\w.]+Error: ", "", first)[:90]
+
+
+def main(path: str) -> None:
+    cases = {c.name: c for c in collect_testcases()}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for tc in ET.parse(path).getroot().iter("testcase"):
+        bad = tc.find("failure") if tc.find("failure") is not None else tc.find("error")
+        name = tc.get("name", "")
+        if bad is not None and name.endswith("_cpu"):
+            case = name[len("test_"):-len("_cpu")]
+            groups[reason(bad.get("message", ""), cases.get(name[:-4]))].append(case)
+    print('"""Node cases excluded from the suite run, by reason (tests/backend/triage.py wrote the')
+    print('first version from a run). Every name is one exact case; a case leaves this list when')
+    print('it passes."""\n')
+    print("_CASES: dict[str, tuple[str, ...]] = {")
+    for why, names in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        print(f"    {why!r}: (")
+        for name in sorted(names):
+            print(f"        {name!r},")
+        print("    ),")
+    print("}\n")
+    print('EXCLUDED = {rf"^test_({\'|\'.join(names)})_cpu$": why for why, names in _CASES.items()}')
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

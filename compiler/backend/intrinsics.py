@@ -6,9 +6,15 @@ ones when the target has the feature. The LLVM backend is meant to read the same
 """
 from __future__ import annotations
 
+from .. import dtypes
+
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "/", "mod": "%",
           "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=",
           "and": "&&", "or": "||", "xor": "!="}
+# Integer bit operations; {t} is the operand's C type: C computes small ints as int, the cast
+# brings a shifted or inverted value back to its own width.
+_BITWISE = {"bitand": "({0} & {1})", "bitor": "({0} | {1})", "bitxor": "({0} ^ {1})",
+            "shl": "(({t})({0} << {1}))", "shr": "({0} >> {1})", "bitnot": "(({t})~{0})"}
 
 # libm functions of one argument whose C name is the op's name (f-suffixed for float32)
 _TRIG = ("tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh")
@@ -65,6 +71,8 @@ def spell(op: str, dtype: str, lanes: int, features=()) -> str:
         return "({0} " + _INFIX[op] + " {1})"
     if op == "neg":
         return "(-{0})"
+    if op in _BITWISE:
+        return _BITWISE[op].replace("{t}", dtypes.dtype(dtype).c_type)
     if op == "not":
         return "(!{0})"
     if op == "reciprocal":

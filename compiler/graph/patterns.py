@@ -178,7 +178,7 @@ def recognize_subgraphs(g: Graph) -> Graph:
     m = _Matcher(g)
     replaced: dict[str, Node] = {}      # name of a pattern's last node -> the new node
     dropped: set[str] = set()
-    for value in [v.name for v in g.inputs] + [o for n in g.nodes for o in n.outputs]:
+    for value in [v.name for v in g.inputs] + [o for n in g.nodes for o in n.outputs if o]:
         for match in (m.gelu, m.layer_norm, m.attention):
             found = match(value)
             if found is None or any(n.name in dropped for n in found[0]):

@@ -53,6 +53,8 @@ _BINARY = {
     "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
     "eq": np.equal, "ne": np.not_equal,
     "and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor,
+    "bitand": np.bitwise_and, "bitor": np.bitwise_or, "bitxor": np.bitwise_xor,
+    "shl": np.left_shift, "shr": np.right_shift,
 }
 
 _UNARY = {
@@ -61,7 +63,7 @@ _UNARY = {
     "not": np.logical_not, "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin,
     "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh,
     "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
-    "reciprocal": lambda x: np.divide(np.ones_like(x), x),
+    "reciprocal": lambda x: np.divide(np.ones_like(x), x), "bitnot": np.invert,
     "sigmoid": lambda x: (1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))),
     "erf": lambda x: _erf(np.asarray(x, np.float64)),
 }

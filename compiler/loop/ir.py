@@ -12,10 +12,13 @@ import numpy as np
 
 COMPARISONS = frozenset({"lt", "le", "gt", "ge", "eq", "ne"})
 LOGICAL = frozenset({"and", "or", "xor"})
-BINARY_OPS = frozenset({"add", "sub", "mul", "div", "floordiv", "mod", "max", "min", "pow"}) \
-    | COMPARISONS | LOGICAL
+BITWISE = frozenset({"bitand", "bitor", "bitxor", "shl", "shr"})    # integer operands only
+BINARY_OPS = frozenset({"add", "sub", "mul", "div", "floordiv", "mod", "fmod", "max", "min",
+                        "pow"}) \
+    | COMPARISONS | LOGICAL | BITWISE
 UNARY_OPS = frozenset({"neg", "abs", "sqrt", "exp", "log", "tanh", "erf", "sigmoid", "floor",
-                       "ceil", "round", "not", "sin", "cos", "reciprocal"})
+                       "ceil", "round", "not", "sin", "cos", "reciprocal", "bitnot", "tan",
+                       "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh"})
 LOOP_KINDS = ("serial", "unroll", "vectorize", "parallel")
 
 

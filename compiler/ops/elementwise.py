@@ -124,6 +124,29 @@ def Elu(ctx, X, *, alpha=1.0):
                                            (Unary("exp", x) - _c(x, 1)) * _c(x, alpha), x), X)
 
 
+@register("PRelu", since=7)
+def PRelu(ctx, X, slope):
+    emit_elementwise(ctx, lambda x, a: Select(cmp("lt", x, _c(x, 0)), x * a, x), X, slope)
+
+
+@register("Sign", since=9)
+def Sign(ctx, X):
+    emit_elementwise(ctx, lambda x: Select(cmp("gt", x, _c(x, 0)), _c(x, 1), Select(
+        cmp("lt", x, _c(x, 0)), _c(x, -1), _c(x, 0))), X)
+
+
+@register("Shrink", since=9)
+def Shrink(ctx, X, *, bias=0.0, lambd=0.5):
+    emit_elementwise(ctx, lambda x: Select(cmp("lt", x, _c(x, -lambd)), x + _c(x, bias), Select(
+        cmp("gt", x, _c(x, lambd)), x - _c(x, bias), _c(x, 0))), X)
+
+
+@register("Mish", since=18)
+def Mish(ctx, X):
+    emit_elementwise(ctx, lambda x: x * Unary("tanh", Unary("log", Unary("exp", x) + _c(x, 1))),
+                     X)
+
+
 @register("Selu", since=6)
 def Selu(ctx, X, *, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875):
     emit_elementwise(ctx, lambda x: _c(x, gamma) * Select(
@@ -144,6 +167,11 @@ def ThresholdedRelu(ctx, X, *, alpha=1.0):
 @register("Swish", since=24)
 def Swish(ctx, X, *, alpha=1.0):
     emit_elementwise(ctx, lambda x: x * Unary("sigmoid", x * _c(x, alpha)), X)
+
+
+@register("SwiGLU", since=28)
+def SwiGLU(ctx, A, B, *, alpha=1.0):
+    emit_elementwise(ctx, lambda a, b: a * Unary("sigmoid", a * _c(a, alpha)) * b, A, B)
 
 
 @register("Mod", since=10)

@@ -52,9 +52,15 @@ def _batch_index(vars_, shape, out_batch_rank) -> tuple[Expr, ...]:
 
 @register("MatMul", since=1)
 def MatMul(ctx, A, B):
-    a_shape, b_shape = ctx.shape(A), ctx.shape(B)
     if A.dtype not in ("float32", "float64") and A.dtype != B.dtype:
         raise ModelError(f"MatMul: unsupported dtypes {A.dtype}, {B.dtype}")
+    matmul_kernels(ctx, A, B, ctx.output(0))
+
+
+def matmul_kernels(ctx, A, B, out, a_value=lambda e: e, b_value=lambda e: e) -> None:
+    """out = a_value(A) @ b_value(B) with numpy's matmul broadcasting; a_value and b_value
+    turn each loaded element into the value multiplied (a dequantization, say)."""
+    a_shape, b_shape = ctx.shape(A), ctx.shape(B)
     a2 = a_shape if len(a_shape) > 1 else (1,) + a_shape
     b2 = b_shape if len(b_shape) > 1 else b_shape + (1,)
     m, k = a2[-2:]
@@ -63,13 +69,15 @@ def MatMul(ctx, A, B):
         raise ModelError(f"MatMul: inner dimensions differ ({k} vs {k2})")
     batch_shape = tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
     Av, Bv = view(A, *a2), view(B, *b2)
-    Y = view(ctx.output(0), *batch_shape + (m, n))
+    Y = view(out, *batch_shape + (m, n))
     rank = len(batch_shape)
     batch = [(f"b{d}", e) for d, e in enumerate(batch_shape)]
     gemm_kernels(
         ctx, Y,
-        lambda *v: Load(Av, _batch_index(v[:rank], a2[:-2], rank) + (v[rank], v[rank + 1])),
-        lambda *v: Load(Bv, _batch_index(v[:rank], b2[:-2], rank) + (v[rank], v[rank + 1])),
+        lambda *v: a_value(Load(Av, _batch_index(v[:rank], a2[:-2], rank)
+                                + (v[rank], v[rank + 1]))),
+        lambda *v: b_value(Load(Bv, _batch_index(v[:rank], b2[:-2], rank)
+                                + (v[rank], v[rank + 1]))),
         batch, m, n, k)
 
 

@@ -1,4 +1,5 @@
-"""Data movement: Transpose, Concat, Split, Slice, Gather, Pad, Tile, Range.
+"""Data movement: Transpose, Concat, Split, Slice, Gather, Pad, Tile, Range, DepthToSpace,
+SpaceToDepth.
 
 Every output element is a copy of one input element (or a constant), so each lowering is one
 loop nest over its output (or over one input, for Concat) whose store is a load at a remapped
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..loop.ir import Cast, Expr, Load, Store, Var, const_int
-from .common import nest
+from .common import nest, view
 from .registry import register
 from .shape import (
     const_input,
@@ -247,7 +248,7 @@ def _emit_pad_constant(ctx, data, widths, value) -> None:
     """Fill the output with the value, then copy the kept input block into it."""
     out = ctx.output(0)
     if any(b > 0 or e > 0 for b, e in widths):
-        fill = scalar_const(out.dtype, value)
+        fill = value if isinstance(value, Expr) else scalar_const(out.dtype, value)
         ctx.emit(nest(ctx.shape(out), lambda *v: Store(out, tuple(v), fill)),
                  kind="elementwise", stage="fill")
     shape = ctx.shape(data)
@@ -297,6 +298,10 @@ def Pad(ctx, data, pads, constant_value=None, axes=None, *, mode="constant"):
     axis_list = const_input(ctx, axes, "axes")
     widths = _pad_widths(ctx, rank, int_list(const_input(ctx, pads, "pads")),
                          None if axis_list is None else int_list(axis_list))
+    if constant_value is not None and ctx.const(constant_value) is None:
+        # the fill value is data, read when the model runs (shapes do not depend on it)
+        _emit_pad(ctx, data, widths, mode, Load(view(constant_value, 1), (const_int(0),)))
+        return
     value = const_input(ctx, constant_value, "constant_value")
     _emit_pad(ctx, data, widths, mode, 0 if value is None or value.size == 0 else
               np.asarray(value).reshape(-1)[0])
@@ -353,3 +358,42 @@ def Range(ctx, start, limit, delta, *, stash_type=1):
     dtype = np.asarray(values[0]).dtype
     emit_constant(ctx, (first + np.arange(count, dtype=dtype) * step).astype(dtype))
 
+
+
+# -- DepthToSpace and SpaceToDepth --------------------------------------------------------------
+def _block_channel(mode: str, c, i, j, channels: int, block: int):
+    """The deep tensor's channel holding (channel c, block row i, block column j): DCR puts
+    the block position outermost, CRD the channel."""
+    b = const_int(block)
+    if mode == "DCR":
+        return (i * b + j) * const_int(channels) + c
+    return (c * b + i) * b + j
+
+
+def _check_block(ctx, mode: str, blocksize: int) -> None:
+    if mode not in ("DCR", "CRD") or blocksize < 1:
+        raise fail(ctx, f"mode {mode!r} with blocksize {blocksize}")
+
+
+@register("DepthToSpace", since=1)
+def DepthToSpace(ctx, data, *, blocksize, mode="DCR"):
+    _check_block(ctx, mode, blocksize)
+    out = ctx.output(0)
+    channels, b = ctx.shape(out)[1], const_int(blocksize)
+
+    def gather(n, c, h, w):
+        src = (n, _block_channel(mode, c, h % b, w % b, channels, blocksize), h // b, w // b)
+        return Store(out, (n, c, h, w), Load(data, src))
+    ctx.emit(nest(ctx.shape(out), gather), kind="elementwise")
+
+
+@register("SpaceToDepth", since=1)
+def SpaceToDepth(ctx, data, *, blocksize, mode="DCR"):
+    _check_block(ctx, mode, blocksize)
+    channels, b = ctx.shape(data)[1], const_int(blocksize)
+
+    def scatter(n, c, h, w):   # over the input: each element has one place in the output
+        i, j = h % b, w % b
+        dst = (n, _block_channel(mode, c, i, j, channels, blocksize), h // b, w // b)
+        return Store(ctx.output(0), dst, Load(data, (n, c, h, w)))
+    ctx.emit(nest(ctx.shape(data), scatter), kind="elementwise")

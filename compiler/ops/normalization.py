@@ -12,10 +12,10 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import ModelError
-from ..loop.ir import Binary, Buffer, Load, Select, Store, Unary, Var, cmp, loops, seq
+from ..loop.ir import Binary, Buffer, Cast, Const, Load, Select, Store, Unary, Var, cmp, loops, seq
 from .common import ZERO, load_broadcast, view
 from .elementwise import emit_elementwise
-from .reduce import normalize_axes, scalar
+from .reduce import REDUCTIONS, normalize_axes, reduce_into, scalar
 from .registry import INTERNAL_DOMAIN, register
 
 
@@ -120,6 +120,33 @@ def Softmax_1(ctx, X, *, axis=1):
     _softmax(ctx, X, axis, True, "Softmax", log=False)
 
 
+def _hardmax(ctx, X, axis: int, flatten: bool) -> None:
+    """1 at the first largest element of each row, 0 elsewhere."""
+    _check_float("Hardmax", X)
+    r = _Rows(ctx, "Hardmax", X, ctx.output(0), axis, flatten)
+    m, first, dt = r.cell("max"), r.cell("first"), X.dtype
+
+    def at(k):   # the position k as a value of X's type (exact below 2^24)
+        return Cast(dt, k)
+    r.emit(m.set(r.x(ZERO)),
+           r.over("k_max", lambda k: m.set(Binary("max", m.get, r.x(k)))),
+           first.set(scalar(dt, r.k)),
+           r.over("k_first", lambda k: first.set(Select(
+               cmp("eq", r.x(k), m.get), Binary("min", first.get, at(k)), first.get))),
+           r.over("k", lambda k: r.set_y(k, Select(cmp("eq", at(k), first.get),
+                                                   scalar(dt, 1), scalar(dt, 0)))))
+
+
+@register("Hardmax", since=13)
+def Hardmax(ctx, X, *, axis=-1):
+    _hardmax(ctx, X, axis, False)
+
+
+@register("Hardmax", since=1, until=12)
+def Hardmax_1(ctx, X, *, axis=1):
+    _hardmax(ctx, X, axis, True)
+
+
 @register("LogSoftmax", since=13)
 def LogSoftmax(ctx, X, *, axis=-1):
     _softmax(ctx, X, axis, False, "LogSoftmax", log=True)
@@ -196,6 +223,84 @@ def LayerNormalization(ctx, X, Scale, B=None, *, axis=-1, epsilon=1e-5, stash_ty
         y = z * _param_along(ctx, Scale, r.norm_shape, k)
         return y if B is None else y + _param_along(ctx, B, r.norm_shape, k)
     r.emit(*_standardize(r, mean, inv, epsilon, affine))
+
+
+@register("RMSNormalization", since=23)
+def RMSNormalization(ctx, X, scale, *, axis=-1, epsilon=1e-5, stash_type=1):
+    """y = x / sqrt(mean(x^2) + epsilon) * scale over the axes from `axis` on."""
+    _check_float("RMSNormalization", X)
+    r = _Rows(ctx, "RMSNormalization", X, ctx.output(0), axis, True)
+    inv, dt = r.cell("invrms"), X.dtype
+    r.emit(inv.set(scalar(dt, 0)),
+           r.over("k_sq", lambda k: inv.set(inv.get + r.x(k) * r.x(k))),
+           inv.set(Unary("reciprocal", Unary("sqrt", inv.get / scalar(dt, r.k)
+                                             + scalar(dt, epsilon)))),
+           r.over("k", lambda k: r.set_y(k, r.x(k) * inv.get
+                                         * _param_along(ctx, scale, r.norm_shape, k))))
+
+
+@register("GroupNormalization", since=21)   # onnx.checker rejects version 18 as deprecated
+def GroupNormalization(ctx, X, scale, bias, *, num_groups, epsilon=1e-5, stash_type=1):
+    """Each (sample, group of channels) standardized as one row; scale and bias per
+    channel."""
+    _check_float("GroupNormalization", X)
+    shape = ctx.shape(X)
+    if len(shape) < 2 or shape[1] % num_groups:
+        raise ModelError(f"GroupNormalization: shape {shape} in {num_groups} groups")
+    n, c = shape[0], shape[1]
+    per, spatial = c // num_groups, _size(shape[2:])
+    rows = (n * num_groups, per * spatial)
+    r = _Rows(ctx, "GroupNormalization", view(X, *rows), view(ctx.output(0), *rows), 1, True)
+    group = r.rows[0] % num_groups
+
+    def affine(k, z):
+        at = (group * per + k // spatial,)
+        return z * Load(scale, at) + Load(bias, at)
+    r.emit(*_standardize(r, r.cell("mean"), r.cell("invstd"), epsilon, affine))
+
+
+@register("MeanVarianceNormalization", since=9)
+def MeanVarianceNormalization(ctx, X, *, axes=(0, 2, 3)):
+    """(x - mean) / (sqrt(mean(x^2) - mean^2) + 1e-9) over `axes`, as ONNX's function."""
+    _check_float("MeanVarianceNormalization", X)
+    shape, dt = ctx.shape(X), X.dtype
+    axes = normalize_axes(axes, len(shape), "MeanVarianceNormalization")
+    kept = tuple(1 if d in axes else n for d, n in enumerate(shape))
+    mean, sq_mean = ctx.temp(dt, kept, "mean"), ctx.temp(dt, kept, "sqmean")
+    squares = ctx.temp(dt, shape, "squares")
+    emit_elementwise(ctx, lambda x: x * x, X, out=squares)
+    reduce_into(ctx, X, mean, axes, 1, REDUCTIONS["ReduceMean"])
+    reduce_into(ctx, squares, sq_mean, axes, 1, REDUCTIONS["ReduceMean"])
+    emit_elementwise(ctx, lambda x, m, q: (x - m) / (Unary("sqrt", q - m * m)
+                                                     + scalar(dt, 1e-9)), X, mean, sq_mean)
+
+
+@register("LRN", since=1)
+def LRN(ctx, X, *, size, alpha=1e-4, beta=0.75, bias=1.0):
+    """y = x / (bias + alpha / size * sum of x^2 over `size` neighbouring channels) ^ beta."""
+    _check_float("LRN", X)
+    shape, out, dt = ctx.shape(X), ctx.output(0), X.dtype
+    if len(shape) < 3 or size < 1:
+        raise ModelError(f"LRN: input of shape {shape} with size {size}")
+    before = (size - 1) // 2
+    acc = ctx.temp(dt, shape, "sumsq")
+
+    def element(n, c, *rest):
+        at = (n, c) + rest
+        near = c + Const(-before, "int64")
+
+        def add(t):
+            ch = near + t
+            inside = Binary("and", cmp("ge", ch, ZERO), cmp("lt", ch, Const(shape[1], "int64")))
+            x = Load(X, (n, Binary("max", Binary("min", ch, Const(shape[1] - 1, "int64")),
+                                   ZERO)) + rest)
+            return Store(acc, at, Load(acc, at) + Select(inside, x * x, scalar(dt, 0)))
+        return seq(Store(acc, at, scalar(dt, 0)), loops([("t", size)], add),
+                   Store(out, at, Load(X, at) / Binary("pow", scalar(dt, bias) + scalar(
+                       dt, alpha / size) * Load(acc, at), scalar(dt, beta))))
+    names = [("n", shape[0]), ("c", shape[1])] + [(f"s{d}", e) for d, e in
+                                                  enumerate(shape[2:])]
+    ctx.emit(loops(names, element), kind="elementwise")
 
 
 @register("InstanceNormalization", since=1)

@@ -24,6 +24,7 @@ from ..loop.ir import (
     IfThen,
     Load,
     Store,
+    Unary,
     Var,
     as_int,
     cmp,
@@ -251,6 +252,24 @@ def AveragePool(ctx, X, *, kernel_shape=None, strides=None, pads=None, dilations
     p.emit(Store(Y, p.yi, scalar(X.dtype, 0)),
            p.over_window(Store(Y, p.yi, acc + p.x)),
            Store(Y, p.yi, acc / divisor))
+
+
+@register("LpPool", since=2)
+def LpPool(ctx, X, *, kernel_shape=None, strides=None, pads=None, dilations=None,
+           auto_pad="NOTSET", ceil_mode=0, p=2):
+    """(sum over the window of |x| ^ p) ^ (1 / p); padding adds nothing."""
+    _check_dtype("LpPool", X, allow_int=False)
+    Y = ctx.output(0)
+    pool = _Pool(ctx, X, _axes(ctx, "LpPool", X, Y, kernel_shape, strides, pads, dilations,
+                               auto_pad))
+    acc, dt = Load(Y, pool.yi), X.dtype
+    power = (lambda x: x * x) if p == 2 else \
+        (lambda x: Binary("pow", Unary("abs", x), scalar(dt, p)))
+    root = (lambda s: Unary("sqrt", s)) if p == 2 else \
+        (lambda s: Binary("pow", s, scalar(dt, 1.0 / p)))
+    pool.emit(Store(Y, pool.yi, scalar(dt, 0)),
+              pool.over_window(Store(Y, pool.yi, acc + power(pool.x))),
+              Store(Y, pool.yi, root(acc)))
 
 
 def _global(op: str, reduction: str):

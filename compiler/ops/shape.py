@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import ModelError
-from ..loop.ir import Const, Store
+from ..loop.ir import Const, Select, Store, cmp
 from .common import copy_body, load_broadcast, nest
 from .registry import register
 
@@ -235,6 +235,17 @@ def ConstantOfShape(ctx, shape, *, value=None):
     fill = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
     out = ctx.output(0)
     emit_constant(ctx, np.full(ctx.shape(out), fill[0]), out)
+
+
+@register("EyeLike", since=9)
+def EyeLike(ctx, data, *, dtype=None, k=0):
+    """Ones on the k-th diagonal of a matrix shaped like the input (its values unused)."""
+    out = ctx.output(0)
+    if len(ctx.shape(out)) != 2:
+        raise fail(ctx, f"input must be 2-D, not {ctx.shape(data)}")
+    one, zero = scalar_const(out.dtype, 1), scalar_const(out.dtype, 0)
+    ctx.emit(nest(ctx.shape(out), lambda i, j: Store(out, (i, j), Select(
+        cmp("eq", j - i, Const(int(k), "int64")), one, zero))), kind="elementwise")
 
 
 @register("Expand", since=8)

@@ -3,8 +3,10 @@ stack, register-tiled products) with onnxruntime's numbers; near misses stay as 
 from __future__ import annotations
 
 import numpy as np
+import onnxc
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnxc.errors import ModelError
 from onnxc.frontend import import_model
 from onnxc.graph.patterns import MAX_SCORES_BYTES
 from onnxc.loop.printer import program_str
@@ -12,7 +14,7 @@ from onnxc.lower.pipeline import compile_program
 from onnxc.ops.registry import INTERNAL_DOMAIN
 from onnxc.targets import get_target
 
-from tests.ops.harness import check_model, rand
+from tests.ops.harness import check_model, node_model, rand
 
 F = TensorProto.FLOAT
 
@@ -87,3 +89,95 @@ def test_attention_products_are_register_tiles_and_heads_run_in_parallel():
     # both products accumulate in register tiles: the scores block and the output
     assert "scores_qio_acc" in text or "scores_qjo_acc" in text
     assert text.count("register") >= 2
+
+
+# -- ONNX Attention (opset 23) ------------------------------------------------------------------
+
+def _attention_node(tmp_path, inputs, attrs, n_outputs=1, use="ort"):
+    """Attention-23 against onnxruntime (onnx.reference is not consistent about mode 0)."""
+    model = node_model("Attention", inputs, attrs, n_outputs=n_outputs, opset=23)
+    if n_outputs == 4 and len(inputs) < 5:   # no cache: only Y and qk_matmul_output
+        node, outputs = model.graph.node[0], list(model.graph.output)
+        node.output[1], node.output[2] = "", ""
+        del model.graph.output[:]
+        model.graph.output.extend([outputs[0], outputs[3]])
+    feeds = {f"x{i}": a for i, a in enumerate(inputs) if a is not None}
+    check_model(model, feeds, tmp_path)
+
+
+@pytest.mark.parametrize("variant", [
+    dict(),                                          # 4-D, default scale
+    dict(scale=0.3, is_causal=1),                    # causal from the top-left
+    dict(softcap=2.0),
+    dict(kv_heads=1),                                # grouped-query attention
+    dict(dv=5, sq=1),                                # value size differs, one query
+])
+def test_onnx_attention_4d(tmp_path, variant):
+    b, hq, sq, skv, d = 2, 3, variant.pop("sq", 7), 9, 8
+    hk, dv = variant.pop("kv_heads", hq), variant.pop("dv", d)
+    inputs = [rand(b, hq, sq, d), rand(b, hk, skv, d, seed=1), rand(b, hk, skv, dv, seed=2)]
+    _attention_node(tmp_path, inputs, variant)
+
+
+def test_onnx_attention_3d_with_heads_and_float_mask(tmp_path):
+    inputs = [rand(2, 5, 12), rand(2, 6, 4, seed=1), rand(2, 6, 6, seed=2),
+              rand(5, 6, seed=3)]
+    _attention_node(tmp_path, inputs, {"q_num_heads": 3, "kv_num_heads": 1})
+
+
+def test_onnx_attention_bool_mask_fully_masked_row_is_zero(tmp_path):
+    mask = np.ones((4, 6), bool)
+    mask[1] = False                                  # query 1 attends nothing
+    mask[2, 3:] = False
+    inputs = [rand(1, 2, 4, 8), rand(1, 2, 6, 8, seed=1), rand(1, 2, 6, 8, seed=2), mask]
+    _attention_node(tmp_path, inputs, {})
+
+
+def test_onnx_attention_past_cache_and_present_outputs(tmp_path):
+    inputs = [rand(1, 2, 3, 8), rand(1, 2, 3, 8, seed=1), rand(1, 2, 3, 8, seed=2),
+              rand(3, 7, seed=3), rand(1, 2, 4, 8, seed=4), rand(1, 2, 4, 8, seed=5)]
+    _attention_node(tmp_path, inputs, {"is_causal": 1}, n_outputs=3)
+
+
+@pytest.mark.parametrize("mode", [0, 1, 2, 3])
+def test_onnx_attention_qk_matmul_output_modes(tmp_path, mode):
+    inputs = [rand(1, 2, 3, 8), rand(1, 2, 5, 8, seed=1), rand(1, 2, 5, 8, seed=2),
+              rand(3, 5, seed=3)]
+    _attention_node(tmp_path, inputs, {"qk_matmul_output_mode": mode, "softcap": 1.5},
+                    n_outputs=4)
+
+
+def test_onnx_attention_rejects_heads_that_do_not_divide(tmp_path):
+    model = node_model("Attention", [rand(1, 4, 10), rand(1, 4, 10), rand(1, 4, 10)],
+                       {"q_num_heads": 3, "kv_num_heads": 3}, opset=23)
+    with pytest.raises(ModelError, match="not divisible"):
+        onnxc.compile(model, out_dir=tmp_path)
+
+
+# -- RotaryEmbedding (opset 23) -----------------------------------------------------------------
+
+@pytest.mark.parametrize("attrs", [{}, {"interleaved": 1}, {"rotary_embedding_dim": 4},
+                                   {"interleaved": 1, "rotary_embedding_dim": 6}])
+@pytest.mark.parametrize("flat", [False, True])
+def test_rotary_embedding(tmp_path, attrs, flat):
+    b, h, s, d = 2, 3, 5, 10
+    half = attrs.get("rotary_embedding_dim", d) // 2
+    x = rand(b, s, h * d) if flat else rand(b, h, s, d)
+    positions = np.random.default_rng(0).integers(0, 20, (b, s)).astype(np.int64)
+    inputs = [x, rand(20, half, seed=1), rand(20, half, seed=2), positions]
+    attrs = dict(attrs, **({"num_heads": h} if flat else {}))
+    model = node_model("RotaryEmbedding", inputs, attrs, opset=23)
+    check_model(model, {f"x{i}": a for i, a in enumerate(inputs)}, tmp_path, use="reference")
+
+
+def test_rotary_embedding_without_position_ids(tmp_path):
+    inputs = [rand(2, 3, 4, 8), rand(2, 4, 4, seed=1), rand(2, 4, 4, seed=2)]
+    model = node_model("RotaryEmbedding", inputs, {}, opset=23)
+    check_model(model, {f"x{i}": a for i, a in enumerate(inputs)}, tmp_path, use="reference")
+
+
+def test_rotary_embedding_rejects_an_odd_rotary_dimension(tmp_path):
+    inputs = [rand(1, 2, 3, 8), rand(5, 2), rand(5, 2), np.zeros((1, 3), np.int64)]
+    model = node_model("RotaryEmbedding", inputs, {"rotary_embedding_dim": 5}, opset=23)
+    with pytest.raises(ModelError, match="rotary dimension"):
+        onnxc.compile(model, out_dir=tmp_path)

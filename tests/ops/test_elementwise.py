@@ -7,7 +7,8 @@ import pytest
 from tests.ops.harness import check_node, rand
 
 UNARY_FLOAT = ["Neg", "Abs", "Exp", "Tanh", "Erf", "Sigmoid", "Floor", "Ceil", "Round", "Sin",
-               "Cos", "Relu", "Softsign", "Tan", "Atan", "Sinh", "Cosh", "Asinh", "Softplus"]
+               "Cos", "Relu", "Softsign", "Tan", "Atan", "Sinh", "Cosh", "Asinh", "Softplus",
+               "Sign"]
 POSITIVE_ONLY = ["Sqrt", "Log", "Reciprocal", "Acosh"]
 UNIT_INTERVAL = ["Asin", "Acos", "Atanh"]
 
@@ -78,7 +79,8 @@ def test_variadic(tmp_path, op):
                                       ("HardSwish", {}), ("Selu", {}),
                                       ("Selu", {"alpha": 1.2, "gamma": 0.7}), ("Celu", {}),
                                       ("Celu", {"alpha": 1.7}), ("ThresholdedRelu", {}),
-                                      ("ThresholdedRelu", {"alpha": 0.4})])
+                                      ("ThresholdedRelu", {"alpha": 0.4}), ("Shrink", {}),
+                                      ("Shrink", {"bias": 0.3, "lambd": 1.0})])
 def test_parameterized_activations(tmp_path, op, attrs):
     check_node(tmp_path, op, [rand(2, 45) * 4], attrs)
 
@@ -99,6 +101,19 @@ def test_clip_inputs_and_attributes(tmp_path):
 def test_where(tmp_path):
     rng = np.random.default_rng(0)
     check_node(tmp_path, "Where", [rng.random((3, 1, 8)) > 0.5, rand(3, 5, 8), rand(8, seed=4)])
+
+
+@pytest.mark.parametrize("slope_shape", [(1,), (45,), (2, 45)])
+def test_prelu_slope_broadcasts(tmp_path, slope_shape):
+    check_node(tmp_path, "PRelu", [rand(2, 45) * 4, rand(*slope_shape, seed=1)])
+
+
+def test_mish(tmp_path):
+    check_node(tmp_path, "Mish", [rand(3, 19) * 4], opset=18)
+
+
+def test_sign_of_integers(tmp_path):
+    check_node(tmp_path, "Sign", [(rand(3, 11) * 5).astype(np.int32)])
 
 
 @pytest.mark.parametrize("fmod", [0, 1])
@@ -146,3 +161,9 @@ def test_float64_and_int_paths(tmp_path):
     check_node(tmp_path, "Sigmoid", [rand(3, 7).astype(np.float64) * 30])
     base = np.arange(-4, 5, dtype=np.int64)
     check_node(tmp_path, "Pow", [base, np.full(9, 3, np.int64)])
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_swiglu(tmp_path, alpha):
+    check_node(tmp_path, "SwiGLU", [rand(3, 17) * 3, rand(3, 17, seed=1)], {"alpha": alpha},
+               opset=28, use="reference")

@@ -236,6 +236,12 @@ def test_pad_constant_value(tmp_path, value):
                constant=(1, 2), opset=11)
 
 
+@pytest.mark.parametrize("value", [np.array(1.5, np.float32), np.array([-2.0], np.float32)])
+def test_pad_constant_value_given_at_run_time(tmp_path, value):
+    check_node(tmp_path, "Pad", [rand(3, 4), np.array([1, 0, 0, 2], I64), value],
+               constant=(1,), opset=11)
+
+
 @pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
 def test_pad_axes_and_wrap(tmp_path, mode):
     check_node(tmp_path, "Pad", [rand(2, 5, 4), np.array([2, 1, 1, 3], I64), None,
@@ -319,3 +325,25 @@ def test_range_error_runtime(tmp_path):
     model = typed(node_model("Range", [np.array(0, I64), np.array(5, I64), np.array(1, I64)],
                              constant=(1, 2)), (I64, (5,)))
     compile_fails(tmp_path, model, "start")
+
+
+# -- DepthToSpace and SpaceToDepth ------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+@pytest.mark.parametrize("block", [2, 3])
+def test_depth_to_space(tmp_path, mode, block):
+    check_node(tmp_path, "DepthToSpace", [rand(2, 2 * block * block, 3, 5)],
+               {"blocksize": block, "mode": mode}, opset=13)
+
+
+@pytest.mark.parametrize("block", [2, 3])
+def test_space_to_depth(tmp_path, block):
+    check_node(tmp_path, "SpaceToDepth", [rand(2, 3, 2 * block, 3 * block)],
+               {"blocksize": block})
+
+
+def test_depth_to_space_bad_mode(tmp_path):
+    model = node_model("DepthToSpace", [rand(1, 4, 2, 2)], {"blocksize": 2, "mode": "XYZ"},
+                       opset=13)
+    with pytest.raises(ModelError, match="mode"):
+        onnxc.compile(model, out_dir=tmp_path)

@@ -1,13 +1,15 @@
-"""Softmax, LogSoftmax, LpNormalization, LayerNormalization, InstanceNormalization and
-BatchNormalization against onnxruntime (onnx.reference where onnxruntime differs)."""
+"""Softmax, LogSoftmax, Hardmax, LpNormalization, RMSNormalization, LayerNormalization,
+InstanceNormalization and BatchNormalization against onnxruntime (onnx.reference where
+onnxruntime differs)."""
 from __future__ import annotations
 
+import numpy as np
 import onnxc
 import pytest
 from onnx import TensorProto, helper
 from onnxc.errors import ModelError
 
-from .harness import check_node, node_model, rand
+from .harness import check_model, check_node, node_model, rand
 
 
 def _compile(model, tmp_path):
@@ -80,6 +82,64 @@ def test_lp_normalization_bad_p(tmp_path):
     model = node_model("LpNormalization", [rand(3, 5)], {"p": 3})
     with pytest.raises(ModelError, match="p must be"):
         _compile(model, tmp_path)
+
+
+# -- Hardmax ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("axis,opset", [(-1, 17), (0, 17), (1, 11)])
+def test_hardmax_marks_the_first_largest(tmp_path, axis, opset):
+    x = np.round(rand(4, 6, 5) * 2)          # ties: the first one wins
+    check_node(tmp_path, "Hardmax", [x], {"axis": axis}, opset=opset)
+
+
+# -- GroupNormalization and LRN ----------------------------------------------------------------
+
+def _group_norm(shape, params: int, groups: int, opset: int):
+    """onnx infers no output type for GroupNormalization: it is given here."""
+    inputs = [rand(*shape), rand(params, seed=1), rand(params, seed=2)]
+    model = node_model("GroupNormalization", inputs, {"num_groups": groups, "epsilon": 1e-3},
+                       opset=opset)
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y0", TensorProto.FLOAT,
+                                                                 list(shape)))
+    return model, {f"x{i}": a for i, a in enumerate(inputs)}
+
+
+@pytest.mark.parametrize("shape,groups", [((2, 6, 5, 3), 3), ((1, 4, 7), 4), ((2, 6, 4), 1)])
+def test_group_normalization(tmp_path, shape, groups):
+    model, feeds = _group_norm(shape, shape[1], groups, 21)
+    check_model(model, feeds, tmp_path, use="reference")
+
+
+def test_group_normalization_rejects_uneven_groups(tmp_path):
+    model, _ = _group_norm((1, 6, 4), 6, 4, 21)
+    with pytest.raises(ModelError, match="groups"):
+        _compile(model, tmp_path)
+
+
+@pytest.mark.parametrize("size", [1, 3, 5])
+def test_lrn(tmp_path, size):
+    check_node(tmp_path, "LRN", [rand(2, 7, 5, 3)], {"size": size, "alpha": 0.01, "bias": 2.0})
+
+
+def test_lrn_even_size_follows_the_spec(tmp_path):
+    """onnxruntime takes odd sizes only and onnx.reference loops over the wrong axis: the
+    spec's window [c - floor((size-1)/2), c + ceil((size-1)/2)] in numpy instead."""
+    x, size, alpha, beta, bias = rand(2, 7, 5, 3), 4, 0.01, 0.75, 2.0
+    model = node_model("LRN", [x], {"size": size, "alpha": alpha, "beta": beta, "bias": bias})
+    (got,) = onnxc.compile(model, out_dir=tmp_path, strict=True).run(None, {"x0": x})
+    sq = np.zeros_like(x)
+    for c in range(x.shape[1]):
+        lo, hi = max(0, c - (size - 1) // 2), min(x.shape[1], c + size // 2 + 1)
+        sq[:, c] = (x[:, lo:hi] ** 2).sum(axis=1)
+    np.testing.assert_allclose(got, x / (bias + alpha / size * sq) ** beta, rtol=1e-5, atol=1e-6)
+
+
+# -- RMSNormalization ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("axis,scale_shape", [(-1, (7,)), (1, (5, 7)), (1, (1, 7)), (0, (3, 5, 7))])
+def test_rms_normalization(tmp_path, axis, scale_shape):
+    check_node(tmp_path, "RMSNormalization", [rand(3, 5, 7), rand(*scale_shape, seed=1)],
+               {"axis": axis, "epsilon": 1e-3}, opset=23)
 
 
 # -- LayerNormalization --------------------------------------------------------------------------
@@ -176,3 +236,9 @@ def test_batchnorm_training_is_rejected(tmp_path, attrs, opset, n_outputs):
             TensorProto.FLOAT, [2, 3, 4] if i == 0 else [3]))
     with pytest.raises(ModelError, match="training|is_test"):
         _compile(model, tmp_path)
+
+
+@pytest.mark.parametrize("axes", [[0, 2, 3], [1], [0, 1, 2, 3], [3, 1]])
+def test_mean_variance_normalization(tmp_path, axes):
+    check_node(tmp_path, "MeanVarianceNormalization", [rand(3, 4, 5, 2)], {"axes": axes},
+               opset=13)

@@ -1,4 +1,4 @@
-"""MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool against onnxruntime."""
+"""MaxPool, AveragePool, LpPool, GlobalAveragePool, GlobalMaxPool against onnxruntime."""
 from __future__ import annotations
 
 import numpy as np
@@ -150,3 +150,17 @@ def test_pool_needs_kernel_shape(tmp_path):
     model = node_model("AveragePool", [rand(1, 2, 7, 7)], {}, opset=19)
     with pytest.raises(ModelError):
         _compile(model, tmp_path)
+
+
+@pytest.mark.parametrize("attrs", [
+    {"kernel_shape": [3, 3]},
+    {"kernel_shape": [2, 3], "strides": [2, 1], "pads": [1, 0, 0, 1], "p": 3},
+    {"kernel_shape": [3, 2], "dilations": [2, 1], "p": 1},
+    {"kernel_shape": [3, 3], "auto_pad": "SAME_UPPER"},
+])
+def test_lp_pool(tmp_path, attrs):
+    check_node(tmp_path, "LpPool", [rand(2, 3, 9, 8)], attrs, opset=18)
+
+
+def test_lp_pool_1d(tmp_path):
+    check_node(tmp_path, "LpPool", [rand(2, 3, 11)], {"kernel_shape": [4], "p": 2}, opset=18)

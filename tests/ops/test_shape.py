@@ -266,3 +266,9 @@ def test_expand_error_nonconstant(tmp_path):
     with pytest.raises(ModelError):
         onnxc.compile(model, out_dir=tmp_path)
 
+
+
+@pytest.mark.parametrize("k,dtype", [(0, None), (2, 1), (-1, 7)])
+def test_eye_like(tmp_path, k, dtype):
+    attrs = {"k": k, **({"dtype": dtype} if dtype else {})}
+    check_node(tmp_path, "EyeLike", [rand(4, 6)], attrs)

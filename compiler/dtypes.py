@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ml_dtypes
 import numpy as np
 from onnx import TensorProto
 
@@ -15,11 +16,16 @@ class DType:
     numpy: type
     is_float: bool
     is_signed: bool = True
+    # storage-only types: kernels compute in this type, converting at loads and stores
+    compute: str | None = None
 
 
 _ROWS = (
     DType("float32", TensorProto.FLOAT, "float", np.float32, True),
     DType("float64", TensorProto.DOUBLE, "double", np.float64, True),
+    DType("float16", TensorProto.FLOAT16, "uint16_t", np.float16, True, compute="float32"),
+    DType("bfloat16", TensorProto.BFLOAT16, "uint16_t", ml_dtypes.bfloat16, True,
+          compute="float32"),
     DType("int8", TensorProto.INT8, "int8_t", np.int8, False),
     DType("int16", TensorProto.INT16, "int16_t", np.int16, False),
     DType("int32", TensorProto.INT32, "int32_t", np.int32, False),

@@ -31,6 +31,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__)
 /* Passing 32/64-byte vectors by value on a target without AVX/AVX-512 draws
@@ -305,6 +306,60 @@ ONNXC_VM_SCALAR(log)
 ONNXC_VM_SCALAR(tanh)
 ONNXC_VM_SCALAR(sigmoid)
 ONNXC_VM_SCALAR(erf)
+
+/* 16-bit floats are storage types: loads widen them to float, stores narrow with round to
+   nearest even (NaN stays NaN, overflow gives inf, subnormals are exact). */
+ONNXC_VM_INLINE float onnxc_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0x1fu) {
+    bits = sign | 0x7f800000u | (man << 13);                  /* inf, NaN */
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112u) << 23) | (man << 13);        /* normal: rebias 15 -> 127 */
+  } else {
+    float v = (float)man * 5.9604644775390625e-8f;           /* subnormal: man * 2^-24 */
+    memcpy(&bits, &v, sizeof bits);
+    bits |= sign;
+  }
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+ONNXC_VM_INLINE uint16_t onnxc_f32_to_f16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, sizeof x);
+  uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+  if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);      /* NaN */
+  if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);     /* rounds past 65504 */
+  if (ax < 0x38800000u) {                                        /* below 2^-14: subnormal */
+    float a;
+    memcpy(&a, &ax, sizeof a);
+    /* 2^-24 units; adding 0.5 * 2^24 rounds to nearest even in float arithmetic */
+    float scaled = a + 0.5f;
+    uint32_t bits;
+    memcpy(&bits, &scaled, sizeof bits);
+    return (uint16_t)(sign | (bits - 0x3f000000u));
+  }
+  uint32_t odd = (ax >> 13) & 1u;
+  ax += 0xc8000fffu + odd;                                       /* rebias, round to even */
+  return (uint16_t)(sign | (ax >> 13));
+}
+
+ONNXC_VM_INLINE float onnxc_bf16_to_f32(uint16_t h) {
+  uint32_t bits = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+ONNXC_VM_INLINE uint16_t onnxc_f32_to_bf16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, sizeof x);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);   /* quiet NaN */
+  x += 0x7fffu + ((x >> 16) & 1u);                                             /* to even */
+  return (uint16_t)(x >> 16);
+}
 
 /* max/min with the lanes' NaN rule (a NaN operand wins); libm's fmaxf is an out-of-line
    call that ignores NaN */

@@ -30,7 +30,7 @@ from ..loop.ir import (
 )
 from ..loop.visit import buffers_of, walk
 from ..names import c_comment
-from .intrinsics import spell, vector_type
+from .intrinsics import CONVERSIONS, spell, vector_type
 
 GLOBAL_SCOPES = ("global", "constant")
 
@@ -90,6 +90,8 @@ class KernelPrinter:
                     return self.call("select", e.dtype, e.lanes, c, a, b)
                 return f"({self.expr(c)} ? {self.expr(a)} : {self.expr(b)})"
             case Cast(dtype=dt, a=a):
+                if (a.dtype, dt) in CONVERSIONS:
+                    return CONVERSIONS[(a.dtype, dt)].format(self.expr(a))
                 return f"(({c_type(dt)}){self.expr(a)})"
             case Broadcast(value=v, count=c):
                 return f"onnxc_broadcast_v{c}f({self.expr(v)})"

@@ -16,6 +16,12 @@ _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "/", "mod"
 _BITWISE = {"bitand": "({0} & {1})", "bitor": "({0} | {1})", "bitxor": "({0} ^ {1})",
             "shl": "(({t})({0} << {1}))", "shr": "({0} >> {1})", "bitnot": "(({t})~{0})"}
 
+# Conversions to and from the 16-bit storage types (runtime_c/onnxc_vmath.h).
+CONVERSIONS = {("float16", "float32"): "onnxc_f16_to_f32({0})",
+               ("float32", "float16"): "onnxc_f32_to_f16({0})",
+               ("bfloat16", "float32"): "onnxc_bf16_to_f32({0})",
+               ("float32", "bfloat16"): "onnxc_f32_to_bf16({0})"}
+
 # libm functions of one argument whose C name is the op's name (f-suffixed for float32)
 _TRIG = ("tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh")
 _LIBM_F32 = {"sqrt": "sqrtf", "exp": "expf", "log": "logf", "tanh": "tanhf", "erf": "erff",

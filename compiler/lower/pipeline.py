@@ -18,6 +18,7 @@ from ..schedule.heuristics import default_schedule
 from ..schedule.pack import pack_array, pack_loads
 from ..targets import Target
 from .from_graph import lower_graph
+from .halfwidth import widen_half_floats
 from .layout import block_channels
 from .loops import (
     flatten_buffers,
@@ -70,6 +71,7 @@ def materialize_kernel_templates(prog: Program, target: Target) -> Program:
 
 
 LOOP_PASSES = (
+    ("widen-half", lambda p, t: widen_half_floats(p)),
     ("pad-in-place", lambda p, t: pad_in_place(p)),
     ("block-channels", block_channels),
     ("schedule", schedule_kernels),

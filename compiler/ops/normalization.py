@@ -355,8 +355,36 @@ def _batchnorm(ctx, X, params, epsilon, spatial):
 def BatchNormalization(ctx, X, scale, B, mean, var, *, epsilon=1e-5, momentum=0.9,
                        training_mode=0, spatial=1):
     if training_mode:
-        raise ModelError("BatchNormalization: training_mode=1 is not supported (inference only)")
+        _batchnorm_training(ctx, X, (scale, B, mean, var), epsilon, momentum)
+        return
     _batchnorm(ctx, X, (scale, B, mean, var), epsilon, spatial)
+
+
+def _batchnorm_training(ctx, X, params, epsilon, momentum):
+    """training_mode=1 (opset 14+): normalize with this batch's statistics over every axis
+    but the channels; the optional outputs are the updated running mean and variance."""
+    _check_float("BatchNormalization", X)
+    shape, dt = ctx.shape(X), X.dtype
+    if len(shape) < 2:
+        raise ModelError(f"BatchNormalization: input rank {len(shape)} < 2")
+    axes = (0,) + tuple(range(2, len(shape)))
+    per_channel = (shape[1],) + (1,) * (len(shape) - 2)
+    mean, var = ctx.temp(dt, (shape[1],), "mean"), ctx.temp(dt, (shape[1],), "var")
+    squares = ctx.temp(dt, shape, "centered_sq")
+    reduce_into(ctx, X, mean, axes, 0, REDUCTIONS["ReduceMean"])
+    mean_b = view(mean, *per_channel)
+    emit_elementwise(ctx, lambda x, m: (x - m) * (x - m), X, mean_b, out=squares)
+    reduce_into(ctx, squares, var, axes, 0, REDUCTIONS["ReduceMean"])
+    scale, bias, run_mean, run_var = params
+    eps = scalar(dt, epsilon)
+    emit_elementwise(ctx, lambda x, m, v, s, b: (x - m) / Unary("sqrt", v + eps) * s + b,
+                     X, mean_b, view(var, *per_channel), view(scale, *per_channel),
+                     view(bias, *per_channel))
+    keep, take = scalar(dt, momentum), scalar(dt, 1 - momentum)
+    for out, running, current in ((1, run_mean, mean), (2, run_var, var)):
+        if out < len(ctx.outputs) and ctx.outputs[out] is not None:
+            emit_elementwise(ctx, lambda r, c: r * keep + c * take, running, current,
+                             out=ctx.outputs[out])
 
 
 @register("BatchNormalization", since=1, until=6)

@@ -38,6 +38,7 @@ from .conv import pad_input
 from .matmul import emit_accumulation
 from .reduce import REDUCTIONS, reduce_into, scalar
 from .registry import register
+from .shape import const_input
 
 _SPATIAL_NAMES = {1: ("w",), 2: ("h", "w"), 3: ("d", "h", "w")}
 
@@ -285,3 +286,27 @@ def _global(op: str, reduction: str):
 
 register("GlobalAveragePool", since=1)(_global("GlobalAveragePool", "ReduceMean"))
 register("GlobalMaxPool", since=1)(_global("GlobalMaxPool", "ReduceMax"))
+
+
+@register("MaxUnpool", since=9)
+def MaxUnpool(ctx, X, indices, output_shape=None, *, kernel_shape, pads=None, strides=None):
+    """Zeros, then each value of X written where its index (from MaxPool: flat over the
+    whole output) points; the scatter loop stays serial since indices may collide."""
+    out = ctx.output(0)
+    if output_shape is not None:
+        want = tuple(int(v) for v in np.asarray(const_input(ctx, output_shape,
+                                                            "output_shape")).reshape(-1))
+        if want != ctx.shape(out):
+            raise ModelError(f"MaxUnpool: output_shape {list(want)} is not the inferred "
+                             f"{list(ctx.shape(out))}")
+    size = int(np.prod(ctx.shape(out), dtype=np.int64))
+    flat = view(out, size)
+    ctx.emit(loops([("k", size)], lambda k: Store(flat, (k,), scalar(out.dtype, 0))),
+             kind="elementwise", stage="zero")
+    top = const_int(size - 1)
+
+    def scatter(*v):
+        at = Binary("max", Binary("min", Cast("int64", Load(indices, v)), top), const_int(0))
+        return Store(flat, (at,), Load(X, v))
+    ctx.emit(loops([(f"i{d}", e) for d, e in enumerate(ctx.shape(X))], scatter),
+             kind="generic", stage="scatter")

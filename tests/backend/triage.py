@@ -1,8 +1,9 @@
 """Write exclusions.py from a node-suite run: python -m tests.backend.triage RUN.xml
 
-RUN.xml is `pytest tests/backend -k _cpu --junitxml=RUN.xml` with the cases to re-judge not
-excluded. Failing cases are grouped by the reason their error gives (the op that is missing,
-the dtype that is not supported, the input that must be constant, the numbers that differ)."""
+RUN.xml is `ONNXC_NODE_SUITE_ALL=1 pytest tests/backend -k _cpu --junitxml=RUN.xml` (the
+variable turns the exclusions off). Failing cases are grouped by the reason their error
+gives (the op that is missing, the dtype that is not supported, the input that must be
+constant, the numbers that differ)."""
 from __future__ import annotations
 
 import re

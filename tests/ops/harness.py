@@ -54,6 +54,8 @@ def assert_close(actual, expected, rtol=RTOL, atol=ATOL, what=""):
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
+    if actual.dtype.name == "bfloat16":       # ml_dtypes' type: numpy sees no float kind
+        actual, expected = actual.astype(np.float32), expected.astype(np.float32)
     if actual.dtype.kind == "f":
         assert not np.isnan(actual[~np.isnan(expected)]).any(), f"{what}: unexpected NaN"
         np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)

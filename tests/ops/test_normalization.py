@@ -226,8 +226,19 @@ def test_batchnorm_opset6_is_test(tmp_path):
                constant=(1, 2, 3, 4), opset=6, use="onnx")
 
 
-@pytest.mark.parametrize("attrs,opset,n_outputs", [({"training_mode": 1}, 15, 1),
-                                                   ({}, 6, 1), ({}, 9, 5)])
+@pytest.mark.parametrize("n_outputs", [1, 3])
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (4, 3)])
+def test_batchnorm_training_mode_uses_batch_statistics(tmp_path, n_outputs, shape):
+    inputs = [rand(*shape) * 2 + 1] + _bn_inputs(shape)[1:]
+    model = node_model("BatchNormalization", inputs, {"training_mode": 1, "momentum": 0.8},
+                       n_outputs=n_outputs, opset=15)
+    for i, out in enumerate(model.graph.output):
+        out.type.CopyFrom(helper.make_tensor_type_proto(
+            TensorProto.FLOAT, list(shape) if i == 0 else [shape[1]]))
+    check_model(model, {f"x{i}": a for i, a in enumerate(inputs)}, tmp_path, use="reference")
+
+
+@pytest.mark.parametrize("attrs,opset,n_outputs", [({}, 6, 1), ({}, 9, 5)])
 def test_batchnorm_training_is_rejected(tmp_path, attrs, opset, n_outputs):
     model = node_model("BatchNormalization", _bn_inputs((2, 3, 4)), attrs, constant=(1, 2, 3, 4),
                        n_outputs=n_outputs, opset=opset)

@@ -1,9 +1,12 @@
-"""MaxPool, AveragePool, LpPool, GlobalAveragePool, GlobalMaxPool against onnxruntime."""
+"""MaxPool, AveragePool, LpPool, MaxUnpool, GlobalAveragePool, GlobalMaxPool against
+onnxruntime."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxc
 import pytest
+from onnx import TensorProto, helper
 from onnxc.errors import ModelError
 
 from .harness import check_model, check_node, node_model, rand
@@ -164,3 +167,17 @@ def test_lp_pool(tmp_path, attrs):
 
 def test_lp_pool_1d(tmp_path):
     check_node(tmp_path, "LpPool", [rand(2, 3, 11)], {"kernel_shape": [4], "p": 2}, opset=18)
+
+
+@pytest.mark.parametrize("attrs,size", [({"kernel_shape": [2, 2], "strides": [2, 2]}, 8),
+                                        ({"kernel_shape": [3, 3], "strides": [2, 2]}, 9)])
+def test_max_unpool_puts_maxima_back(tmp_path, attrs, size):
+    """MaxPool (values and indices) then MaxUnpool, as a model exported from torch has it."""
+    vi = helper.make_tensor_value_info
+    nodes = [helper.make_node("MaxPool", ["x"], ["p", "i"], **attrs),
+             helper.make_node("MaxUnpool", ["p", "i"], ["y"], **attrs)]
+    graph = helper.make_graph(nodes, "unpool", [vi("x", TensorProto.FLOAT, [2, 3, size, size])],
+                              [vi("y", TensorProto.FLOAT, None)])
+    model = onnx.shape_inference.infer_shapes(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    check_model(model, {"x": rand(2, 3, size, size)}, tmp_path)

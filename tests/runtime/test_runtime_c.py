@@ -500,3 +500,33 @@ def test_two_model_libraries_in_one_process(tmp_path):
     for t in threads:
         t.join()
     assert results == [0, 0]
+
+
+# --------------------------------------------------------------------------- 16-bit floats
+
+def test_half_conversions_match_numpy(tmp_path):
+    """Widening is exact for every pattern; narrowing rounds to nearest even like numpy's
+    float16 and ml_dtypes' bfloat16, with NaN, inf, overflow and subnormals."""
+    import ml_dtypes
+    import numpy as np
+    exe = build(tmp_path, "half_driver", [HERE / "half_driver.c"])
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2**32, 200000, dtype=np.uint64).astype(np.uint32)
+    floats = np.concatenate([bits.view(np.float32), np.array(
+        [0.0, -0.0, 65504.0, 65519.99, 65520.0, 1e-8, 2.0**-25, 3 * 2.0**-25, np.inf, -np.inf,
+         np.nan], np.float32)])
+    floats.tofile(tmp_path / "in.bin")
+    run(exe, tmp_path / "in.bin", tmp_path / "out.bin")
+    data = np.fromfile(tmp_path / "out.bin", np.uint8)
+    widened = data[:65536 * 8].view(np.float32).reshape(-1, 2)
+    patterns = np.arange(65536, dtype=np.uint32).astype(np.uint16)
+    for col, half in ((0, np.float16), (1, ml_dtypes.bfloat16)):
+        want = patterns.view(half).astype(np.float32)
+        np.testing.assert_array_equal(widened[:, col], want)
+    narrowed = data[65536 * 8:].view(np.uint16).reshape(-1, 2)
+    for col, half in ((0, np.float16), (1, ml_dtypes.bfloat16)):
+        want = floats.astype(half)
+        got = narrowed[:, col].view(half)
+        nan = np.isnan(want.astype(np.float32))
+        assert np.isnan(got[nan].astype(np.float32)).all()
+        np.testing.assert_array_equal(got[~nan].view(np.uint16), want[~nan].view(np.uint16))

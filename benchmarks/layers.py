@@ -60,11 +60,13 @@ def layer_models(model: onnx.ModelProto, ops) -> list[tuple[str, int, int, onnx.
             found[key][1] += 1
             continue
         x = node.input[0]
+        # every input without a stored value (both operands of an attention MatMul) is fed
         graph = helper.make_graph(
             [helper.make_node(node.op_type, list(node.input), ["y"], **{
                 a.name: helper.get_attribute_value(a) for a in node.attribute})],
             "layer",
-            [helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, shapes[x])],
+            [helper.make_tensor_value_info(i, onnx.TensorProto.FLOAT, shapes[i])
+             for i in node.input if i and i not in inits],
             [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT,
                                            shapes[node.output[0]])],
             [inits[i] for i in node.input[1:] if i in inits])
@@ -92,9 +94,9 @@ def main(argv=None) -> int:
             compiled = driver.compile(path, target="host", out_dir=Path(tmp) / f"out{n}")
             compiled.set_num_threads(args.threads)
             session = _ort_session(path, args.threads)
-            x = one.graph.input[0]
-            shape = tuple(d.dim_value for d in x.type.tensor_type.shape.dim)
-            feed = {x.name: rng.standard_normal(shape).astype(np.float32)}
+            feed = {x.name: rng.standard_normal(tuple(
+                d.dim_value for d in x.type.tensor_type.shape.dim)).astype(np.float32)
+                for x in one.graph.input}
             ours, theirs = _alternate([lambda c=compiled, f=feed: c.run(None, f),
                                        lambda s=session, f=feed: s.run(None, f)], args.runs)
             rows.append((desc, count, flops, ours, theirs))

@@ -19,7 +19,7 @@ _SHAPE_INPUTS = {"Reshape": (1,), "Expand": (1,), "Slice": (1, 2, 3, 4), "Tile":
                  "Pad": (1, 2, 3), "ConstantOfShape": (0,), "Range": (0, 1, 2),
                  "Resize": (1, 2, 3), "Upsample": (1,), "Squeeze": (1,), "Unsqueeze": (1,),
                  "Split": (1,), "TopK": (1,), "OneHot": (1,), "NonZero": None, "Compress": None,
-                 "Unique": None}
+                 "Unique": None, "AffineGrid": (1,), "Col2Im": (1, 2)}
 
 
 def _onnx_attrs(node: Node) -> dict:

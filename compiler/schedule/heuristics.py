@@ -60,6 +60,18 @@ def _body_work(stmt) -> int:
     return 1
 
 
+def _carried(stmt) -> bool:
+    """Some element is read at another index of a buffer the statement writes (a scan's
+    previous row, say): its loops then carry a dependence and are neither split into
+    vectors nor run on the pool. Reads at the written index itself (accumulators) are fine."""
+    written: dict[str, set] = {}
+    for n in walk(stmt):
+        if isinstance(n, Store):
+            written.setdefault(n.buffer.name, set()).add(n.index)
+    return any(isinstance(n, Load) and n.buffer.name in written
+               and n.index not in written[n.buffer.name] for n in walk(stmt))
+
+
 def _writes_disjoint(loop: For) -> bool:
     """Every store under the loop depends on its variable: iterations write apart."""
     stores = [n for n in walk(loop.body) if isinstance(n, Store) and n.buffer.scope == "global"]
@@ -98,7 +110,7 @@ def elementwise(kernel: Kernel, target: Target) -> tuple:
     """Fuse a dense nest into one loop, vectorize the innermost loop when its body is a plain
     store, and run the widest data-parallel loop on the thread pool."""
     chain = _perfect_nest(kernel.body)
-    if not chain:
+    if not chain or _carried(kernel.body):
         return ()
     lanes = target.lanes()
     store = chain[-1].body

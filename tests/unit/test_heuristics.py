@@ -113,3 +113,15 @@ def test_short_reduction_tiles_along_columns():
                        constant=(1,))
     text = _final_ir(model, get_target("x86_64-avx512"))
     assert "fma(broadcast<16>(c_x1_p1x" in text and "<16:" not in text
+
+
+def test_loop_carried_reads_stay_serial():
+    """y[i] = y[i - 1] + x[i]: a scan. Vectors or threads over i would read rows not yet
+    written, so the default schedule leaves the nest alone."""
+    from onnxc.loop.ir import Buffer, Kernel, Load, Store, loops, shape_of
+    from onnxc.schedule.heuristics import default_schedule
+    x, y = Buffer("x", "float32", shape_of(100000)), Buffer("y", "float32", shape_of(100000))
+    body = loops([("i", 99999)], lambda i: Store(y, (i + 1,), Load(y, (i,)) + Load(x, (i + 1,))))
+    assert default_schedule(Kernel("k_scan", "scan", "CumSum", body), AVX2) == ()
+    plain = loops([("i", 99999)], lambda i: Store(y, (i,), Load(y, (i,)) + Load(x, (i,))))
+    assert default_schedule(Kernel("k_add", "add", "Add", plain), AVX2) != ()

@@ -33,7 +33,8 @@ setup(
     python_requires=">=3.10",
     install_requires=["onnx>=1.16", "numpy>=1.24", "jinja2>=3.0", "cffi>=1.15"],
     extras_require={
-        "test": ["pytest>=7", "onnxruntime>=1.17", "ruff", "torch==2.13.0"],
+        "test": ["pytest>=7", "onnxruntime>=1.17", "ruff", "torch==2.13.0",
+                 "scikit-learn", "skl2onnx"],
         "bench": ["onnxruntime>=1.17", "torch==2.13.0"],
     },
     entry_points={"console_scripts": ["onnxc=onnxc.cli:main"]},

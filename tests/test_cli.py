@@ -15,6 +15,8 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxc.cli import DEMO_MODEL, main
 from onnxc.lower.pipeline import STAGES
 
+from tests.unsupported import missing_unary_op
+
 
 def gemm_relu_model(graph_name="g") -> onnx.ModelProto:
     rng = np.random.default_rng(1)
@@ -36,11 +38,11 @@ def unsupported_model() -> onnx.ModelProto:
              helper.make_node("FooOp", ["a"], ["b"], name="foo_first", domain=ex),
              helper.make_node("BarOp", ["b"], ["c"], name="bar_only", domain=ex),
              helper.make_node("FooOp", ["c"], ["d"], name="foo_second", domain=ex),
-             helper.make_node("Det", ["x"], ["det"], name="det_node")]
+             helper.make_node(missing_unary_op(), ["x"], ["det"], name="det_node")]
     graph = helper.make_graph(nodes, "unsupported",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 3])],
                               [helper.make_tensor_value_info("d", TensorProto.FLOAT, [3, 3]),
-                               helper.make_tensor_value_info("det", TensorProto.FLOAT, [])])
+                               helper.make_tensor_value_info("det", TensorProto.FLOAT, [3, 3])])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
                                                    helper.make_opsetid(ex, 1)])
 
@@ -178,7 +180,7 @@ def test_unsupported_ops_listed_exit_2(tmp_path, command):
     assert "Traceback" not in text
     assert "com.example.FooOp: foo_first, foo_second" in text
     assert "com.example.BarOp: bar_only" in text
-    assert "Det: det_node" in text
+    assert f"{missing_unary_op()}: det_node" in text
     assert "Relu:" not in text.split("unsupported", 1)[1]
     if not command:
         assert err.startswith("onnxc: error: unsupported op(s): ")

@@ -10,6 +10,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnxc import ModelError, OnnxcError
 
+from tests.unsupported import missing_unary_op
+
 
 def two_input_model() -> onnx.ModelProto:
     """y = relu(a @ W + b2) with inputs a: float[2, 4] and b2: float[2, 3]; also z = a + a."""
@@ -150,12 +152,13 @@ def test_missing_model_file(tmp_path):
 
 def test_unsupported_ops_error_lists_all(tmp_path):
     model = two_input_model()
-    model.graph.node[2].op_type = "Det"
-    model.graph.node[3].op_type = "Det"
-    model.graph.node[3].input.pop()  # Det takes one input
+    missing = missing_unary_op()
+    model.graph.node[2].op_type = missing
+    model.graph.node[3].op_type = missing
+    model.graph.node[3].input.pop()  # the stand-in takes one input
     with pytest.raises(onnxc.UnsupportedOps) as info:
         onnxc.compile(model, out_dir=tmp_path)
-    assert info.value.missing == {"Det": ["relu", "double"]}
+    assert info.value.missing == {missing: ["relu", "double"]}
 
 
 def test_bad_library_name_option(tmp_path):

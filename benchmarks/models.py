@@ -41,8 +41,10 @@ def make_feed(name: str, seed: int = 0) -> dict:
     return {INPUT_NAME: rng.standard_normal(INPUT_SHAPES[name], dtype=np.float32)}
 
 
-def export_bytes(name: str) -> bytes:
-    """Export model `name` to ONNX and return the serialized bytes."""
+def export_bytes(name: str, dynamic_batch: bool = False) -> bytes:
+    """Export model `name` to ONNX and return the serialized bytes; with dynamic_batch the
+    input's and output's first axis is the symbolic dimension "batch", as torch writes it
+    for models served at several batch sizes."""
     import torch
 
     from benchmarks import nets
@@ -66,6 +68,8 @@ def export_bytes(name: str) -> bytes:
             # PRESERVE (with the model in eval mode) keeps BatchNormalization nodes;
             # the default EVAL mode would fold them into the convolutions.
             training=torch.onnx.TrainingMode.PRESERVE,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+            if dynamic_batch else None,
         )
     return buf.getvalue()
 

@@ -67,6 +67,17 @@ def _check_schedule(path: str | None) -> None:
             from None
 
 
+def _dims(texts: list[str]) -> dict[str, tuple[int, int]]:
+    from .frontend.dims import parse_dim
+    dims: dict[str, tuple[int, int]] = {}
+    for text in texts:
+        d = parse_dim(text)
+        if d.name in dims:
+            raise CliError(f"--dim {d.name} is given twice")
+        dims[d.name] = (d.low, d.high)
+    return dims
+
+
 def cmd_compile(args) -> int:
     from .driver import compile_to_dir
     if args.dump_ir is not None and args.dump_ir not in _stage_names():
@@ -75,7 +86,8 @@ def cmd_compile(args) -> int:
     _check_schedule(args.schedule)
     out = Path(args.output)
     lib = compile_to_dir(args.model, out, target=args.target, name=args.name,
-                         schedule_file=args.schedule, dump_ir=args.dump_ir)
+                         schedule_file=args.schedule, dump_ir=args.dump_ir,
+                         dims=_dims(args.dim))
     name = lib.stem
     print(f"onnxc: compiled {args.model} for target {args.target} into {out}/")
     for fname, what in ((f"{name}.so", "shared library"), (f"{name}.h", "C header"),
@@ -230,6 +242,9 @@ def _add_compile(sub) -> None:
     p.add_argument("--dump-ir", metavar="STAGE",
                    help=f"print the IR after STAGE (or after-STAGE), or after every stage "
                         f"with 'all'; stages: {', '.join(_pipeline_stages())}")
+    p.add_argument("--dim", action="append", default=[], metavar="NAME=N|NAME=LOW..HIGH",
+                   help="bind a symbolic input dimension to a value, or to a range whose "
+                        "every value is compiled (repeatable)")
     p.set_defaults(func=cmd_compile)
 
 

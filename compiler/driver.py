@@ -7,9 +7,10 @@ from pathlib import Path
 
 import onnx
 
-from .backend.emit import emit_c
+from .backend.emit import Specialization, emit_c
 from .build.toolchain import build_library
 from .errors import ModelError
+from .frontend.dims import specializations, specialize
 from .frontend.load import load_model
 from .lower.from_graph import find_unsupported
 from .lower.pipeline import compile_program
@@ -35,10 +36,45 @@ def check_supported(model: onnx.ModelProto) -> None:
         raise UnsupportedOps(missing)
 
 
+def _dumper(dump_ir: str | None, label: str):
+    def dump(stage: str, text: str) -> None:
+        if dump_ir in ("all", stage, f"after-{stage}"):
+            print(f"# IR after {stage}{label}\n{text}\n")
+    return dump if dump_ir else None
+
+
+def _specializations(model, tgt, schedules, dims, dump_ir):
+    """One final Program per combination of the symbolic dimensions' values."""
+    ranges, combos = specializations(model, dims)
+    specs = []
+    for values in combos:
+        bindings = dict(zip((r.name for r in ranges), values))
+        label = "".join(f" {k}={v}" for k, v in bindings.items())
+        try:
+            _, prog = compile_program(specialize(model, bindings), tgt, schedules,
+                                      _dumper(dump_ir, label))
+        except ModelError as exc:
+            if not bindings:
+                raise
+            raise ModelError(f"with{label}: {exc}") from None
+        specs.append(Specialization(values, prog))
+    return ranges, specs
+
+
+def _input_axes(model, prog, ranges) -> list[list[int]]:
+    """For each program input, per axis: the index of its symbolic dimension, or -1."""
+    index = {r.name: i for i, r in enumerate(ranges)}
+    declared = {i.name: i.type.tensor_type.shape.dim for i in model.graph.input}
+    return [[index.get(d.dim_param, -1) if not d.HasField("dim_value") else -1
+             for d in declared[n]] if n in declared else [-1] * b.rank
+            for n, b in zip(prog.input_names, prog.inputs)]
+
+
 def compile_to_dir(model_or_path, out_dir, target: str = "host", name: str | None = None,
                    schedule_file: str | None = None, dump_ir: str | None = None,
-                   strict: bool = False) -> Path:
-    """Compile to out_dir/<name>.so (+ .h, CMake config); returns the library path."""
+                   strict: bool = False, dims: dict[str, tuple[int, int]] | None = None) -> Path:
+    """Compile to out_dir/<name>.so (+ .h, CMake config); returns the library path.
+    dims binds each symbolic input dimension to a range (low, high) of values."""
     source, name = _model_and_name(model_or_path, name)
     if not c_identifier(name) == name:
         raise ModelError(f"--name {name!r} is not a C identifier")
@@ -49,15 +85,12 @@ def compile_to_dir(model_or_path, out_dir, target: str = "host", name: str | Non
     check_supported(model)
     tgt = get_target(target)
     schedules = from_json(Path(schedule_file).read_text()) if schedule_file else None
-    dumps = []
-    dump = (lambda stage, text: dumps.append((stage, text))) if dump_ir else None
-    _, prog = compile_program(model, tgt, schedules, dump)
-    for stage, text in dumps:
-        if dump_ir in ("all", stage, f"after-{stage}"):
-            print(f"# IR after {stage}\n{text}\n")
+    ranges, specs = _specializations(model, tgt, schedules, dims, dump_ir)
     options = f"target={target} name={name}" + (f" schedule={Path(schedule_file).name}"
                                                 if schedule_file else "")
-    files = emit_c(prog, tgt, name, model.SerializeToString(), options)
+    options += "".join(f" dim={r.name}={r.low}..{r.high}" for r in ranges)
+    files = emit_c(specs, tgt, name, model.SerializeToString(), options, ranges,
+                   _input_axes(model, specs[0].program, ranges))
     return build_library(files, name, Path(out_dir), tgt, strict=strict)
 
 

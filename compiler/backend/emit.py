@@ -1,12 +1,15 @@
 """Program -> the files of a C build: model.c, model.h, weights blob and its .S, CMake config."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from dataclasses import dataclass
 
 import jinja2
 import numpy as np
 
 from .. import __version__, dtypes
+from ..frontend.dims import DimRange
 from ..loop.ir import Program, static_shape
 from ..names import c_comment, c_string
 from ..resources import resource_dir
@@ -23,24 +26,65 @@ def _env() -> jinja2.Environment:
                               autoescape=False)
 
 
-def _weights(prog: Program) -> tuple[bytes, dict[str, int]]:
+def _weights(progs: list[Program]) -> tuple[bytes, list[dict[str, int]]]:
+    """One blob for every specialization: a constant they share (same dtype and bytes, as
+    weights are) is stored once. Returns the blob and each program's name -> offset."""
     blob = bytearray()
-    offsets = {}
-    for const in prog.constants:
-        blob.extend(b"\0" * (-len(blob) % WEIGHT_ALIGNMENT))
-        offsets[const.buffer.name] = len(blob)
-        data = np.ascontiguousarray(const.data, dtype=dtypes.dtype(const.buffer.dtype).numpy)
-        blob.extend(data.tobytes())
-    return bytes(blob), offsets
+    stored: dict[tuple[str, str], int] = {}
+    per_program = []
+    for prog in progs:
+        offsets = {}
+        for const in prog.constants:
+            data = np.ascontiguousarray(const.data, dtype=dtypes.dtype(const.buffer.dtype).numpy)
+            key = (const.buffer.dtype, hashlib.sha256(data.tobytes()).hexdigest())
+            if key not in stored:
+                blob.extend(b"\0" * (-len(blob) % WEIGHT_ALIGNMENT))
+                stored[key] = len(blob)
+                blob.extend(data.tobytes())
+            offsets[const.buffer.name] = stored[key]
+        per_program.append(offsets)
+    return bytes(blob), per_program
 
 
-def _tensor_rows(buffers, names) -> list[dict]:
+def _declared_shapes(progs: list[Program], io: str) -> list[list[int]]:
+    """Each tensor's shape with -1 on the axes whose extent differs between specializations."""
+    first = getattr(progs[0], f"{io}s")
+    shapes = [list(static_shape(b)) for b in first]
+    for prog in progs[1:]:
+        for shape, b in zip(shapes, getattr(prog, f"{io}s")):
+            shape[:] = [d if d == e else -1 for d, e in zip(shape, static_shape(b))]
+    return shapes
+
+
+def _output_axes(specs: list[Specialization]) -> list[list[int]]:
+    """Per output axis: the symbolic dimension whose value it equals in every
+    specialization (where one does and the axis varies), else -1."""
+    progs = [s.program for s in specs]
+    axes = []
+    for shape in _declared_shapes(progs, "output"):
+        row = []
+        for a, d in enumerate(shape):
+            extents = [static_shape(p.outputs[len(axes)])[a] for p in progs]
+            row.append(next((k for k in range(len(specs[0].values)) if d < 0 and
+                             extents == [s.values[k] for s in specs]), -1))
+        axes.append(row)
+    return axes
+
+
+def _tensor_rows(progs: list[Program], io: str, dim_names: list[str],
+                 axes: list[list[int]]) -> list[dict]:
+    """The tables of one side (inputs or outputs); axes[i][a]: symbol index or -1."""
     rows = []
-    for buf, onnx_name in zip(buffers, names):
-        shape = static_shape(buf)
+    names = getattr(progs[0], f"{io}_names")
+    for i, (buf, onnx_name, shape) in enumerate(zip(getattr(progs[0], f"{io}s"), names,
+                                                    _declared_shapes(progs, io))):
+        symbols = axes[i] if i < len(axes) else [-1] * len(shape)
+        shown = [dim_names[s] if s >= 0 else ("?" if d < 0 else str(d))
+                 for d, s in zip(shape, symbols)]
         rows.append({"c_name": c_string(onnx_name), "dtype_code": dtypes.dtype(buf.dtype).onnx_code,
                      "rank": len(shape), "shape_list": ", ".join(map(str, shape)) or "0",
-                     "comment": c_comment(f"{onnx_name}: {buf.dtype}{list(shape)}")})
+                     "symbols": ", ".join(map(str, symbols)) or "0",
+                     "comment": c_comment(f"{onnx_name}: {buf.dtype}[{', '.join(shown)}]")})
     return rows
 
 
@@ -73,20 +117,53 @@ def _unused_marks(prog: Program, used: set[str], lines: list[str]) -> list[str]:
     return lines + [f"(void){n};" for n in bound if n not in used]
 
 
-def emit_c(prog: Program, target: Target, name: str, model_bytes: bytes, options: str) -> dict:
-    """File name -> contents (str or bytes)."""
-    kernels = [print_kernel(k, target.features) for k in prog.kernels]
-    calls = [f"{k['name']}({', '.join(['pool'] + k['args'])});" for k in kernels]
+@dataclass(frozen=True)
+class Specialization:
+    """The program compiled for one combination of the symbolic dimensions' values."""
+    values: tuple[int, ...]
+    program: Program
+
+
+def _variant(spec: Specialization, index: int, offsets: dict[str, int], name: str,
+             target: Target, dims: list[DimRange]) -> tuple[list[dict], dict]:
+    """One specialization's kernels (renamed apart from the others') and its run function."""
+    prog = spec.program
+    prefix = f"s{index}_" if dims else ""
+    kernels = [print_kernel(dataclasses.replace(k, name=prefix + k.name), target.features)
+               for k in prog.kernels]
     used = {a for k in kernels for a in k["args"]}
-    blob, offsets = _weights(prog)
+    label = ", ".join(f"{d.name}={v}" for d, v in zip(dims, spec.values)) or "static shapes"
+    return kernels, {
+        "suffix": f"_s{index}" if dims else "", "label": c_comment(label),
+        "calls": [f"{k['name']}({', '.join(['pool'] + k['args'])});" for k in kernels],
+        "bindings": _unused_marks(prog, used, _bindings(prog, offsets, name)),
+        "shapes": {io: [", ".join(map(str, static_shape(b))) or "0"
+                        for b in getattr(prog, f"{io}s")] for io in ("input", "output")},
+    }
+
+
+def emit_c(specs: list[Specialization], target: Target, name: str, model_bytes: bytes,
+           options: str, dims: list[DimRange] = (), input_axes: list[list[int]] = ()) -> dict:
+    """File name -> contents (str or bytes). input_axes[i][a]: the index in dims of input i's
+    axis a, or -1 where it is static."""
+    progs = [s.program for s in specs]
+    blob, offsets = _weights(progs)
+    kernels, variants = [], []
+    for index, (spec, offs) in enumerate(zip(specs, offsets)):
+        ks, variant = _variant(spec, index, offs, name, target, list(dims))
+        kernels += ks
+        variants.append(variant)
+    dim_names = [d.name for d in dims]
     ctx = {
         "name": name, "version": __version__, "target": target.tag, "options": c_comment(options),
         "model_hash": "sha256:" + hashlib.sha256(model_bytes).hexdigest(),
-        "model_comment": c_comment(prog.name), "isa_headers": headers(target.features),
-        "kernels": kernels, "calls": calls, "arena_size": prog.arena_size,
-        "bindings": _unused_marks(prog, used, _bindings(prog, offsets, name)),
-        "tensors": {"input": _tensor_rows(prog.inputs, prog.input_names),
-                    "output": _tensor_rows(prog.outputs, prog.output_names)},
+        "model_comment": c_comment(progs[0].name), "isa_headers": headers(target.features),
+        "kernels": kernels, "variants": variants,
+        "arena_size": max(p.arena_size for p in progs),
+        "dims": [{"c_name": c_string(d.name), "label": c_comment(d.name), "low": d.low,
+                  "high": d.high} for d in dims],
+        "tensors": {"input": _tensor_rows(progs, "input", dim_names, list(input_axes)),
+                    "output": _tensor_rows(progs, "output", dim_names, _output_axes(specs))},
     }
     env = _env()
     return {

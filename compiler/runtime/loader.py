@@ -35,6 +35,15 @@ int {name}_input_rank(int i);
 int {name}_output_rank(int i);
 const int64_t *{name}_input_shape(int i);
 const int64_t *{name}_output_shape(int i);
+int {name}_num_dims(void);
+const char *{name}_dim_name(int d);
+int64_t {name}_dim_min(int d);
+int64_t {name}_dim_max(int d);
+int {name}_input_dim(int i, int axis);
+int {name}_output_dim(int i, int axis);
+int {name}_set_dims({name}_context *ctx, const int64_t *values);
+int {name}_get_input_shape(const {name}_context *ctx, int i, int64_t *shape);
+int {name}_get_output_shape(const {name}_context *ctx, int i, int64_t *shape);
 """
 
 
@@ -75,12 +84,37 @@ class CompiledModel:
         self._output_types = [(np.dtype(dtypes.dtype(a.dtype).numpy), tuple(a.shape))
                               for a in self._outputs]
         self._run = self._fn("run")
+        self.dims = self._describe_dims()
+        # (symbol index, axis) pairs of each input: where run() reads the dimensions' values
+        self._input_symbols = [[(self._fn("input_dim")(i, a), a) for a in range(len(arg.shape))]
+                               for i, arg in enumerate(self._inputs)]
+        self._dim_values_c = self._ffi.new("int64_t[]", max(1, len(self.dims)))
+        self._inputs = [self._symbolic(arg, syms) for arg, syms in
+                        zip(self._inputs, self._input_symbols)]
+        self._outputs = [self._symbolic(arg, [(self._fn("output_dim")(i, a), a)
+                                              for a in range(len(arg.shape))])
+                         for i, arg in enumerate(self._outputs)]
+        self._shape_buf = self._ffi.new("int64_t[]", 1 + max(
+            [len(a.shape) for a in self._inputs + self._outputs], default=0))
         self._lock = threading.Lock()
         self._in_ptrs = self._ffi.new("void *[]", max(1, len(self._inputs)))
         self._out_ptrs = self._ffi.new("void *[]", max(1, len(self._outputs)))
         ctx = self._ffi.new(f"{self.name}_context **")
         self._check(self._fn("create")(ctx), None)
         self._ctx = self._ffi.gc(ctx[0], self._fn("destroy"))
+
+    def _describe_dims(self) -> dict[str, tuple[int, int]]:
+        """Symbolic dimension name -> the (low, high) range compiled into the library."""
+        return {self._ffi.string(self._fn("dim_name")(d)).decode():
+                (int(self._fn("dim_min")(d)), int(self._fn("dim_max")(d)))
+                for d in range(self._fn("num_dims")())}
+
+    def _symbolic(self, arg: NodeArg, symbols) -> NodeArg:
+        """As onnxruntime shows shapes: a varying axis is its dimension's name, else None."""
+        names = list(self.dims)
+        shape = [d if d >= 0 else (names[sym] if sym >= 0 else None)
+                 for d, (sym, _) in zip(arg.shape, symbols)]
+        return NodeArg(arg.name, shape, arg.type, arg.dtype)
 
     def _fn(self, suffix: str):
         return getattr(self._lib, f"{self.name}_{suffix}")
@@ -136,19 +170,58 @@ class CompiledModel:
             arr = value if isinstance(value, np.ndarray) else np.asarray(value)
             if arr.dtype != want:
                 raise ValueError(f"input {arg.name!r}: expected dtype {want}, got {arr.dtype}")
-            if arr.shape != shape:
+            if arr.shape != shape and not self._fits(arr.shape, shape):
                 raise ValueError(f"input {arg.name!r}: expected shape {arg.shape}, got "
                                  f"{list(arr.shape)}")
             arrays.append(arr if arr.flags.c_contiguous else np.ascontiguousarray(arr))
         return arrays
 
+    @staticmethod
+    def _fits(actual: tuple, declared: tuple) -> bool:
+        """Same rank, and equal on every axis the library does not leave to run time."""
+        return len(actual) == len(declared) and all(
+            d < 0 or a == d for a, d in zip(actual, declared))
+
+    def _dim_values(self, arrays: list[np.ndarray]) -> list[int]:
+        """The symbolic dimensions' values as the input arrays give them; inputs that
+        disagree on a value, or a value outside the compiled range, raise ValueError."""
+        names = list(self.dims)
+        values: dict[int, tuple[int, str]] = {}
+        for arr, arg, symbols in zip(arrays, self._inputs, self._input_symbols):
+            for sym, axis in symbols:
+                if sym < 0:
+                    continue
+                seen = values.setdefault(sym, (arr.shape[axis], arg.name))
+                if seen[0] != arr.shape[axis]:
+                    raise ValueError(f"dimension {names[sym]!r} is {seen[0]} in input "
+                                     f"{seen[1]!r} but {arr.shape[axis]} in input {arg.name!r}")
+        for sym, (value, where) in sorted(values.items()):
+            low, high = self.dims[names[sym]]
+            if not low <= value <= high:
+                raise ValueError(f"input {where!r}: dimension {names[sym]!r} = {value} is "
+                                 f"outside the compiled range {low}..{high}")
+        return [values[s][0] for s in range(len(names))]
+
+    def _select(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """Set the context's dimension values from the inputs (under the lock); returns
+        fresh output arrays of the shapes they give."""
+        for d, value in enumerate(self._dim_values(arrays)):
+            self._dim_values_c[d] = value
+        self._check(self._fn("set_dims")(self._ctx, self._dim_values_c), self._ctx)
+        outputs = []
+        for i, (dt, declared) in enumerate(self._output_types):
+            self._check(self._fn("get_output_shape")(self._ctx, i, self._shape_buf), self._ctx)
+            outputs.append(np.empty([int(self._shape_buf[a]) for a in range(len(declared))], dt))
+        return outputs
+
     def run(self, output_names, input_feed: dict, run_options=None) -> list[np.ndarray]:
         """Same contract as onnxruntime.InferenceSession.run."""
         arrays = self._input_arrays(input_feed)
-        outputs = [np.empty(shape, dt) for dt, shape in self._output_types]
-        ffi, in_ptrs, out_ptrs = self._ffi, self._in_ptrs, self._out_ptrs
-        buffers = [ffi.from_buffer(a) for a in arrays + outputs]   # alive through the call
         with self._lock:   # one context runs one call at a time; callers may be threads
+            outputs = self._select(arrays) if self.dims else \
+                [np.empty(shape, dt) for dt, shape in self._output_types]
+            ffi, in_ptrs, out_ptrs = self._ffi, self._in_ptrs, self._out_ptrs
+            buffers = [ffi.from_buffer(a) for a in arrays + outputs]   # alive through the call
             for i, b in enumerate(buffers[:len(arrays)]):
                 in_ptrs[i] = b
             for i, b in enumerate(buffers[len(arrays):]):

@@ -47,9 +47,13 @@ def _weights(progs: list[Program]) -> tuple[bytes, list[dict[str, int]]]:
 
 
 def _declared_shapes(progs: list[Program], io: str) -> list[list[int]]:
-    """Each tensor's shape with -1 on the axes whose extent differs between specializations."""
+    """Each tensor's shape with -1 on the axes whose extent differs between specializations
+    or is decided by the data."""
     first = getattr(progs[0], f"{io}s")
     shapes = [list(static_shape(b)) for b in first]
+    runtime = {(out, axis) for p in progs for out, axis, _ in p.extents}
+    for shape, b in zip(shapes, first):
+        shape[:] = [-1 if (b.name, a) in runtime else d for a, d in enumerate(shape)]
     for prog in progs[1:]:
         for shape, b in zip(shapes, getattr(prog, f"{io}s")):
             shape[:] = [d if d == e else -1 for d, e in zip(shape, static_shape(b))]
@@ -92,8 +96,12 @@ def _bindings(prog: Program, weight_offsets: dict[str, int], name: str) -> list[
     lines = []
     for i, b in enumerate(prog.inputs):
         lines.append(f"const {c_type(b.dtype)} *{b.name} = (const {c_type(b.dtype)} *)inputs[{i}];")
+    owned = dict(prog.output_offsets)   # outputs sized at run time: in the arena
     for i, b in enumerate(prog.outputs):
-        lines.append(f"{c_type(b.dtype)} *{b.name} = ({c_type(b.dtype)} *)outputs[{i}];")
+        where = f"(arena + {owned[b.name]})" if b.name in owned else f"outputs[{i}]"
+        lines.append(f"{c_type(b.dtype)} *{b.name} = ({c_type(b.dtype)} *){where};")
+    for j, (_, _, ext) in enumerate(prog.extents):
+        lines.append(f"int64_t *{ext.name} = ctx->extents + {j};")
     for c in prog.constants:
         t = c_type(c.buffer.dtype)
         lines.append(f"const {t} *{c.buffer.name} = (const {t} *)({name}_weights_blob + "
@@ -113,7 +121,7 @@ def _unused_marks(prog: Program, used: set[str], lines: list[str]) -> list[str]:
     """(void) for bound pointers no kernel reads, so -Wunused stays quiet."""
     bound = [b.name for b in prog.inputs] + [b.name for b in prog.outputs] + \
         [c.buffer.name for c in prog.constants] + [t for t, _ in prog.offsets] + \
-        [v.name for v, _ in prog.aliases]
+        [v.name for v, _ in prog.aliases] + [e.name for _, _, e in prog.extents]
     return lines + [f"(void){n};" for n in bound if n not in used]
 
 
@@ -139,7 +147,17 @@ def _variant(spec: Specialization, index: int, offsets: dict[str, int], name: st
         "bindings": _unused_marks(prog, used, _bindings(prog, offsets, name)),
         "shapes": {io: [", ".join(map(str, static_shape(b))) or "0"
                         for b in getattr(prog, f"{io}s")] for io in ("input", "output")},
+        "extents": _extent_rows(prog),
+        "output_offsets": ", ".join(str(dict(prog.output_offsets).get(b.name, -1))
+                                    for b in prog.outputs) or "0",
     }
+
+
+def _extent_rows(prog: Program) -> str:
+    """{output index, axis, index in ctx->extents} per run-time extent, C initializer rows."""
+    index = {b.name: i for i, b in enumerate(prog.outputs)}
+    rows = [f"{{ {index[out]}, {axis}, {j} }}" for j, (out, axis, _) in enumerate(prog.extents)]
+    return ", ".join(rows + ["{ -1, -1, -1 }"])
 
 
 def emit_c(specs: list[Specialization], target: Target, name: str, model_bytes: bytes,
@@ -159,6 +177,9 @@ def emit_c(specs: list[Specialization], target: Target, name: str, model_bytes: 
         "model_hash": "sha256:" + hashlib.sha256(model_bytes).hexdigest(),
         "model_comment": c_comment(progs[0].name), "isa_headers": headers(target.features),
         "kernels": kernels, "variants": variants,
+        "num_extents": max(1, max(len(p.extents) for p in progs)),
+        "runtime_owned": ", ".join("1" if b.name in dict(progs[0].output_offsets) else "0"
+                                   for b in progs[0].outputs) or "0",
         "arena_size": max(p.arena_size for p in progs),
         "dims": [{"c_name": c_string(d.name), "label": c_comment(d.name), "low": d.low,
                   "high": d.high} for d in dims],

@@ -9,6 +9,7 @@ from onnx.reference import ReferenceEvaluator
 from .. import dtypes
 from ..errors import ModelError
 from ..graph.ir import Graph, Node, Value
+from ..ops.registry import lookup
 
 # Ops whose value is not a function of their inputs: never folded.
 _UNFOLDABLE = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike",
@@ -18,7 +19,7 @@ _MAX_FOLDED_ELEMENTS = 1 << 22   # don't embed a huge tensor that a kernel could
 _SHAPE_INPUTS = {"Reshape": (1,), "Expand": (1,), "Slice": (1, 2, 3, 4), "Tile": (1,),
                  "Pad": (1, 2, 3), "ConstantOfShape": (0,), "Range": (0, 1, 2),
                  "Resize": (1, 2, 3), "Upsample": (1,), "Squeeze": (1,), "Unsqueeze": (1,),
-                 "Split": (1,), "TopK": (1,), "OneHot": (1,), "NonZero": None, "Compress": None,
+                 "Split": (1,), "TopK": (1,), "OneHot": (1,), "Compress": None,
                  "Unique": None, "AffineGrid": (1,), "Col2Im": (1, 2)}
 
 
@@ -141,6 +142,9 @@ def infer_missing_shapes(g: Graph) -> Graph:
     except Exception:  # onnx's inference is best effort here; our fallback follows
         pass
     for node in g.nodes:
+        _check_no_runtime_sizes(node, values)
+        if _bound_outputs(g, node, values):
+            continue
         if all(o == "" or (o in values and values[o].is_static) for o in node.outputs):
             continue
         _check_shape_inputs_constant(g, node)
@@ -161,6 +165,30 @@ def infer_missing_shapes(g: Graph) -> Graph:
             values[name] = Value(name, dtypes.from_numpy(arr.dtype), tuple(arr.shape))
     outputs = tuple(values.get(o.name, o) for o in g.outputs)
     return Graph(g.name, g.inputs, outputs, g.nodes, values, g.constants, g.opsets)
+
+
+def _bound_outputs(g: Graph, node: Node, values: dict) -> bool:
+    """Outputs sized by the data (NonZero) get their registered upper bound and the axes
+    decided at run time. False for every other op."""
+    domain = node.domain if node.domain != "ai.onnx" else ""
+    entry = lookup(node.op_type, domain, g.opsets.get(domain, 1))
+    if entry is None or entry.bound is None:
+        return False
+    ins = [values.get(i) if i else None for i in node.inputs]
+    if any(i and (v is None or not v.is_static) for i, v in zip(node.inputs, ins)):
+        raise ModelError(f"cannot infer the shapes of node {node.name!r} ({node.op_type})")
+    for name, (dtype, shape, axes) in zip(node.outputs, entry.bound(ins, node.attr_dict)):
+        if name:
+            values[name] = Value(name, dtype, tuple(shape), tuple(axes))
+    return True
+
+
+def _check_no_runtime_sizes(node: Node, values: dict) -> None:
+    for i in node.inputs:
+        if i and i in values and values[i].runtime_axes:
+            raise ModelError(f"node {node.name!r} ({node.op_type}) reads {i!r}, whose size "
+                             "the data decides at run time: such a tensor can only be a model "
+                             "output for now")
 
 
 def _check_shape_inputs_constant(g: Graph, node: Node) -> None:

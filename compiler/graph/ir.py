@@ -9,10 +9,13 @@ import numpy as np
 
 @dataclass(frozen=True, slots=True)
 class Value:
-    """A tensor's type: dtype name and shape (ints, or names for symbolic dimensions)."""
+    """A tensor's type: dtype name and shape (ints, or names for symbolic dimensions).
+    runtime_axes: axes whose extent the data decides (NonZero's count); shape holds their
+    upper bound."""
     name: str
     dtype: str
     shape: tuple[int | str, ...]
+    runtime_axes: tuple[int, ...] = ()
 
     @property
     def is_static(self) -> bool:

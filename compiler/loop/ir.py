@@ -266,6 +266,11 @@ class Program:
     arena_size: int = 0
     input_names: tuple[str, ...] = field(default=())   # original ONNX names, same order
     output_names: tuple[str, ...] = field(default=())
+    # Outputs whose size the data decides: (output buffer name, axis, the int64[1] buffer a
+    # kernel stores the extent in). Such an output lives in the arena (the runtime owns it),
+    # at output_offsets, and its buffer shape is the upper bound.
+    extents: tuple[tuple[str, int, Buffer], ...] = ()
+    output_offsets: tuple[tuple[str, int], ...] = ()
 
 
 def storage_position(buffer: Buffer, index, split=None) -> list[tuple]:

@@ -111,7 +111,18 @@ class _Lowering:
         return Program(self.graph.name, tuple(inputs), tuple(out_bufs), tuple(b.constants),
                        tuple(b.temps), tuple(b.kernels), tuple(b.aliases),
                        input_names=tuple(v.name for v in self.graph.inputs),
-                       output_names=tuple(v.name for v in self.graph.outputs))
+                       output_names=tuple(v.name for v in self.graph.outputs),
+                       extents=self._output_extents(out_bufs))
+
+    def _output_extents(self, out_bufs) -> tuple:
+        """The run-time extents, each on a model output's own buffer (the frontend refuses
+        any other reader, so the producer wrote the output buffer itself)."""
+        names = {b.name for b in out_bufs}
+        for out, _, _ in self.b.extents:
+            if out not in names:
+                raise ModelError(f"{out!r}: a tensor sized at run time must be a model "
+                                 "output, written once")
+        return tuple(self.b.extents)
 
 
 def lower_graph(graph: Graph) -> Program:

@@ -47,4 +47,11 @@ def plan_memory(prog: Program) -> Program:
         placed.append((offset, sizes[name], first, last))
         offsets.append((name, offset))
     arena = max((o + s for o, s, _, _ in placed), default=0)
-    return dataclasses.replace(prog, offsets=tuple(offsets), arena_size=arena)
+    # outputs sized at run time live after the temporaries: the caller reads them after the
+    # run, so nothing may reuse their bytes
+    out_offsets = []
+    for name in dict.fromkeys(out for out, _, _ in prog.extents):
+        out_offsets.append((name, arena))
+        arena += _nbytes(next(b for b in prog.outputs if b.name == name))
+    return dataclasses.replace(prog, offsets=tuple(offsets), arena_size=arena,
+                               output_offsets=tuple(out_offsets))

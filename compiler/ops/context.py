@@ -23,6 +23,7 @@ class ProgramBuilder:
     temps: list[Buffer] = field(default_factory=list)
     kernels: list[Kernel] = field(default_factory=list)
     aliases: list[tuple[Buffer, Buffer]] = field(default_factory=list)
+    extents: list[tuple[str, int, Buffer]] = field(default_factory=list)
 
     def new_buffer(self, hint: str, dtype: str, shape, prefix: str) -> Buffer:
         return Buffer(self.names.unique(hint, prefix), dtype, shape_of(*shape))
@@ -65,6 +66,13 @@ class OpContext:
 
     def constant(self, array: np.ndarray, hint: str = "const") -> Buffer:
         return self.builder.add_constant(f"{self.node.name}_{hint}", array)
+
+    def runtime_extent(self, out: Buffer, axis: int) -> Buffer:
+        """The int64[1] buffer in which a kernel stores the extent of out's axis, an axis
+        whose size the data decides (out's shape holds its bound)."""
+        ext = self.builder.new_buffer(f"{out.name}_extent{axis}", "int64", (1,), "ext_")
+        self.builder.extents.append((out.name, axis, ext))
+        return ext
 
     def temp(self, dtype: str, shape, hint: str = "tmp") -> Buffer:
         return self.builder.add_temp(f"{self.node.name}_{hint}", dtype, shape)

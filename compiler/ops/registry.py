@@ -19,6 +19,9 @@ class OpEntry:
     since: int            # first ONNX schema version (since_version) this lowering handles
     until: int | None     # last one, None when open-ended
     fn: Callable
+    # For an op whose output size depends on its input values: (input Values, attributes)
+    # -> per output (dtype, upper-bound shape, the axes the data decides).
+    bound: Callable | None = None
 
 
 _REGISTRY: dict[tuple[str, str], list[OpEntry]] = {}
@@ -27,10 +30,11 @@ _REGISTRY: dict[tuple[str, str], list[OpEntry]] = {}
 INTERNAL_DOMAIN = "onnxc"
 
 
-def register(op_type: str, since: int = 1, until: int | None = None, domain: str = ""):
+def register(op_type: str, since: int = 1, until: int | None = None, domain: str = "",
+             bound: Callable | None = None):
     def wrap(fn):
         _REGISTRY.setdefault((domain, op_type), []).append(
-            OpEntry(op_type, domain, since, until, fn))
+            OpEntry(op_type, domain, since, until, fn, bound))
         return fn
     return wrap
 

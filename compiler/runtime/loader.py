@@ -44,6 +44,7 @@ int {name}_output_dim(int i, int axis);
 int {name}_set_dims({name}_context *ctx, const int64_t *values);
 int {name}_get_input_shape(const {name}_context *ctx, int i, int64_t *shape);
 int {name}_get_output_shape(const {name}_context *ctx, int i, int64_t *shape);
+const void *{name}_output_data(const {name}_context *ctx, int i);
 """
 
 
@@ -102,6 +103,9 @@ class CompiledModel:
         ctx = self._ffi.new(f"{self.name}_context **")
         self._check(self._fn("create")(ctx), None)
         self._ctx = self._ffi.gc(ctx[0], self._fn("destroy"))
+        # outputs whose size the data decides live in the context: read after each run
+        self._owned = [self._fn("output_data")(self._ctx, i) != self._ffi.NULL
+                       for i in range(len(self._outputs))]
 
     def _describe_dims(self) -> dict[str, tuple[int, int]]:
         """Symbolic dimension name -> the (low, high) range compiled into the library."""
@@ -202,26 +206,36 @@ class CompiledModel:
                                  f"outside the compiled range {low}..{high}")
         return [values[s][0] for s in range(len(names))]
 
-    def _select(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    def _select(self, arrays: list[np.ndarray]) -> list[np.ndarray | None]:
         """Set the context's dimension values from the inputs (under the lock); returns
-        fresh output arrays of the shapes they give."""
+        fresh output arrays of the shapes they give (None: sized by the run itself)."""
         for d, value in enumerate(self._dim_values(arrays)):
             self._dim_values_c[d] = value
         self._check(self._fn("set_dims")(self._ctx, self._dim_values_c), self._ctx)
-        outputs = []
-        for i, (dt, declared) in enumerate(self._output_types):
-            self._check(self._fn("get_output_shape")(self._ctx, i, self._shape_buf), self._ctx)
-            outputs.append(np.empty([int(self._shape_buf[a]) for a in range(len(declared))], dt))
-        return outputs
+        return [None if owned else np.empty(self._current_shape(i), dt)
+                for i, ((dt, _), owned) in enumerate(zip(self._output_types, self._owned))]
+
+    def _current_shape(self, i: int) -> list[int]:
+        self._check(self._fn("get_output_shape")(self._ctx, i, self._shape_buf), self._ctx)
+        return [int(self._shape_buf[a]) for a in range(len(self._output_types[i][1]))]
+
+    def _owned_copy(self, i: int) -> np.ndarray:
+        """A copy of output i from the context's memory, in the shape the run gave it."""
+        dt, shape = self._output_types[i][0], self._current_shape(i)
+        count = int(np.prod(shape, dtype=np.int64))
+        data = self._ffi.buffer(self._fn("output_data")(self._ctx, i), count * dt.itemsize)
+        return np.frombuffer(data, dt, count).reshape(shape).copy()
 
     def run(self, output_names, input_feed: dict, run_options=None) -> list[np.ndarray]:
         """Same contract as onnxruntime.InferenceSession.run."""
         arrays = self._input_arrays(input_feed)
         with self._lock:   # one context runs one call at a time; callers may be threads
             outputs = self._select(arrays) if self.dims else \
-                [np.empty(shape, dt) for dt, shape in self._output_types]
+                [None if owned else np.empty(shape, dt)
+                 for (dt, shape), owned in zip(self._output_types, self._owned)]
             ffi, in_ptrs, out_ptrs = self._ffi, self._in_ptrs, self._out_ptrs
-            buffers = [ffi.from_buffer(a) for a in arrays + outputs]   # alive through the call
+            buffers = [ffi.NULL if a is None else ffi.from_buffer(a)
+                       for a in arrays + outputs]   # alive through the call
             for i, b in enumerate(buffers[:len(arrays)]):
                 in_ptrs[i] = b
             for i, b in enumerate(buffers[len(arrays):]):
@@ -229,6 +243,7 @@ class CompiledModel:
             status = self._run(self._ctx, in_ptrs, out_ptrs)
             if status:
                 self._check(status, self._ctx)
+            outputs = [self._owned_copy(i) if o is None else o for i, o in enumerate(outputs)]
         if output_names is None:
             return outputs
         by_name = {a.name: o for a, o in zip(self._outputs, outputs)}

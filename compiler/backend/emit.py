@@ -102,6 +102,8 @@ def _bindings(prog: Program, weight_offsets: dict[str, int], name: str) -> list[
         lines.append(f"{c_type(b.dtype)} *{b.name} = ({c_type(b.dtype)} *){where};")
     for j, (_, _, ext) in enumerate(prog.extents):
         lines.append(f"int64_t *{ext.name} = ctx->extents + {j};")
+    for j, (flag, _) in enumerate(prog.faults):
+        lines.append(f"int64_t *{flag.name} = ctx->faults + {j};")
     for c in prog.constants:
         t = c_type(c.buffer.dtype)
         lines.append(f"const {t} *{c.buffer.name} = (const {t} *)({name}_weights_blob + "
@@ -121,7 +123,8 @@ def _unused_marks(prog: Program, used: set[str], lines: list[str]) -> list[str]:
     """(void) for bound pointers no kernel reads, so -Wunused stays quiet."""
     bound = [b.name for b in prog.inputs] + [b.name for b in prog.outputs] + \
         [c.buffer.name for c in prog.constants] + [t for t, _ in prog.offsets] + \
-        [v.name for v, _ in prog.aliases] + [e.name for _, _, e in prog.extents]
+        [v.name for v, _ in prog.aliases] + [e.name for _, _, e in prog.extents] + \
+        [f.name for f, _ in prog.faults]
     return lines + [f"(void){n};" for n in bound if n not in used]
 
 
@@ -148,6 +151,7 @@ def _variant(spec: Specialization, index: int, offsets: dict[str, int], name: st
         "shapes": {io: [", ".join(map(str, static_shape(b))) or "0"
                         for b in getattr(prog, f"{io}s")] for io in ("input", "output")},
         "extents": _extent_rows(prog),
+        "faults": [c_string(message) for _, message in prog.faults],
         "output_offsets": ", ".join(str(dict(prog.output_offsets).get(b.name, -1))
                                     for b in prog.outputs) or "0",
     }
@@ -178,6 +182,7 @@ def emit_c(specs: list[Specialization], target: Target, name: str, model_bytes: 
         "model_comment": c_comment(progs[0].name), "isa_headers": headers(target.features),
         "kernels": kernels, "variants": variants,
         "num_extents": max(1, max(len(p.extents) for p in progs)),
+        "num_faults": max(1, max(len(p.faults) for p in progs)),
         "runtime_owned": ", ".join("1" if b.name in dict(progs[0].output_offsets) else "0"
                                    for b in progs[0].outputs) or "0",
         "arena_size": max(p.arena_size for p in progs),

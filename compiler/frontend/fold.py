@@ -11,16 +11,20 @@ from ..errors import ModelError
 from ..graph.ir import Graph, Node, Value
 from ..ops.registry import lookup
 
-# Ops whose value is not a function of their inputs: never folded.
+# Ops never folded: values that are not a function of the inputs (random), and ops whose
+# onnx.reference ignores attributes or inputs (the recurrent ones drop sequence_lens,
+# activations, clip and input_forget), which the compiled kernel honours.
 _UNFOLDABLE = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike",
-                         "RandomUniformLike", "Multinomial", "Bernoulli"})
+                         "RandomUniformLike", "Multinomial", "Bernoulli", "RNN", "GRU", "LSTM"})
 _MAX_FOLDED_ELEMENTS = 1 << 22   # don't embed a huge tensor that a kernel could compute
 # Inputs whose values (not just shapes) decide the output shape; None: the data itself does.
 _SHAPE_INPUTS = {"Reshape": (1,), "Expand": (1,), "Slice": (1, 2, 3, 4), "Tile": (1,),
                  "Pad": (1, 2, 3), "ConstantOfShape": (0,), "Range": (0, 1, 2),
                  "Resize": (1, 2, 3), "Upsample": (1,), "Squeeze": (1,), "Unsqueeze": (1,),
                  "Split": (1,), "TopK": (1,), "OneHot": (1,), "Compress": None,
-                 "Unique": None, "AffineGrid": (1,), "Col2Im": (1, 2)}
+                 "Unique": None, "AffineGrid": (1,), "Col2Im": (1, 2),
+                 **{f"Reduce{r}": (1,) for r in ("Sum", "Mean", "Max", "Min", "Prod", "L1", "L2",
+                                                 "LogSum", "LogSumExp", "SumSquare")}}
 
 
 def _onnx_attrs(node: Node) -> dict:

@@ -271,6 +271,9 @@ class Program:
     # at output_offsets, and its buffer shape is the upper bound.
     extents: tuple[tuple[str, int, Buffer], ...] = ()
     output_offsets: tuple[tuple[str, int], ...] = ()
+    # Run-time checks: (int64[1] flag a kernel sets when a tensor value breaks what the
+    # program was compiled for, the error the run then fails with).
+    faults: tuple[tuple[Buffer, str], ...] = ()
 
 
 def storage_position(buffer: Buffer, index, split=None) -> list[tuple]:

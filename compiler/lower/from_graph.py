@@ -112,7 +112,7 @@ class _Lowering:
                        tuple(b.temps), tuple(b.kernels), tuple(b.aliases),
                        input_names=tuple(v.name for v in self.graph.inputs),
                        output_names=tuple(v.name for v in self.graph.outputs),
-                       extents=self._output_extents(out_bufs))
+                       extents=self._output_extents(out_bufs), faults=tuple(b.faults))
 
     def _output_extents(self, out_bufs) -> tuple:
         """The run-time extents, each on a model output's own buffer (the frontend refuses

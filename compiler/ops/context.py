@@ -24,6 +24,7 @@ class ProgramBuilder:
     kernels: list[Kernel] = field(default_factory=list)
     aliases: list[tuple[Buffer, Buffer]] = field(default_factory=list)
     extents: list[tuple[str, int, Buffer]] = field(default_factory=list)
+    faults: list[tuple[Buffer, str]] = field(default_factory=list)
 
     def new_buffer(self, hint: str, dtype: str, shape, prefix: str) -> Buffer:
         return Buffer(self.names.unique(hint, prefix), dtype, shape_of(*shape))
@@ -73,6 +74,21 @@ class OpContext:
         ext = self.builder.new_buffer(f"{out.name}_extent{axis}", "int64", (1,), "ext_")
         self.builder.extents.append((out.name, axis, ext))
         return ext
+
+    def fault(self, message: str) -> Buffer:
+        """An int64[1] flag that a kernel sets (nonzero) when a tensor value read at run time
+        breaks what the program was compiled for: the run then fails with this message."""
+        flag = self.builder.new_buffer(f"{self.node.name}_fault", "int64", (1,), "flt_")
+        self.builder.faults.append(
+            (flag, f"node {self.node.name!r} ({self.node.op_type}): {message}"))
+        return flag
+
+    def check(self, ok, message: str) -> None:
+        """A kernel that fails the run with `message` unless the condition `ok` holds."""
+        from ..loop.ir import Const, IfThen, Store, Unary
+        flag = self.fault(message)
+        self.emit(IfThen(Unary("not", ok), Store(flag, (Const(0, "int64"),), Const(1, "int64"))),
+                  stage="check")
 
     def temp(self, dtype: str, shape, hint: str = "tmp") -> Buffer:
         return self.builder.add_temp(f"{self.node.name}_{hint}", dtype, shape)

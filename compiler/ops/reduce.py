@@ -6,6 +6,9 @@ optional final Store (Mean divides, L2 takes the root, ...).
 """
 from __future__ import annotations
 
+import functools
+import itertools
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -13,8 +16,22 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import ModelError
-from ..loop.ir import Binary, Const, Expr, IfThen, Load, Store, Unary, Var, cmp, loops, seq
-from .common import ZERO
+from ..loop.ir import (
+    Binary,
+    Const,
+    Expr,
+    IfThen,
+    Load,
+    Select,
+    Store,
+    Unary,
+    Var,
+    cmp,
+    const_int,
+    loops,
+    seq,
+)
+from .common import ZERO, view
 from .registry import register
 
 
@@ -44,6 +61,7 @@ class Reduction:
     final: Callable[[Expr, int], Expr] | None = None   # (accumulator, count) -> result
     floats_only: bool = True
     shifted: bool = False    # elements enter as x - max(window): a stable LogSumExp
+    empty: float = 0.0       # the result over no element (onnx.reference's; ints clamp)
 
 
 def _zero(x):
@@ -60,24 +78,34 @@ def _square(a, x):
 
 REDUCTIONS = {
     "ReduceSum": Reduction(_zero, _add, floats_only=False),
-    "ReduceMean": Reduction(_zero, _add, lambda a, n: a / scalar(a, n), floats_only=False),
-    "ReduceMax": Reduction(lambda x: x, lambda a, x: Binary("max", a, x), floats_only=False),
-    "ReduceMin": Reduction(lambda x: x, lambda a, x: Binary("min", a, x), floats_only=False),
-    "ReduceProd": Reduction(lambda x: scalar(x, 1), lambda a, x: a * x, floats_only=False),
+    "ReduceMean": Reduction(_zero, _add, lambda a, n: a / scalar(a, n), floats_only=False,
+                            empty=math.nan),
+    "ReduceMax": Reduction(lambda x: x, lambda a, x: Binary("max", a, x), floats_only=False,
+                           empty=-math.inf),
+    "ReduceMin": Reduction(lambda x: x, lambda a, x: Binary("min", a, x), floats_only=False,
+                           empty=math.inf),
+    "ReduceProd": Reduction(lambda x: scalar(x, 1), lambda a, x: a * x, floats_only=False,
+                            empty=1.0),
     "ReduceL1": Reduction(_zero, lambda a, x: a + Unary("abs", x), floats_only=False),
     "ReduceL2": Reduction(_zero, _square, lambda a, n: Unary("sqrt", a)),
     "ReduceSumSquare": Reduction(_zero, _square, floats_only=False),
-    "ReduceLogSum": Reduction(_zero, _add, lambda a, n: Unary("log", a)),
+    "ReduceLogSum": Reduction(_zero, _add, lambda a, n: Unary("log", a), empty=-math.inf),
     "ReduceLogSumExp": Reduction(_zero, lambda a, x: a + Unary("exp", x),
-                                 lambda a, n: Unary("log", a), shifted=True),
+                                 lambda a, n: Unary("log", a), shifted=True, empty=-math.inf),
 }
 
-# ReduceSum takes axes as an input from version 13, the others from version 18.
-_AXES_INPUT_SINCE = {"ReduceSum": 13}
+def _empty_value(dtype: str, value: float) -> Const:
+    """value in dtype; an integer type takes its own limit for an infinity (and 0 for NaN)."""
+    if dtypes.dtype(dtype).is_float:
+        return Const(value, dtype)
+    info = np.iinfo(dtypes.dtype(dtype).numpy)
+    clamped = 0 if math.isnan(value) else int(min(max(value, info.min), info.max))
+    return Const(clamped, dtype)
 
 
-def reduce_into(ctx, X, Y, axes, keepdims, red: Reduction) -> None:
-    """Emit Y = red over `axes` (sorted, non-negative) of X; Y keeps unit dims if keepdims."""
+def reduce_into(ctx, X, Y, axes, keepdims, red: Reduction, guard=None) -> None:
+    """Emit Y = red over `axes` (sorted, non-negative) of X; Y keeps unit dims if keepdims.
+    With a guard, the kernel runs only where that run-time condition holds."""
     shape = ctx.shape(X)
     rank = len(shape)
     kept = [d for d in range(rank) if d not in axes]
@@ -89,6 +117,11 @@ def reduce_into(ctx, X, Y, axes, keepdims, red: Reduction) -> None:
     x, first = x_at(lambda d: Var(f"r{d}")), x_at(lambda d: ZERO)
     yi = tuple(iv.get(d, ZERO) for d in range(rank)) if keepdims else tuple(iv.values())
     count = int(np.prod([shape[d] for d in axes], dtype=np.int64))
+    if count == 0:   # an empty window: no element to start from
+        body = loops([(f"i{d}", shape[d]) for d in kept],
+                     lambda *_: Store(Y, yi, _empty_value(Y.dtype, red.empty)))
+        ctx.emit(body if guard is None else IfThen(guard, body), kind="reduce")
+        return
 
     def over_window(stmt, suffix=""):
         return loops([(f"r{d}{suffix}", shape[d]) for d in axes], lambda *_: stmt)
@@ -108,7 +141,8 @@ def reduce_into(ctx, X, Y, axes, keepdims, red: Reduction) -> None:
         stmts.append(Store(Y, yi, red.final(acc, count)))
     if shift is not None:
         stmts.append(Store(Y, yi, acc + shift))
-    ctx.emit(loops([(f"i{d}", shape[d]) for d in kept], lambda *_: seq(*stmts)), kind="reduce")
+    body = loops([(f"i{d}", shape[d]) for d in kept], lambda *_: seq(*stmts))
+    ctx.emit(body if guard is None else IfThen(guard, body), kind="reduce")
 
 
 def _check_dtype(op: str, X, red: Reduction) -> None:
@@ -118,22 +152,75 @@ def _check_dtype(op: str, X, red: Reduction) -> None:
 
 
 def _reduce_lowering(op: str, red: Reduction):
-    input_since = _AXES_INPUT_SINCE.get(op, 18)
-
     def lower(ctx, data, axes_input=None, *, axes=None, keepdims=1, noop_with_empty_axes=0):
         _check_dtype(op, data, red)
+        if axes_input is not None and ctx.const(axes_input) is None \
+                and int(np.prod(ctx.shape(axes_input))) > 0:
+            _runtime_axes(ctx, op, data, axes_input, keepdims, red)
+            return
         if axes_input is not None:
             value = ctx.const(axes_input)
-            if value is None:
-                raise ModelError(f"{op}: the axes input must be a constant (opset >= "
-                                 f"{input_since} passes it as an input)")
-            axes = tuple(np.asarray(value).reshape(-1).tolist())
+            axes = tuple(np.asarray(value if value is not None else ()).reshape(-1).tolist())
         rank = len(ctx.shape(data))
         if not axes:
             axes = () if noop_with_empty_axes else tuple(range(rank))
         reduce_into(ctx, data, ctx.output(0), normalize_axes(axes, rank, op), keepdims, red)
     lower.__name__ = op
     return lower
+
+
+def _declared_axes(ctx, op: str, X, keepdims) -> list[tuple[int, ...]]:
+    """The axes sets a run-time axes input may name, read off the declared output shape (the
+    model states it; a run whose axes fit none fails). Sets that differ only in unit axes
+    compute the same thing: one of each is kept. Several remain when the shapes cannot
+    tell (without keepdims, [3, 2, 2] -> [3, 2] reduces axis 1 or axis 2)."""
+    shape, out = ctx.shape(X), ctx.shape(ctx.output(0))
+    rank = len(shape)
+    if keepdims:
+        axes = tuple(d for d in range(rank) if shape[d] != out[d]) \
+            if len(out) == rank else None
+        if axes is None or any(out[d] != 1 for d in axes):
+            raise ModelError(f"{op}: declared output shape {list(out)} is not a reduction of "
+                             f"{list(shape)}")
+        return [axes]
+    options = {tuple(d for d in dropped if shape[d] != 1): dropped
+               for dropped in itertools.combinations(range(rank), rank - len(out))
+               if [shape[d] for d in range(rank) if d not in dropped] == list(out)}
+    if not options:
+        raise ModelError(f"{op}: declared output shape {list(out)} is not a reduction of "
+                         f"{list(shape)}")
+    return list(options.values())
+
+
+def _names_axes(values, axes: tuple[int, ...], shape):
+    """The run-time axes (normalized Exprs) are `axes`, give or take unit axes."""
+    allowed = set(axes) | {d for d in range(len(shape)) if shape[d] == 1}
+
+    def any_of(terms):
+        return functools.reduce(lambda p, q: Binary("or", p, q), terms, Const(False, "bool"))
+    ok = [any_of(cmp("eq", v, d) for d in sorted(allowed)) for v in values]
+    ok += [any_of(cmp("eq", v, d) for v in values) for d in axes if shape[d] != 1]
+    return functools.reduce(lambda p, q: Binary("and", p, q), ok, Const(True, "bool"))
+
+
+def _runtime_axes(ctx, op: str, X, axes_input, keepdims, red: Reduction) -> None:
+    """Axes read at run time: one reduction per axes set the declared shape allows (each
+    under its test when there are several), and a check that the run names one of them."""
+    shape = ctx.shape(X)
+    rank, count = len(shape), int(np.prod(ctx.shape(axes_input)))
+    flat = view(axes_input, count)
+    values = []
+    for j in range(count):
+        a = Load(flat, (const_int(j),))
+        values.append(Select(cmp("lt", a, 0), a + const_int(rank), a))
+    options = _declared_axes(ctx, op, X, keepdims)
+    tests = [_names_axes(values, axes, shape) for axes in options]
+    ctx.check(functools.reduce(lambda p, q: Binary("or", p, q), tests),
+              f"the axes input names none of the axes sets {[list(a) for a in options]} "
+              "that the declared output shape allows")
+    for axes, test in zip(options, tests):
+        reduce_into(ctx, X, ctx.output(0), axes, keepdims, red,
+                    guard=test if len(options) > 1 else None)
 
 
 for _op, _red in REDUCTIONS.items():

@@ -101,9 +101,34 @@ def reshape_target(ctx, in_shape, spec, allowzero: int) -> list[int]:
 
 @register("Reshape", since=5)
 def Reshape(ctx, data, shape, *, allowzero=0):
-    spec = int_list(const_input(ctx, shape, "shape"))
-    _check_shape(ctx, reshape_target(ctx, ctx.shape(data), spec, allowzero), "Reshape")
+    if shape is not None and ctx.const(shape) is None:
+        _check_runtime_reshape(ctx, ctx.shape(data), shape, allowzero)
+    else:
+        spec = int_list(const_input(ctx, shape, "shape"))
+        _check_shape(ctx, reshape_target(ctx, ctx.shape(data), spec, allowzero), "Reshape")
     ctx.alias(ctx.output(0), data)
+
+
+def _check_runtime_reshape(ctx, in_shape, shape, allowzero: int) -> None:
+    """A shape input read at run time: the view is the declared output shape (the model
+    states it), and a kernel fails the run unless the values resolve to it."""
+    from ..loop.ir import Binary, Load, const_int
+    from .common import view
+    out = ctx.shape(ctx.output(0))
+    if ctx.shape(shape) != (len(out),):
+        raise fail(ctx, f"shape input of shape {ctx.shape(shape)} for a declared output of "
+                        f"rank {len(out)}")
+    flat = view(shape, len(out))
+    ok, wildcards = Const(True, "bool"), Const(0, "int64")
+    for i, d in enumerate(out):
+        v = Load(flat, (const_int(i),))
+        fits = Binary("or", cmp("eq", v, d), cmp("eq", v, -1))
+        if not allowzero and i < len(in_shape) and in_shape[i] == d:
+            fits = Binary("or", fits, cmp("eq", v, 0))
+        ok = Binary("and", ok, fits)
+        wildcards = wildcards + Select(cmp("eq", v, -1), const_int(1), const_int(0))
+    ctx.check(Binary("and", ok, cmp("le", wildcards, 1)),
+              f"the shape input does not give the declared output shape {list(out)}")
 
 
 @register("Reshape", since=1, until=4)

@@ -5,9 +5,9 @@ import numpy as np
 import onnxc
 import pytest
 from onnx import TensorProto
-from onnxc.errors import ModelError
+from onnxc.errors import ModelError, RuntimeFailure
 
-from .harness import check_node, node_model, rand
+from .harness import check_model, check_node, node_model, rand
 
 REDUCE_OPS = ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
               "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"]
@@ -149,14 +149,64 @@ def _compile(model, tmp_path):
     return onnxc.compile(model, out_dir=tmp_path, strict=True)
 
 
-def test_reduce_axes_must_be_constant(tmp_path):
-    model = node_model("ReduceSum", [rand(3, 4), np.array([1], np.int64)], {}, opset=18)
-    y = model.graph.output[0].type.tensor_type    # inference cannot know the rank
+def _runtime_axes_model(op, x, axes, keepdims, declared=True):
+    """axes is a graph input (its values arrive with the run); the model declares the output
+    shape (or not)."""
+    model = node_model(op, [x, np.array(axes, np.int64)], {"keepdims": keepdims}, opset=18)
+    y = model.graph.output[0].type.tensor_type
     y.elem_type = TensorProto.FLOAT
-    y.shape.dim.add().dim_value = 3
-    y.shape.dim.add().dim_value = 1
+    y.shape.Clear()
+    if declared:
+        out = np.sum(x, axis=tuple(axes), keepdims=bool(keepdims)).shape
+        for d in out:
+            y.shape.dim.add().dim_value = d
+    return model
+
+
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMax", "ReduceLogSumExp", "ReduceL2"])
+@pytest.mark.parametrize("shape, axes, keepdims", [((3, 4, 5), (1,), 1), ((3, 4, 5), (0, 2), 0),
+                                                   ((2, 1, 6), (-1, 1), 1)])
+def test_reduce_axes_read_at_run_time(tmp_path, op, shape, axes, keepdims):
+    x = data(op, shape)
+    model = _runtime_axes_model(op, x, axes, keepdims)
+    feeds = {"x0": x, "x1": np.array(axes, np.int64)}
+    check_model(model, feeds, tmp_path)
+
+
+def test_reduce_run_time_axes_the_shape_cannot_tell(tmp_path):
+    """[3, 2, 2] -> [3, 2] reduces axis 1 or axis 2: both are compiled, the run picks."""
+    x = rand(3, 2, 2)
+    model = _runtime_axes_model("ReduceSum", x, (1,), 0)
+    lib = _compile(model, tmp_path)
+    for axes in ([1], [2], [-1], [-2]):
+        (got,) = lib.run(None, {"x0": x, "x1": np.array(axes, np.int64)})
+        np.testing.assert_allclose(got, x.sum(axis=axes[0]), rtol=1e-5, atol=1e-6)
+
+
+def test_reduce_run_time_axes_that_break_the_declared_shape(tmp_path):
+    x = rand(3, 4, 5)
+    lib = _compile(_runtime_axes_model("ReduceMean", x, (1,), 1), tmp_path)
+    with pytest.raises(RuntimeFailure, match="node 'reducemean_node' \\(ReduceMean\\): "
+                                                   "the axes input names none of the axes sets"):
+        lib.run(None, {"x0": x, "x1": np.array([2], np.int64)})
+    (got,) = lib.run(None, {"x0": x, "x1": np.array([1], np.int64)})   # the context recovers
+    np.testing.assert_allclose(got, x.mean(axis=1, keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+def test_reduce_axes_at_run_time_need_a_declared_shape(tmp_path):
+    model = _runtime_axes_model("ReduceSum", rand(3, 4), (1,), 1, declared=False)
+    for _ in range(2):   # rank 2, extents unknown
+        model.graph.output[0].type.tensor_type.shape.dim.add()
     with pytest.raises(ModelError, match="constant"):
         _compile(model, tmp_path)
+
+
+@pytest.mark.parametrize("op", REDUCE_OPS)
+def test_reduce_over_an_empty_axis(tmp_path, op):
+    """No element to reduce: each op's value for the empty set (onnx.reference's)."""
+    x = np.zeros((2, 0, 3), np.float32)
+    check_node(tmp_path, op, [x, np.array([1], np.int64)], {"keepdims": 0}, constant=(1,),
+               opset=18, use="reference")
 
 
 @pytest.mark.parametrize("axes", [(0, 0), (5,), (-4,)])

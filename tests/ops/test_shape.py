@@ -6,7 +6,7 @@ import onnx
 import onnxc
 import pytest
 from onnx import helper, numpy_helper
-from onnxc.errors import ModelError
+from onnxc.errors import ModelError, RuntimeFailure
 
 from .harness import check_model, check_node, node_model, rand
 
@@ -93,6 +93,37 @@ def test_reshape_error_nonconstant_shape(tmp_path):
     model = node_model("Reshape", [rand(2, 6), np.array([3, 4], I64)])
     with pytest.raises(ModelError):
         onnxc.compile(model, out_dir=tmp_path)
+
+
+def _declared_reshape(tmp_path, in_shape, out_shape, allowzero=0):
+    """Reshape whose shape input arrives with the run; the model declares the output."""
+    model = node_model("Reshape", [rand(*in_shape), np.zeros(len(out_shape), I64)],
+                       {"allowzero": allowzero} if allowzero else {}, opset=14)
+    y = model.graph.output[0].type.tensor_type
+    y.shape.Clear()
+    for d in out_shape:
+        y.shape.dim.add().dim_value = d
+    return onnxc.compile(model, out_dir=tmp_path, strict=True)
+
+
+@pytest.mark.parametrize("spec", [[4, 6], [-1, 6], [4, -1], [0, 6], [4, 0]])
+def test_reshape_shape_read_at_run_time(tmp_path, spec):
+    x = rand(4, 2, 3)
+    lib = _declared_reshape(tmp_path, (4, 2, 3), (4, 6))
+    if spec[1] == 0:   # 0 copies input dim 1 (2), not the declared 6
+        with pytest.raises(RuntimeFailure, match="does not give the declared output shape"):
+            lib.run(None, {"x0": x, "x1": np.array(spec, I64)})
+        return
+    (got,) = lib.run(None, {"x0": x, "x1": np.array(spec, I64)})
+    np.testing.assert_array_equal(got, x.reshape(4, 6))
+
+
+@pytest.mark.parametrize("spec", [[6, 4], [-1, -1], [2, 12], [24, 1]])
+def test_reshape_run_time_shape_that_breaks_the_declared_one(tmp_path, spec):
+    lib = _declared_reshape(tmp_path, (4, 2, 3), (4, 6))
+    with pytest.raises(RuntimeFailure, match="node 'reshape_node' \\(Reshape\\): the shape "
+                                             "input does not give the declared output shape"):
+        lib.run(None, {"x0": rand(4, 2, 3), "x1": np.array(spec, I64)})
 
 
 def test_reshape_error_bad_spec(tmp_path):

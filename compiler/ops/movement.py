@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..loop.ir import Cast, Expr, Load, Store, Var, const_int
+from ..loop.ir import Cast, Expr, Load, Store, Var, cmp, const_int
 from .common import nest, view
 from .registry import register
+from .runtime_values import all_of, check_equal, values_of
 from .shape import (
     const_input,
     emit_constant,
@@ -142,12 +143,27 @@ def _emit_split(ctx, data, axis: int, split=None, num_outputs=None) -> None:
 
 @register("Split", since=13)
 def Split(ctx, data, split=None, *, axis=0, num_outputs=None):
-    sizes = const_input(ctx, split, "split")
+    if split is not None and ctx.const(split) is None:   # sizes arrive with the run
+        split = _declared_split(ctx, data, split, axis)
+    sizes = const_input(ctx, split, "split") if split is not None else None
     _emit_split(ctx, data, axis, None if sizes is None else int_list(sizes), num_outputs)
+
+
+def _declared_split(ctx, data, split, axis: int):
+    """Split sizes read at run time: the declared outputs' extents, checked in the run.
+    Returns them as a constant for the compile-time path."""
+    a = normalize_axis(ctx, axis, len(ctx.shape(data)))
+    if any(out is None for out in ctx.outputs):
+        raise fail(ctx, "split sizes at run time need every output declared")
+    sizes = [ctx.shape(out)[a] for out in ctx.outputs]
+    check_equal(ctx, split, sizes, "the split input")
+    return ctx.constant(np.array(sizes, np.int64), "split")
 
 
 @register("Split", since=1, until=12)
 def Split_1(ctx, data, split_input=None, *, axis=0, split=None):
+    if split_input is not None and ctx.const(split_input) is None:
+        split_input = _declared_split(ctx, data, split_input, axis)
     if split_input is not None:
         split = int_list(const_input(ctx, split_input, "split"))
     _emit_split(ctx, data, axis, split)
@@ -335,6 +351,15 @@ def _emit_tile(ctx, data, repeats) -> None:
 
 @register("Tile", since=6)
 def Tile(ctx, data, repeats):
+    if ctx.const(repeats) is None:   # repeats arrive with the run: the declared output's
+        shape, out = ctx.shape(data), ctx.shape(ctx.output(0))
+        if len(out) != len(shape) or any(n and o % n for n, o in zip(shape, out)):
+            raise fail(ctx, f"declared output {list(out)} is not a tiling of {list(shape)}")
+        counts = [o // n if n else 1 for n, o in zip(shape, out)]
+        values = values_of(ctx, repeats)
+        ctx.check(all_of(cmp("eq", v, c) for v, c, n in zip(values, counts, shape) if n),
+                  f"the repeats input differs from the declared output's {counts}")
+        return _emit_tile(ctx, data, counts)
     _emit_tile(ctx, data, int_list(const_input(ctx, repeats, "repeats")))
 
 

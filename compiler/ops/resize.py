@@ -22,6 +22,7 @@ from ..loop.ir import Load, Store
 from .common import nest
 from .movement import index_expr
 from .registry import register
+from .runtime_values import check_equal
 from .shape import const_input, fail, int_list, normalize_axes, scalar_const
 
 F32 = np.float32
@@ -256,8 +257,24 @@ def Resize(ctx, X, roi=None, scales=None, sizes=None, *, mode="nearest",
                     cubic_coeff_a, bool(exclude_outside), extrapolation_value)
     roi_value = ctx.const(roi) if coordinate_transformation_mode == "tf_crop_and_resize" \
         else None
+    if sizes is not None and ctx.const(sizes) is None:
+        sizes = _declared_sizes(ctx, X, sizes, axes, keep_aspect_ratio_policy)
     _resize(ctx, X, opts, const_input(ctx, scales, "scales"), const_input(ctx, sizes, "sizes"),
             roi_value, axes, keep_aspect_ratio_policy, antialias)
+
+
+def _declared_sizes(ctx, X, sizes, axes, policy: str):
+    """Sizes read at run time: with the stretch policy they are the declared output's extents
+    (checked in the run), and the scales follow from them. Other policies derive the output
+    from a scale the shapes do not give back."""
+    if policy != "stretch":
+        raise fail(ctx, f"sizes read at run time with keep_aspect_ratio_policy {policy!r} are "
+                        "not supported (the scale depends on the values)")
+    out, rank = ctx.shape(ctx.output(0)), len(ctx.shape(X))
+    picked = [out[a] for a in (range(rank) if axes is None else
+                               normalize_axes(ctx, axes, rank))]
+    check_equal(ctx, sizes, picked, "the sizes input")
+    return ctx.constant(np.array(picked, np.int64), "sizes")
 
 
 @register("Resize", since=10, until=10)

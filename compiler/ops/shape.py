@@ -7,13 +7,16 @@ shape here would silently read the wrong memory.
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from .. import dtypes
 from ..errors import ModelError
-from ..loop.ir import Const, Select, Store, cmp
+from ..loop.ir import Binary, Const, Select, Store, cmp
 from .common import copy_body, load_broadcast, nest
 from .registry import register
+from .runtime_values import all_of, check_axes_sets, check_equal, values_of
 
 
 # -- helpers shared by the data-movement families (movement.py and resize.py import them) ----
@@ -112,7 +115,7 @@ def Reshape(ctx, data, shape, *, allowzero=0):
 def _check_runtime_reshape(ctx, in_shape, shape, allowzero: int) -> None:
     """A shape input read at run time: the view is the declared output shape (the model
     states it), and a kernel fails the run unless the values resolve to it."""
-    from ..loop.ir import Binary, Load, const_int
+    from ..loop.ir import Load, const_int
     from .common import view
     out = ctx.shape(ctx.output(0))
     if ctx.shape(shape) != (len(out),):
@@ -158,8 +161,41 @@ def _squeezed(ctx, shape, axes) -> list[int]:
     return [d for i, d in enumerate(shape) if i not in axes]
 
 
+def _runtime(ctx, buf) -> bool:
+    """A value input that arrives with the run (not folded to a constant)."""
+    return buf is not None and ctx.const(buf) is None
+
+
+def _squeeze_options(in_shape, out) -> list[tuple[int, ...]]:
+    """The unit axes sets whose removal gives the declared output (any of them: same data)."""
+    units = [d for d, n in enumerate(in_shape) if n == 1]
+    return [s for s in itertools.combinations(units, len(in_shape) - len(out))
+            if [n for d, n in enumerate(in_shape) if d not in s] == list(out)]
+
+
+def _unsqueeze_options(in_shape, out) -> list[tuple[int, ...]]:
+    """The positions of inserted unit axes that give the declared output."""
+    return [s for s in itertools.combinations(range(len(out)), len(out) - len(in_shape))
+            if all(out[d] == 1 for d in s)
+            and [n for d, n in enumerate(out) if d not in s] == list(in_shape)]
+
+
+def _runtime_axes_view(ctx, data, axes, options, what: str) -> None:
+    """A view whose axes arrive with the run: the declared output decides the view, and a
+    check fails the run unless the axes give it."""
+    if not options:
+        raise fail(ctx, f"declared output {list(ctx.shape(ctx.output(0)))} cannot come from "
+                        f"{list(ctx.shape(data))}")
+    check_axes_sets(ctx, axes, max(len(ctx.shape(data)), len(ctx.shape(ctx.output(0)))),
+                    options, what)
+    ctx.alias(ctx.output(0), data)
+
+
 @register("Squeeze", since=13)
 def Squeeze(ctx, data, axes=None):
+    if _runtime(ctx, axes):
+        options = _squeeze_options(ctx.shape(data), ctx.shape(ctx.output(0)))
+        return _runtime_axes_view(ctx, data, axes, options, "the axes")
     values = const_input(ctx, axes, "axes")
     given = None if values is None else int_list(values)
     _check_shape(ctx, _squeezed(ctx, ctx.shape(data), given), "Squeeze")
@@ -181,6 +217,9 @@ def _unsqueezed(ctx, shape, axes) -> list[int]:
 
 @register("Unsqueeze", since=13)
 def Unsqueeze(ctx, data, axes):
+    if _runtime(ctx, axes):
+        options = _unsqueeze_options(ctx.shape(data), ctx.shape(ctx.output(0)))
+        return _runtime_axes_view(ctx, data, axes, options, "the axes")
     values = int_list(const_input(ctx, axes, "axes"))
     _check_shape(ctx, _unsqueezed(ctx, ctx.shape(data), values), "Unsqueeze")
     ctx.alias(ctx.output(0), data)
@@ -195,6 +234,25 @@ def Unsqueeze_1(ctx, data, *, axes=()):
 @register("Identity", since=1)
 def Identity(ctx, data):
     ctx.alias(ctx.output(0), data)
+
+
+def _check_runtime_expand(ctx, in_shape, shape) -> None:
+    """The run's shape input, broadcast with the input, gives the declared output."""
+    out = ctx.shape(ctx.output(0))
+    values = values_of(ctx, shape)
+    try:
+        reachable = np.broadcast_shapes(tuple(in_shape), tuple(out)) == tuple(out)
+    except ValueError:
+        reachable = False
+    if len(out) != max(len(in_shape), len(values)) or not reachable:
+        raise fail(ctx, f"cannot expand {list(in_shape)} to the declared {list(out)}")
+    padded = (1,) * (len(out) - len(in_shape)) + tuple(in_shape)
+    terms = []
+    for v, p in zip(values, range(len(out) - len(values), len(out))):
+        fits = cmp("eq", v, out[p])
+        terms.append(Binary("or", fits, cmp("eq", v, 1)) if padded[p] == out[p] else fits)
+    ctx.check(all_of(terms), f"the shape input does not expand {list(in_shape)} to the "
+                             f"declared output {list(out)}")
 
 
 # -- Dropout: inference only -----------------------------------------------------------------
@@ -255,8 +313,10 @@ def Constant(ctx, **attrs):
 
 @register("ConstantOfShape", since=9)
 def ConstantOfShape(ctx, shape, *, value=None):
-    dims = int_list(const_input(ctx, shape, "shape"))
-    _check_shape(ctx, dims, "ConstantOfShape")
+    if _runtime(ctx, shape):
+        check_equal(ctx, shape, ctx.shape(ctx.output(0)), "the shape input")
+    else:
+        _check_shape(ctx, int_list(const_input(ctx, shape, "shape")), "ConstantOfShape")
     fill = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
     out = ctx.output(0)
     emit_constant(ctx, np.full(ctx.shape(out), fill[0]), out)
@@ -275,7 +335,11 @@ def EyeLike(ctx, data, *, dtype=None, k=0):
 
 @register("Expand", since=8)
 def Expand(ctx, data, shape):
-    dims = int_list(const_input(ctx, shape, "shape"))
+    if _runtime(ctx, shape):
+        _check_runtime_expand(ctx, ctx.shape(data), shape)
+        dims = list(ctx.shape(ctx.output(0)))
+    else:
+        dims = int_list(const_input(ctx, shape, "shape"))
     try:
         expected = np.broadcast_shapes(ctx.shape(data), tuple(dims))
     except ValueError:

@@ -1,0 +1,81 @@
+"""Shape-like inputs that arrive with the run (axes, shapes, repeats, split sizes): the
+declared output shapes are compiled, and a run whose values disagree fails with the node's
+name instead of computing something else."""
+from __future__ import annotations
+
+import numpy as np
+import onnxc
+import pytest
+from onnx import TensorProto, helper
+from onnxc.errors import RuntimeFailure
+
+from .harness import assert_close, reference
+
+I64 = np.int64
+
+
+def declared_model(op, x, value, out_shapes, attrs=None, opset=18):
+    """op(x, value) with `value` a graph input and every output's shape declared."""
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape)),
+              helper.make_tensor_value_info("v", TensorProto.INT64, list(value.shape))]
+    outs = [f"y{i}" for i in range(len(out_shapes))]
+    node = helper.make_node(op, ["x", "v"], outs, name="the_node", **(attrs or {}))
+    outputs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, list(s))
+               for o, s in zip(outs, out_shapes)]
+    graph = helper.make_graph([node], "rv", inputs, outputs)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+# op, input shape, value the model is run with, declared outputs, attributes, values (of the
+# same length) that must fail the run
+CASES = [
+    ("Squeeze", (3, 1, 4, 1), [1, -1], [(3, 4)], {}, [[1, 1], [0, 1]]),
+    ("Unsqueeze", (3, 4), [0, -1], [(1, 3, 4, 1)], {}, [[0, 1], [1, 3]]),
+    ("Unsqueeze", (3, 4), [2, 0], [(1, 3, 1, 4)], {}, [[0, 1], [0, 3]]),
+    ("Expand", (3, 1), [2, 1, 4], [(2, 3, 4)], {}, [[2, 3, 5], [1, 3, 4]]),
+    ("Expand", (3, 1), [1, 4], [(3, 4)], {}, [[3, 3], [2, 4]]),
+    ("Tile", (2, 3), [2, 1], [(4, 3)], {}, [[1, 2], [2, 2]]),
+    ("Split", (6, 2), [2, 4], [(2, 2), (4, 2)], {"axis": 0}, [[3, 3], [4, 2]]),
+]
+
+
+@pytest.mark.parametrize("op, shape, value, outs, attrs, bad", CASES)
+def test_value_read_at_run_time(tmp_path, op, shape, value, outs, attrs, bad):
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    v = np.array(value, I64)
+    model = declared_model(op, x, v, outs, attrs)
+    lib = onnxc.compile(model, out_dir=tmp_path, strict=True)
+    for got, want in zip(lib.run(None, {"x": x, "v": v}), reference(model, {"x": x, "v": v})):
+        assert_close(got, want, what=op)
+    for wrong in bad:
+        with pytest.raises(RuntimeFailure, match=r"node 'the_node' \(" + op + r"\)"):
+            lib.run(None, {"x": x, "v": np.array(wrong, I64)})
+
+
+def test_constant_of_shape_at_run_time(tmp_path):
+    graph = helper.make_graph(
+        [helper.make_node("ConstantOfShape", ["s"], ["y"], name="fill",
+                          value=helper.make_tensor("v", TensorProto.FLOAT, [1], [2.5]))],
+        "cos", [helper.make_tensor_value_info("s", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])])
+    lib = onnxc.compile(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]),
+                        out_dir=tmp_path)
+    np.testing.assert_array_equal(lib.run(None, {"s": np.array([2, 3], I64)})[0],
+                                  np.full((2, 3), 2.5, np.float32))
+    with pytest.raises(RuntimeFailure, match="the shape input differs from the declared"):
+        lib.run(None, {"s": np.array([3, 2], I64)})
+
+
+def test_resize_sizes_at_run_time(tmp_path):
+    graph = helper.make_graph(
+        [helper.make_node("Resize", ["x", "", "", "s"], ["y"], name="up", mode="linear")],
+        "rs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 4]),
+               helper.make_tensor_value_info("s", TensorProto.INT64, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 5, 7])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    lib = onnxc.compile(model, out_dir=tmp_path, strict=True)
+    feed = {"x": np.random.default_rng(1).standard_normal((1, 2, 3, 4)).astype(np.float32),
+            "s": np.array([1, 2, 5, 7], I64)}
+    assert_close(lib.run(None, feed)[0], reference(model, feed)[0])
+    with pytest.raises(RuntimeFailure, match=r"node 'up' \(Resize\): the sizes input differs"):
+        lib.run(None, dict(feed, s=np.array([1, 2, 7, 5], I64)))

@@ -38,6 +38,7 @@ from .conv import pad_input
 from .matmul import emit_accumulation
 from .reduce import REDUCTIONS, reduce_into, scalar
 from .registry import register
+from .runtime_values import check_equal
 from .shape import const_input
 
 _SPATIAL_NAMES = {1: ("w",), 2: ("h", "w"), 3: ("d", "h", "w")}
@@ -288,12 +289,37 @@ register("GlobalAveragePool", since=1)(_global("GlobalAveragePool", "ReduceMean"
 register("GlobalMaxPool", since=1)(_global("GlobalMaxPool", "ReduceMax"))
 
 
+def _unpooled_shape(x_shape, kernel, pads, strides) -> tuple[int, ...]:
+    """The shape MaxPool's input had: where its indices count (without output_shape)."""
+    rank = len(kernel)
+    pads = list(pads or [0] * 2 * rank)
+    strides = list(strides or [1] * rank)
+    spatial = [(x_shape[2 + d] - 1) * strides[d] + kernel[d] - pads[d] - pads[rank + d]
+               for d in range(rank)]
+    return (*x_shape[:2], *spatial)
+
+
+def _moved_index(index, default, out_shape):
+    """An index flat over the default unpooled shape, placed at the same coordinates of a
+    larger output_shape (ONNX: the extra rows and columns stay zero)."""
+    if tuple(default) == tuple(out_shape):
+        return index
+    at, stride_in, stride_out = const_int(0), 1, 1
+    for d_in, d_out in zip(reversed(default), reversed(out_shape)):
+        coord = Binary("mod", Binary("floordiv", index, const_int(stride_in)), const_int(d_in))
+        at = at + coord * const_int(stride_out)
+        stride_in, stride_out = stride_in * d_in, stride_out * d_out
+    return at
+
+
 @register("MaxUnpool", since=9)
 def MaxUnpool(ctx, X, indices, output_shape=None, *, kernel_shape, pads=None, strides=None):
     """Zeros, then each value of X written where its index (from MaxPool: flat over the
     whole output) points; the scatter loop stays serial since indices may collide."""
     out = ctx.output(0)
-    if output_shape is not None:
+    if output_shape is not None and ctx.const(output_shape) is None:   # read at run time
+        check_equal(ctx, output_shape, ctx.shape(out), "the output_shape input")
+    elif output_shape is not None:
         want = tuple(int(v) for v in np.asarray(const_input(ctx, output_shape,
                                                             "output_shape")).reshape(-1))
         if want != ctx.shape(out):
@@ -305,8 +331,11 @@ def MaxUnpool(ctx, X, indices, output_shape=None, *, kernel_shape, pads=None, st
              kind="elementwise", stage="zero")
     top = const_int(size - 1)
 
+    default = _unpooled_shape(ctx.shape(X), kernel_shape, pads, strides)
+
     def scatter(*v):
-        at = Binary("max", Binary("min", Cast("int64", Load(indices, v)), top), const_int(0))
+        at = _moved_index(Cast("int64", Load(indices, v)), default, ctx.shape(out))
+        at = Binary("max", Binary("min", at, top), const_int(0))
         return Store(flat, (at,), Load(X, v))
     ctx.emit(loops([(f"i{d}", e) for d, e in enumerate(ctx.shape(X))], scatter),
              kind="generic", stage="scatter")

@@ -33,6 +33,7 @@ from ..loop.ir import (
 )
 from .common import view
 from .registry import register
+from .runtime_values import all_of, values_of
 from .shape import const_input, fail, int_list, scalar_const
 
 _MODES = {"linear": "linear", "bilinear": "linear", "nearest": "nearest", "cubic": "cubic",
@@ -272,11 +273,27 @@ def _base_coordinate(v, n: int, align: bool):
     return Cast("float64", v) * step + start
 
 
+def _declared_size(ctx, size) -> list[int]:
+    """AffineGrid's size [N, C, (D,) H, W] from the declared grid [N, (D,) H, W, k]; C
+    shapes nothing, so the run's check skips it."""
+    grid = ctx.shape(ctx.output(0))
+    dims = [grid[0], 0, *grid[1:-1]]
+    values = values_of(ctx, size)
+    if len(values) != len(dims):
+        raise fail(ctx, f"size of {len(values)} values for a declared grid {list(grid)}")
+    ctx.check(all_of(cmp("eq", v, d) for i, (v, d) in enumerate(zip(values, dims)) if i != 1),
+              f"the size input differs from the declared grid {list(grid)}")
+    return dims
+
+
 @register("AffineGrid", since=20)
 def AffineGrid(ctx, theta, size, *, align_corners=0):
     """grid[n, (d,) h, w, k] = theta[n, k] . (x_w, y_h, (z_d,) 1), computed in float64 as
     the reference does."""
-    dims = int_list(const_input(ctx, size, "size"))
+    if ctx.const(size) is None:   # read at run time: the declared grid's extents
+        dims = _declared_size(ctx, size)
+    else:
+        dims = int_list(const_input(ctx, size, "size"))
     rank, ts, out = len(dims) - 2, ctx.shape(theta), ctx.output(0)
     if rank not in (2, 3) or ts != (dims[0], rank, rank + 1):
         raise fail(ctx, f"theta of shape {ts} and size {dims}: expected [N, 2, 3] with "

@@ -79,3 +79,28 @@ def test_resize_sizes_at_run_time(tmp_path):
     assert_close(lib.run(None, feed)[0], reference(model, feed)[0])
     with pytest.raises(RuntimeFailure, match=r"node 'up' \(Resize\): the sizes input differs"):
         lib.run(None, dict(feed, s=np.array([1, 2, 7, 5], I64)))
+
+
+@pytest.mark.parametrize("runtime", [False, True])
+def test_maxunpool_into_a_larger_output_shape(tmp_path, runtime):
+    """Indices count over MaxPool's input (4x4); a 5x5 output_shape keeps their coordinates
+    (onnx.reference's reading; onnxruntime has no such case)."""
+    shape_info = helper.make_tensor_value_info("s", TensorProto.INT64, [4])
+    inits = [] if runtime else [helper.make_tensor("s", TensorProto.INT64, [4], [1, 1, 5, 5])]
+    graph = helper.make_graph(
+        [helper.make_node("MaxUnpool", ["x", "i", "s"], ["y"], name="unpool",
+                          kernel_shape=[2, 2], strides=[2, 2])], "mu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2]),
+         helper.make_tensor_value_info("i", TensorProto.INT64, [1, 1, 2, 2])]
+        + ([shape_info] if runtime else []),
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 5, 5])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    lib = onnxc.compile(model, out_dir=tmp_path, strict=True)
+    feed = {"x": np.array([5, 6, 7, 8], np.float32).reshape(1, 1, 2, 2),
+            "i": np.array([5, 7, 13, 15], I64).reshape(1, 1, 2, 2)}
+    if runtime:
+        feed["s"] = np.array([1, 1, 5, 5], I64)
+    assert_close(lib.run(None, feed)[0], reference(model, feed, use="reference")[0])
+    if runtime:
+        with pytest.raises(RuntimeFailure, match="output_shape input differs"):
+            lib.run(None, dict(feed, s=np.array([1, 1, 4, 6], I64)))

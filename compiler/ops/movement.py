@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..loop.ir import Cast, Expr, Load, Store, Var, cmp, const_int
+from ..loop.ir import Cast, Expr, Load, Store, Var, cmp, const_int, loops
 from .common import nest, view
 from .registry import register
 from .runtime_values import all_of, check_equal, values_of
@@ -373,6 +373,8 @@ def Tile_1(ctx, data, tiles, axis):
 
 @register("Range", since=11)
 def Range(ctx, start, limit, delta, *, stash_type=1):
+    if any(ctx.const(b) is None for b in (start, limit, delta)):
+        return _runtime_range(ctx, start, limit, delta)
     # Normally folded by the frontend; here only when folding was skipped.
     values = [const_input(ctx, b, name) for b, name in
               ((start, "start"), (limit, "limit"), (delta, "delta"))]
@@ -383,6 +385,24 @@ def Range(ctx, start, limit, delta, *, stash_type=1):
     dtype = np.asarray(values[0]).dtype
     emit_constant(ctx, (first + np.arange(count, dtype=dtype) * step).astype(dtype))
 
+
+
+def _runtime_range(ctx, start, limit, delta) -> None:
+    """Bounds read at run time: the declared length is compiled, each element is
+    start + i * delta, and the run fails unless ceil((limit - start) / delta) gives that
+    length."""
+    from ..loop.ir import Binary, Unary
+    out = ctx.output(0)
+    (n,) = ctx.shape(out)
+    first, stop, step = (Load(view(b, 1), (const_int(0),)) for b in (start, limit, delta))
+    as_f64 = [Cast("float64", e) for e in (first, stop, step)]
+    count = Unary("ceil", Binary("div", as_f64[1] - as_f64[0], as_f64[2]))
+    fits = Binary("or", cmp("eq", count, float(n)),
+                  Binary("and", cmp("le", count, 0.0), cmp("eq", const_int(n), 0)))
+    ctx.check(Binary("and", cmp("ne", step, 0), fits),
+              f"start, limit and delta do not give the declared {n} elements")
+    ctx.emit(loops([("i", n)], lambda i: Store(out, (i,), first + Cast(out.dtype, i) * step)),
+             kind="elementwise")
 
 
 # -- DepthToSpace and SpaceToDepth --------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import onnxc
 import pytest
+from onnx import TensorProto
 from onnxc.errors import ModelError
 
 from .harness import check_model, check_node, node_model, rand
@@ -322,10 +323,13 @@ def test_range(tmp_path, start, limit, delta):
     check_node(tmp_path, "Range", [start, limit, delta], constant=(0, 1, 2))
 
 
-def test_range_error_runtime(tmp_path):
-    model = typed(node_model("Range", [np.array(0, I64), np.array(5, I64), np.array(1, I64)],
-                             constant=(1, 2)), (I64, (5,)))
-    compile_fails(tmp_path, model, "start")
+def test_range_error_runtime_without_a_declared_length(tmp_path):
+    # bounds read at run time compile the declared length (tests/ops/test_runtime_values.py)
+    model = node_model("Range", [np.array(0, I64), np.array(5, I64), np.array(1, I64)],
+                       constant=(1, 2))
+    model.graph.output[0].type.tensor_type.shape.dim.add()   # rank 1, length unknown
+    model.graph.output[0].type.tensor_type.elem_type = TensorProto.INT64
+    compile_fails(tmp_path, model, "must be a compile-time constant")
 
 
 # -- DepthToSpace and SpaceToDepth ------------------------------------------------------------

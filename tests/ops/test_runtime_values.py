@@ -104,3 +104,24 @@ def test_maxunpool_into_a_larger_output_shape(tmp_path, runtime):
     if runtime:
         with pytest.raises(RuntimeFailure, match="output_shape input differs"):
             lib.run(None, dict(feed, s=np.array([1, 1, 4, 6], I64)))
+
+
+@pytest.mark.parametrize("dtype, elem, bounds", [
+    (np.float32, TensorProto.FLOAT, (1.5, 4.0, 0.5)),
+    (np.int64, TensorProto.INT64, (10, 1, -2)),
+    (np.int32, TensorProto.INT32, (0, 5, 1)),
+])
+def test_range_bounds_at_run_time(tmp_path, dtype, elem, bounds):
+    n = len(np.arange(*bounds))
+    graph = helper.make_graph(
+        [helper.make_node("Range", ["a", "b", "d"], ["y"], name="rng")], "range",
+        [helper.make_tensor_value_info(name, elem, []) for name in "abd"],
+        [helper.make_tensor_value_info("y", elem, [n])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    lib = onnxc.compile(model, out_dir=tmp_path, strict=True)
+    feed = {k: np.array(v, dtype) for k, v in zip("abd", bounds)}
+    assert_close(lib.run(None, feed)[0], reference(model, feed)[0])
+    with pytest.raises(RuntimeFailure, match=r"node 'rng' \(Range\): start, limit and delta"):
+        lib.run(None, dict(feed, d=np.array(bounds[2] * 2, dtype)))
+    with pytest.raises(RuntimeFailure, match="Range"):
+        lib.run(None, dict(feed, d=np.array(0, dtype)))

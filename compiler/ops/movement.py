@@ -13,6 +13,7 @@ import numpy as np
 from ..loop.ir import Cast, Expr, Load, Store, Var, cmp, const_int, loops
 from .common import nest, view
 from .registry import register
+from .runtime_slice import runtime_slice
 from .runtime_values import all_of, check_equal, values_of
 from .shape import (
     const_input,
@@ -198,6 +199,8 @@ def _emit_slice(ctx, data, starts, ends, axes, steps) -> None:
 
 @register("Slice", since=10)
 def Slice(ctx, data, starts, ends, axes=None, steps=None):
+    if any(b is not None and ctx.const(b) is None for b in (starts, ends, axes, steps)):
+        return runtime_slice(ctx, data, starts, ends, axes, steps)
     values = [const_input(ctx, b, name) for b, name in
               ((starts, "starts"), (ends, "ends"), (axes, "axes"), (steps, "steps"))]
     _emit_slice(ctx, data, *(None if v is None else int_list(v) for v in values))

@@ -125,3 +125,36 @@ def test_range_bounds_at_run_time(tmp_path, dtype, elem, bounds):
         lib.run(None, dict(feed, d=np.array(bounds[2] * 2, dtype)))
     with pytest.raises(RuntimeFailure, match="Range"):
         lib.run(None, dict(feed, d=np.array(0, dtype)))
+
+
+SLICES = [   # starts, ends, axes, steps on a (6, 5, 4) input
+    ([1, 0], [5, 4], [0, 2], [2, 1]),
+    ([-1, 4], [-7, 0], [0, 1], [-1, -2]),
+    ([2], [1000], [-2], [1]),
+    ([0, -3, 1], [9223372036854775807, -1, 3], [2, 0, 1], [3, 1, 1]),
+]
+
+
+@pytest.mark.parametrize("starts, ends, axes, steps", SLICES)
+def test_slice_values_at_run_time(tmp_path, starts, ends, axes, steps):
+    x = np.arange(120, dtype=np.float32).reshape(6, 5, 4)
+    index = [slice(None)] * 3
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        index[a] = slice(s, e, st)
+    want = x[tuple(index)]
+    names = ["starts", "ends", "axes", "steps"]
+    values = [np.array(v, I64) for v in (starts, ends, axes, steps)]
+    graph = helper.make_graph(
+        [helper.make_node("Slice", ["x", *names], ["y"], name="cut")], "sl",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, 5, 4])]
+        + [helper.make_tensor_value_info(n, TensorProto.INT64, [len(starts)]) for n in names],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(want.shape))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    lib = onnxc.compile(model, out_dir=tmp_path, strict=True)
+    feed = dict(zip(names, values), x=x)
+    np.testing.assert_array_equal(lib.run(None, feed)[0], want)
+    wrong = dict(feed, steps=np.array([7] * len(steps), I64))   # other lengths
+    with pytest.raises(RuntimeFailure, match=r"node 'cut' \(Slice\)"):
+        lib.run(None, wrong)
+    with pytest.raises(RuntimeFailure, match=r"node 'cut' \(Slice\)"):
+        lib.run(None, dict(feed, steps=np.zeros(len(steps), I64)))

@@ -13,7 +13,7 @@ import numpy as np
 from ..loop.ir import Cast, Expr, Load, Store, Var, cmp, const_int, loops
 from .common import nest, view
 from .registry import register
-from .runtime_slice import runtime_slice
+from .runtime_gather import runtime_pad, runtime_slice
 from .runtime_values import all_of, check_equal, values_of
 from .shape import (
     const_input,
@@ -314,6 +314,11 @@ def _emit_pad_table(ctx, data, widths, mode: str) -> None:
 @register("Pad", since=11)
 def Pad(ctx, data, pads, constant_value=None, axes=None, *, mode="constant"):
     rank = len(ctx.shape(data))
+    if ctx.const(pads) is None or (axes is not None and ctx.const(axes) is None):
+        empty = constant_value is None or not int(np.prod(ctx.shape(constant_value)))
+        fill = scalar_const(data.dtype, 0) if empty else \
+            Load(view(constant_value, 1), (const_int(0),))
+        return runtime_pad(ctx, data, pads, axes, mode, fill)
     axis_list = const_input(ctx, axes, "axes")
     widths = _pad_widths(ctx, rank, int_list(const_input(ctx, pads, "pads")),
                          None if axis_list is None else int_list(axis_list))

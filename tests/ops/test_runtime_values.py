@@ -158,3 +158,34 @@ def test_slice_values_at_run_time(tmp_path, starts, ends, axes, steps):
         lib.run(None, wrong)
     with pytest.raises(RuntimeFailure, match=r"node 'cut' \(Slice\)"):
         lib.run(None, dict(feed, steps=np.zeros(len(steps), I64)))
+
+
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "wrap"])
+@pytest.mark.parametrize("pads, axes", [([1, 0, 2, 3], None), ([2, 3], [-1]), ([0, 7], [1])])
+def test_pad_widths_at_run_time(tmp_path, mode, pads, axes):
+    x = np.arange(12, dtype=np.float32).reshape(3, 4) + 1
+    widths = [(0, 0), (0, 0)]
+    listed = list(range(2)) if axes is None else [a % 2 for a in axes]
+    for i, a in enumerate(listed):
+        widths[a] = (pads[i], pads[len(listed) + i])
+    extra = {"constant_values": 9.5} if mode == "constant" else {}
+    want = np.pad(x, widths, mode=mode, **extra)
+    names = ["x", "pads", "value"] + (["axes"] if axes is not None else [])
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4]),
+              helper.make_tensor_value_info("pads", TensorProto.INT64, [len(pads)]),
+              helper.make_tensor_value_info("value", TensorProto.FLOAT, [])]
+    if axes is not None:
+        inputs.append(helper.make_tensor_value_info("axes", TensorProto.INT64, [len(axes)]))
+    graph = helper.make_graph([helper.make_node("Pad", names, ["y"], name="pad", mode=mode)],
+                              "pad", inputs,
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                                             list(want.shape))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    lib = onnxc.compile(model, out_dir=tmp_path, strict=True)
+    feed = {"x": x, "pads": np.array(pads, I64), "value": np.array(9.5, np.float32)}
+    if axes is not None:
+        feed["axes"] = np.array(axes, I64)
+    np.testing.assert_array_equal(lib.run(None, feed)[0], want)
+    for wrong in ([p + 1 for p in pads], [-1] + pads[1:-1] + [pads[-1] + 1]):
+        with pytest.raises(RuntimeFailure, match=r"node 'pad' \(Pad\): the pads do not give"):
+            lib.run(None, dict(feed, pads=np.array(wrong, I64)))

@@ -24,8 +24,8 @@ _COEFFICIENTS = {
 def _window(op: str, size: int, periodic: int) -> np.ndarray:
     n = np.arange(size, dtype=np.float64)
     denominator = size if periodic else size - 1
-    if denominator <= 0:    # one sample: the spec's formula is 0/0 there; the reference gives
-        return np.ones(size)   # its first term's sum, 1 for every window (cos 0 = 1 each)
+    if denominator <= 0:     # a symmetric window of one sample divides by 0: onnx.reference
+        return np.ones(size)  # (and onnxruntime) give 1
     return sum(a * np.cos(2 * np.pi * k * n / denominator)
                for k, a in enumerate(_COEFFICIENTS[op]))
 

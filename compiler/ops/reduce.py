@@ -98,6 +98,8 @@ def _empty_value(dtype: str, value: float) -> Const:
     """value in dtype; an integer type takes its own limit for an infinity (and 0 for NaN)."""
     if dtypes.dtype(dtype).is_float:
         return Const(value, dtype)
+    if dtype == "bool":
+        return Const(value > 0, dtype)
     info = np.iinfo(dtypes.dtype(dtype).numpy)
     clamped = 0 if math.isnan(value) else int(min(max(value, info.min), info.max))
     return Const(clamped, dtype)
@@ -145,9 +147,13 @@ def reduce_into(ctx, X, Y, axes, keepdims, red: Reduction, guard=None) -> None:
     ctx.emit(body if guard is None else IfThen(guard, body), kind="reduce")
 
 
+# bool reductions that are plain logic: max is any, min is all (the empty set: false, true)
+_BOOL_OK = ("ReduceMax", "ReduceMin")
+
+
 def _check_dtype(op: str, X, red: Reduction) -> None:
     dt = dtypes.dtype(X.dtype)
-    if X.dtype == "bool" or (red.floats_only and not dt.is_float):
+    if (X.dtype == "bool" and op not in _BOOL_OK) or (red.floats_only and not dt.is_float):
         raise ModelError(f"{op}: dtype {X.dtype} is not supported")
 
 

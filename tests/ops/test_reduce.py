@@ -227,3 +227,13 @@ def test_argmax_bad_axis(tmp_path):
     model = node_model("ArgMax", [rand(3, 4)], {"axis": 2}, opset=13)
     with pytest.raises(ModelError):
         _compile(model, tmp_path)
+
+
+@pytest.mark.parametrize("op, fn", [("ReduceMax", np.any), ("ReduceMin", np.all)])
+@pytest.mark.parametrize("shape, axis", [((4, 5), 1), ((3, 0), 1), ((2, 3, 4), 0)])
+def test_reduce_bool(tmp_path, op, fn, shape, axis):
+    """Max over bools is any, min is all (over nothing: false and true)."""
+    x = np.random.default_rng(3).random(shape) < 0.3
+    (got,) = check_node(tmp_path, op, [x, np.array([axis], np.int64)], {"keepdims": 0},
+                        constant=(1,), opset=20, use="reference")
+    np.testing.assert_array_equal(got, fn(x, axis=axis))

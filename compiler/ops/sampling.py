@@ -33,7 +33,7 @@ from ..loop.ir import (
 )
 from .common import view
 from .registry import register
-from .runtime_values import all_of, values_of
+from .runtime_values import all_of, check_equal, values_of
 from .shape import const_input, fail, int_list, scalar_const
 
 _MODES = {"linear": "linear", "bilinear": "linear", "nearest": "nearest", "cubic": "cubic",
@@ -328,13 +328,50 @@ def _col2im_attrs(ctx, rank: int, dilations, pads, strides):
     return dilations, pads, strides
 
 
+def _factorizations(total: int, parts: int):
+    """Every tuple of `parts` positive ints whose product is total."""
+    if parts == 1:
+        yield (total,)
+        return
+    for first in range(1, total + 1):
+        if total % first == 0:
+            for rest in _factorizations(total // first, parts - 1):
+                yield (first, *rest)
+
+
+def _declared_col2im(ctx, data, image_shape, block_shape, dilations, pads, strides):
+    """image_shape and block_shape read at run time: the image is the declared output's,
+    the block the one factorization of the input's block size that gives its block count
+    (checked in the run)."""
+    out, ds = ctx.shape(ctx.output(0)), ctx.shape(data)
+    image, rank = list(out[2:]), len(out) - 2
+    if len(ds) != 3 or rank < 1 or not out[1] or ds[1] % out[1]:
+        raise fail(ctx, f"input {list(ds)} does not fit the declared output {list(out)}")
+    dil, pad, stride = _col2im_attrs(ctx, rank, dilations, pads, strides)
+
+    def count(block):
+        return _product((image[d] + pad[d] + pad[rank + d] - dil[d] * (block[d] - 1) - 1)
+                        // stride[d] + 1 for d in range(rank))
+    options = [b for b in _factorizations(ds[1] // out[1], rank) if count(b) == ds[2]]
+    if len(options) != 1:
+        raise fail(ctx, f"block_shape read at run time: {len(options)} block shapes fit the "
+                        f"input {list(ds)} and the declared output {list(out)}")
+    check_equal(ctx, image_shape, image, "the image_shape input")
+    check_equal(ctx, block_shape, list(options[0]), "the block_shape input")
+    return image, list(options[0])
+
+
 @register("Col2Im", since=18)
 def Col2Im(ctx, data, image_shape, block_shape, *, dilations=None, pads=None, strides=None):
     """Each output pixel gathers the block elements that land on it, in block order:
     out[n, c, p] = sum over k with p = l * stride - pad + k * dilation of
     data[n, c * K + flat(k), flat(l)]."""
-    image = int_list(const_input(ctx, image_shape, "image_shape"))
-    block = int_list(const_input(ctx, block_shape, "block_shape"))
+    if ctx.const(image_shape) is None or ctx.const(block_shape) is None:
+        image, block = _declared_col2im(ctx, data, image_shape, block_shape, dilations, pads,
+                                        strides)
+    else:
+        image = int_list(const_input(ctx, image_shape, "image_shape"))
+        block = int_list(const_input(ctx, block_shape, "block_shape"))
     rank, ds, out = len(image), ctx.shape(data), ctx.output(0)
     if len(block) != rank or rank < 1 or min(block) < 1:
         raise fail(ctx, f"block_shape {block} does not fit image_shape {image}")

@@ -189,3 +189,21 @@ def test_pad_widths_at_run_time(tmp_path, mode, pads, axes):
     for wrong in ([p + 1 for p in pads], [-1] + pads[1:-1] + [pads[-1] + 1]):
         with pytest.raises(RuntimeFailure, match=r"node 'pad' \(Pad\): the pads do not give"):
             lib.run(None, dict(feed, pads=np.array(wrong, I64)))
+
+
+def test_col2im_shapes_at_run_time(tmp_path):
+    """image_shape from the declared output; block_shape the one factorization of the input's
+    block size (6 = 2 x 3 here) that gives its 12 block positions on a 4 x 5 image."""
+    graph = helper.make_graph(
+        [helper.make_node("Col2Im", ["x", "image", "block"], ["y"], name="fold")], "c2i",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 12, 9]),
+         helper.make_tensor_value_info("image", TensorProto.INT64, [2]),
+         helper.make_tensor_value_info("block", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 5])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    lib = onnxc.compile(model, out_dir=tmp_path, strict=True)
+    feed = {"x": np.random.default_rng(2).standard_normal((1, 12, 9)).astype(np.float32),
+            "image": np.array([4, 5], I64), "block": np.array([2, 3], I64)}
+    assert_close(lib.run(None, feed)[0], reference(model, feed, use="reference")[0])
+    with pytest.raises(RuntimeFailure, match=r"node 'fold' \(Col2Im\): the block_shape input"):
+        lib.run(None, dict(feed, block=np.array([3, 2], I64)))

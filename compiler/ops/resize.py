@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import dtypes
-from ..loop.ir import Load, Store
+from ..loop.ir import Load, Store, cmp
 from .common import nest
 from .movement import index_expr
 from .registry import register
-from .runtime_values import check_equal
+from .runtime_values import all_of, check_equal, values_of
 from .shape import const_input, fail, int_list, normalize_axes, scalar_const
 
 F32 = np.float32
@@ -259,8 +259,30 @@ def Resize(ctx, X, roi=None, scales=None, sizes=None, *, mode="nearest",
         else None
     if sizes is not None and ctx.const(sizes) is None:
         sizes = _declared_sizes(ctx, X, sizes, axes, keep_aspect_ratio_policy)
+    if scales is not None and ctx.const(scales) is None:
+        scales = _declared_scales(ctx, X, scales, axes)
     _resize(ctx, X, opts, const_input(ctx, scales, "scales"), const_input(ctx, sizes, "sizes"),
             roi_value, axes, keep_aspect_ratio_policy, antialias)
+
+
+def _declared_scales(ctx, X, scales, axes):
+    """Scales read at run time: the output extents are declared, but the coordinates use the
+    scale itself, which the extents do not give back. The program is compiled for the scale
+    out / in of each axis (float32, as ONNX computes it) and the run fails unless it is
+    given exactly that (0.8 on an axis of 4 -> 3 is refused: its coordinates differ)."""
+    out, shape = ctx.shape(ctx.output(0)), ctx.shape(X)
+    rank = len(shape)
+    picked = list(range(rank)) if axes is None else normalize_axes(ctx, axes, rank)
+    if len(out) != rank or any(shape[a] == 0 for a in picked):
+        raise fail(ctx, "scales read at run time need the declared output shape")
+    guess = [np.float32(out[a]) / np.float32(shape[a]) for a in picked]
+    values = values_of(ctx, scales)
+    if len(values) != len(guess):
+        raise fail(ctx, f"{len(values)} scales for {len(guess)} axes")
+    ctx.check(all_of(cmp("eq", v, float(g)) for v, g in zip(values, guess)),
+              f"the scales input is not out / in = {[float(g) for g in guess]} of the "
+              "declared output, the one value compiled")
+    return ctx.constant(np.array(guess, np.float32), "scales")
 
 
 def _declared_sizes(ctx, X, sizes, axes, policy: str):

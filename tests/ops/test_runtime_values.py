@@ -207,3 +207,20 @@ def test_col2im_shapes_at_run_time(tmp_path):
     assert_close(lib.run(None, feed)[0], reference(model, feed, use="reference")[0])
     with pytest.raises(RuntimeFailure, match=r"node 'fold' \(Col2Im\): the block_shape input"):
         lib.run(None, dict(feed, block=np.array([3, 2], I64)))
+
+
+def test_resize_scales_at_run_time(tmp_path):
+    """Compiled for out / in (2.0 here); other scales with the same output extents (2.2 ->
+    floor(3 * 2.2) = 6) move the sampling points, so the run refuses them."""
+    graph = helper.make_graph(
+        [helper.make_node("Resize", ["x", "", "s"], ["y"], name="up", mode="linear")], "rs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 3, 4]),
+         helper.make_tensor_value_info("s", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 6, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    lib = onnxc.compile(model, out_dir=tmp_path, strict=True)
+    feed = {"x": np.random.default_rng(1).standard_normal((1, 1, 3, 4)).astype(np.float32),
+            "s": np.array([1, 1, 2, 1], np.float32)}
+    assert_close(lib.run(None, feed)[0], reference(model, feed)[0])
+    with pytest.raises(RuntimeFailure, match=r"node 'up' \(Resize\): the scales input is not"):
+        lib.run(None, dict(feed, s=np.array([1, 1, 2.2, 1], np.float32)))

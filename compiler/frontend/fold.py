@@ -151,6 +151,8 @@ def infer_missing_shapes(g: Graph) -> Graph:
             continue
         if all(o == "" or (o in values and values[o].is_static) for o in node.outputs):
             continue
+        if _declared_downstream(g, node, values):
+            continue
         _check_shape_inputs_constant(g, node)
         ins = [values.get(i) for i in node.inputs if i]
         if any(v is None or not v.is_static for v in ins):
@@ -184,6 +186,48 @@ def _bound_outputs(g: Graph, node: Node, values: dict) -> bool:
     for name, (dtype, shape, axes) in zip(node.outputs, entry.bound(ins, node.attr_dict)):
         if name:
             values[name] = Value(name, dtype, tuple(shape), tuple(axes))
+    return True
+
+
+# Ops whose output has the shape of their first input: a declared shape further down a chain
+# of them is the shape of the chain's start.
+_SAME_SHAPE = frozenset({"Cast", "CastLike", "Identity", "Sqrt", "Log", "Exp", "Abs", "Neg",
+                         "Relu", "Sigmoid", "Tanh", "Reciprocal", "Floor", "Ceil", "Round",
+                         "Sign", "Erf", "Softplus", "Not"})
+
+
+# Shape-input ops whose output has their first input's dtype.
+_KEEPS_DTYPE = frozenset({"Reshape", "Expand", "Tile", "Slice", "Pad", "Squeeze", "Unsqueeze",
+                          "Resize", "Split", *(f"Reduce{r}" for r in (
+                              "Sum", "Mean", "Max", "Min", "Prod", "L1", "L2", "LogSum",
+                              "LogSumExp", "SumSquare"))})
+
+
+def _declared_downstream(g: Graph, node: Node, values: dict) -> bool:
+    """A one-output node whose shape depends on run-time values (a Reduce with axes as an
+    input) takes the declared shape found after a chain of same-shape ops that alone read
+    it (a function body's Reduce -> Cast -> Sqrt -> output). Its lowering checks the run's
+    values against it. The dtype is onnx's inferred one, else the first input's where the op
+    keeps it."""
+    if len(node.outputs) != 1 or not node.inputs or node.inputs[0] not in values:
+        return False
+    readers = {}
+    for n in g.nodes:
+        for i in n.inputs:
+            readers.setdefault(i, []).append(n)
+    outputs = {v.name for v in g.outputs}
+    name = node.outputs[0]
+    while not (name in values and values[name].is_static):
+        chain = readers.get(name, [])
+        if name in outputs or len(chain) != 1 or chain[0].op_type not in _SAME_SHAPE \
+                or chain[0].inputs[0] != name:
+            return False
+        name = chain[0].outputs[0]
+    own = node.outputs[0]
+    if own not in values and node.op_type not in _KEEPS_DTYPE:
+        return False
+    dtype = values[own].dtype if own in values else values[node.inputs[0]].dtype
+    values[own] = Value(own, dtype, values[name].shape)
     return True
 
 

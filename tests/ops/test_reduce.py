@@ -237,3 +237,32 @@ def test_reduce_bool(tmp_path, op, fn, shape, axis):
     (got,) = check_node(tmp_path, op, [x, np.array([axis], np.int64)], {"keepdims": 0},
                         constant=(1,), opset=20, use="reference")
     np.testing.assert_array_equal(got, fn(x, axis=axis))
+
+
+def _chain_model(after: str):
+    """ReduceSum(x, axes input) -> after -> Sqrt -> y, only y's shape declared."""
+    from onnx import helper
+    nodes = [helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=1),
+             helper.make_node(after, ["s"], ["t"], **({"to": TensorProto.FLOAT}
+                                                     if after == "Cast" else {})),
+             helper.make_node("Sqrt", ["t"], ["y"])]
+    graph = helper.make_graph(nodes, "chain", [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4, 5]),
+        helper.make_tensor_value_info("axes", TensorProto.INT64, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 1, 5])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_reduce_run_time_axes_shape_from_a_declared_output_downstream(tmp_path):
+    from .harness import reference
+    model = _chain_model("Cast")
+    feed = {"x": rand(3, 4, 5, low=0.1, high=2.0), "axes": np.array([1], np.int64)}
+    lib = _compile(model, tmp_path)
+    np.testing.assert_allclose(lib.run(None, feed)[0], reference(model, feed)[0], rtol=1e-5)
+    with pytest.raises(RuntimeFailure, match="axes"):
+        lib.run(None, dict(feed, axes=np.array([2], np.int64)))
+
+
+def test_reduce_run_time_axes_declared_shape_behind_a_reshaping_op(tmp_path):
+    with pytest.raises(ModelError, match="constant"):
+        _compile(_chain_model("Transpose"), tmp_path)   # Transpose may move the axes

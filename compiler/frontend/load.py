@@ -13,6 +13,7 @@ from ..graph.fuse import fuse_epilogues
 from ..graph.ir import Graph, Node, Value
 from ..graph.passes import eliminate_dead_nodes, fold_batchnorm
 from ..graph.patterns import recognize_subgraphs
+from .control import inline_control_flow
 from .fold import fold_constants, infer_missing_shapes
 
 
@@ -33,7 +34,7 @@ def load_model(model_or_path) -> onnx.ModelProto:
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
         raise ModelError(f"model fails onnx.checker: {first}") from None
-    return model
+    return inline_control_flow(model)
 
 
 def _attr_value(attr: onnx.AttributeProto):

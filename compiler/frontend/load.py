@@ -15,6 +15,7 @@ from ..graph.passes import eliminate_dead_nodes, fold_batchnorm
 from ..graph.patterns import recognize_subgraphs
 from .control import inline_control_flow
 from .fold import fold_constants, infer_missing_shapes
+from .functions import expand_functions
 
 
 def load_model(model_or_path) -> onnx.ModelProto:
@@ -34,7 +35,7 @@ def load_model(model_or_path) -> onnx.ModelProto:
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
         raise ModelError(f"model fails onnx.checker: {first}") from None
-    return inline_control_flow(model)
+    return inline_control_flow(expand_functions(model))
 
 
 def _attr_value(attr: onnx.AttributeProto):

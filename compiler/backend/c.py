@@ -8,6 +8,7 @@ from ..errors import IRError
 from ..loop.ir import (
     Allocate,
     Binary,
+    Bitcast,
     Broadcast,
     Buffer,
     Cast,
@@ -93,6 +94,10 @@ class KernelPrinter:
                 if (a.dtype, dt) in CONVERSIONS:
                     return CONVERSIONS[(a.dtype, dt)].format(self.expr(a))
                 return f"(({c_type(dt)}){self.expr(a)})"
+            case Bitcast(dtype=dt, a=a):
+                # a union, not a pointer cast: type punning C defines
+                return (f"((union {{ {c_type(a.dtype)} from; {c_type(dt)} to; }}){{ .from = "
+                        f"{self.expr(a)} }}).to")
             case Broadcast(value=v, count=c):
                 return f"onnxc_broadcast_v{c}f({self.expr(v)})"
             case HReduce(op=op, value=v):

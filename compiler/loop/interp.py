@@ -12,6 +12,7 @@ import numpy as np
 from .ir import (
     Allocate,
     Binary,
+    Bitcast,
     Broadcast,
     Buffer,
     Cast,
@@ -109,6 +110,9 @@ class Interpreter:
                 return np.where(self.eval(c), self.eval(a), self.eval(b)).astype(np_dtype)[()]
             case Cast(a=a):
                 return np.asarray(self.eval(a)).astype(np_dtype)[()]
+            case Bitcast(a=a):
+                source = np.dtype(a.dtype) if a.dtype != "bool" else np.bool_
+                return np.asarray(self.eval(a), dtype=source).view(np_dtype)[()]
             case Broadcast(value=v, count=c):
                 return np.full(c, self.eval(v), dtype=np_dtype)
             case HReduce(op=op, value=v):

@@ -173,6 +173,18 @@ class Cast(Expr):
 
 
 @dataclass(frozen=True, slots=True)
+class Bitcast(Expr):
+    """a's bits read as `dtype`, a type of the same width (ONNX BitCast): no value
+    conversion, unlike Cast."""
+    dtype: str
+    a: Expr
+
+    @property
+    def lanes(self) -> int:
+        return self.a.lanes
+
+
+@dataclass(frozen=True, slots=True)
 class Broadcast(Expr):
     """A scalar repeated over `count` vector lanes."""
     value: Expr

@@ -4,6 +4,7 @@ from __future__ import annotations
 from .ir import (
     Allocate,
     Binary,
+    Bitcast,
     Broadcast,
     Cast,
     Const,
@@ -50,6 +51,8 @@ def expr_str(e: Expr) -> str:
             return f"select({expr_str(c)}, {expr_str(a)}, {expr_str(b)})"
         case Cast(dtype=dt, a=a):
             return f"{dt}({expr_str(a)})"
+        case Bitcast(dtype=dt, a=a):
+            return f"bitcast<{dt}>({expr_str(a)})"
         case Broadcast(value=v, count=c):
             return f"broadcast<{c}>({expr_str(v)})"
         case HReduce(op=op, value=v):

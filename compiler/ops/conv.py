@@ -102,7 +102,8 @@ def Conv(ctx, X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kerne
          pads=None, strides=None):
     xs, ws, ys = ctx.shape(X), ctx.shape(W), ctx.shape(ctx.output(0))
     nd = len(xs) - 2
-    if nd not in (1, 2) or X.dtype != "float32":
+    # 16-bit floats are storage: the widen-half pass computes them in float32
+    if nd not in (1, 2) or X.dtype not in ("float32", "float16", "bfloat16"):
         raise ModelError(f"Conv: only 1-D/2-D float32 convolution is supported "
                          f"(got {nd}-D {X.dtype})")
     strides = list(strides or [1] * nd)

@@ -53,6 +53,23 @@ def test_float16_matmul_accumulates_in_float32(tmp_path):
                                atol=1e-3)
 
 
+@pytest.mark.parametrize("shape, kernel, pads", [((1, 3, 9, 8), (4, 3, 3, 3), [1, 1, 1, 1]),
+                                                 ((2, 4, 11), (4, 1, 3), [2, 0])])
+def test_float16_convolution_computes_in_float32(tmp_path, shape, kernel, pads):
+    """The float32 convolution of the widened values, rounded once at the output (Conv's
+    schema has no bfloat16)."""
+    half = F16
+    x, w = rand(*shape).astype(half), rand(*kernel, seed=1).astype(half)
+    group = shape[1] if kernel[1] == 1 else 1
+    model = node_model("Conv", [x, w], {"pads": pads, "group": group}, constant=(1,))
+    (got,) = onnxc.compile(model, out_dir=tmp_path, strict=True).run(None, {"x0": x})
+    wide = node_model("Conv", [x.astype(np.float32), w.astype(np.float32)],
+                      {"pads": pads, "group": group}, constant=(1,))
+    (want,) = onnxc.compile(wide, out_dir=tmp_path / "f32").run(None, {"x0": x.astype(np.float32)})
+    assert got.dtype == half
+    np.testing.assert_array_equal(got, want.astype(half))
+
+
 def test_float16_softmax_layernorm(tmp_path):
     check_node(tmp_path, "Softmax", [rand(4, 19).astype(F16)], {"axis": -1})
     check_node(tmp_path, "LayerNormalization",

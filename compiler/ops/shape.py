@@ -265,11 +265,24 @@ def _dropout(ctx, data, mask_value: bool) -> None:
 
 @register("Dropout", since=12)
 def Dropout(ctx, data, ratio=None, training_mode=None, *, seed=None):
+    if training_mode is not None and _runtime(ctx, training_mode) or \
+            training_mode is not None and _runtime(ctx, ratio):
+        # read at run time: the run fails unless nothing drops (inference, or ratio 0)
+        from ..loop.ir import Load, Unary, const_int
+        from .common import view
+        train = Load(view(training_mode, 1), (const_int(0),))
+        rate = Load(view(ratio, 1), (const_int(0),)) if ratio is not None else None
+        off = Unary("not", train) if train.dtype == "bool" else cmp("eq", train, 0)
+        ctx.check(off if rate is None else Binary("or", off, cmp("eq", rate, 0.0)),
+                  "training mode with a ratio above 0 drops at random: not compiled")
+        return _dropout(ctx, data, True)
     if training_mode is not None:
-        flag = ctx.const(training_mode)
-        if flag is None or bool(np.asarray(flag).reshape(-1)[0]):
-            raise fail(ctx, "training_mode must be a constant false: only inference is "
-                            "compiled")
+        flag, rate = ctx.const(training_mode), ctx.const(ratio) if ratio is not None else None
+        dropping = rate is None and ratio is None or rate is not None and float(
+            np.asarray(rate).reshape(-1)[0]) != 0
+        if bool(np.asarray(flag).reshape(-1)[0]) and dropping:
+            raise fail(ctx, "training_mode with a ratio above 0 drops at random: only "
+                            "inference (or ratio 0) is compiled")
     _dropout(ctx, data, True)
 
 

@@ -223,10 +223,26 @@ def test_dropout_error_training(tmp_path):
         onnxc.compile(model, out_dir=tmp_path)
 
 
-def test_dropout_error_runtime_training(tmp_path):
-    model = node_model("Dropout", [rand(3, 4), None, np.array(False)], opset=13)
-    with pytest.raises(ModelError, match="training_mode"):
-        onnxc.compile(model, out_dir=tmp_path)
+@pytest.mark.parametrize("with_ratio", [True, False])
+def test_dropout_training_mode_read_at_run_time(tmp_path, with_ratio):
+    """Inference, or a ratio of 0, pass the input through; a run that would drop at random
+    fails."""
+    x = rand(3, 4)
+    inputs = [x, np.array(0.0, np.float32) if with_ratio else None, np.array(False)]
+    model = node_model("Dropout", inputs, n_outputs=2, opset=13)
+    lib = onnxc.compile(model, out_dir=tmp_path, strict=True)
+    feed = {"x0": x, "x2": np.array(False)}
+    if with_ratio:
+        feed["x1"] = np.array(0.0, np.float32)
+    for training in (False, True) if with_ratio else (False,):
+        y, mask = lib.run(None, dict(feed, x2=np.array(training)))
+        np.testing.assert_array_equal(y, x)
+        assert mask.all()
+    wrong = dict(feed, x2=np.array(True))
+    if with_ratio:
+        wrong["x1"] = np.array(0.3, np.float32)
+    with pytest.raises(RuntimeFailure, match="drops at random"):
+        lib.run(None, wrong)
 
 
 # -- Shape, Size, Constant, ConstantOfShape ------------------------------------------------------

@@ -302,6 +302,8 @@ def _declared_sizes(ctx, X, sizes, axes, policy: str):
 @register("Resize", since=10, until=10)
 def Resize_10(ctx, X, scales, *, mode="nearest"):
     opts = _Options(_mode(ctx, mode), "asymmetric", "simple")
+    if ctx.const(scales) is None:
+        scales = _declared_scales(ctx, X, scales, None)
     _resize(ctx, X, opts, const_input(ctx, scales, "scales"))
 
 

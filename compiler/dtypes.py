@@ -17,6 +17,7 @@ class DType:
     is_float: bool
     is_signed: bool = True
     # storage-only types: kernels compute in this type, converting at loads and stores
+    # (runtime_c/onnxc_vmath.h spells each conversion)
     compute: str | None = None
 
 
@@ -26,6 +27,17 @@ _ROWS = (
     DType("float16", TensorProto.FLOAT16, "uint16_t", np.float16, True, compute="float32"),
     DType("bfloat16", TensorProto.BFLOAT16, "uint16_t", ml_dtypes.bfloat16, True,
           compute="float32"),
+    # 8-, 4- and 2-bit storage types, one element per byte as ml_dtypes stores them (the sub-byte
+    # integers hold their two's-complement code in the low bits)
+    *(DType(name, getattr(TensorProto, onnx_name), "uint8_t", getattr(ml_dtypes, name), True,
+            compute="float32") for name, onnx_name in (
+        ("float8_e4m3fn", "FLOAT8E4M3FN"), ("float8_e4m3fnuz", "FLOAT8E4M3FNUZ"),
+        ("float8_e5m2", "FLOAT8E5M2"), ("float8_e5m2fnuz", "FLOAT8E5M2FNUZ"),
+        ("float8_e8m0fnu", "FLOAT8E8M0"), ("float4_e2m1fn", "FLOAT4E2M1"))),
+    DType("int4", TensorProto.INT4, "uint8_t", ml_dtypes.int4, False, compute="int8"),
+    DType("int2", TensorProto.INT2, "uint8_t", ml_dtypes.int2, False, compute="int8"),
+    DType("uint4", TensorProto.UINT4, "uint8_t", ml_dtypes.uint4, False, False, compute="uint8"),
+    DType("uint2", TensorProto.UINT2, "uint8_t", ml_dtypes.uint2, False, False, compute="uint8"),
     DType("int8", TensorProto.INT8, "int8_t", np.int8, False),
     DType("int16", TensorProto.INT16, "int16_t", np.int16, False),
     DType("int32", TensorProto.INT32, "int32_t", np.int32, False),

@@ -361,6 +361,79 @@ ONNXC_VM_INLINE uint16_t onnxc_f32_to_bf16(float f) {
   return (uint16_t)(x >> 16);
 }
 
+/* 8- and 4-bit floats are storage types too, one code per byte, converted as ml_dtypes does
+   (the ONNX reference): round to nearest even, overflow to inf (IEEE kind) or NaN (FN, FNUZ)
+   or the largest value (float4, which has neither). FN's NaN is S.1111.111, FNUZ's is 0x80
+   and it has no -0. ONNX's saturate=1 clamps before converting (compiler/ops). */
+enum { ONNXC_MF_IEEE, ONNXC_MF_FN, ONNXC_MF_FNUZ, ONNXC_MF_NONE };
+
+ONNXC_VM_INLINE float onnxc_mf_max(int ebits, int mbits, int bias, int kind) {
+  int top = (1 << ebits) - 1 - (kind == ONNXC_MF_IEEE);
+  float man = 2.0f - ldexpf(1.0f, (kind == ONNXC_MF_FN) - mbits);
+  return ldexpf(man, top - bias);
+}
+
+ONNXC_VM_INLINE float onnxc_mf_to_f32(uint8_t v, int ebits, int mbits, int bias, int kind) {
+  int sign = (v >> (ebits + mbits)) & 1, top = (1 << ebits) - 1;
+  int e = (v >> mbits) & top, m = v & ((1 << mbits) - 1);
+  int nan = (kind == ONNXC_MF_FNUZ && v == 0x80) || (kind == ONNXC_MF_IEEE && e == top && m)
+            || (kind == ONNXC_MF_FN && e == top && m == (1 << mbits) - 1);
+  float mag = kind == ONNXC_MF_IEEE && e == top ? INFINITY
+              : ldexpf((float)(m + (e ? 1 << mbits : 0)), (e ? e : 1) - bias - mbits);
+  return copysignf(nan ? NAN : mag, sign ? -1.0f : 1.0f);
+}
+
+ONNXC_VM_INLINE uint8_t onnxc_f32_to_mf(float f, int ebits, int mbits, int bias, int kind) {
+  unsigned sign = signbit(f) ? 1u << (ebits + mbits) : 0u, top = (1u << ebits) - 1u;
+  unsigned nan[] = {sign | top << mbits | 1u << (mbits - 1), sign | 0x7fu, 0x80u, sign ^ 0x8u};
+  unsigned huge[] = {sign | top << mbits, sign | 0x7fu, 0x80u, sign | 0x7u};
+  float a = fabsf(f), r;
+  int e, emin = 1 - bias;
+  if (isnan(f)) return (uint8_t)nan[kind];
+  if (isinf(f)) return (uint8_t)huge[kind];
+  frexpf(a, &e);
+  e = e - 1 < emin ? emin : e - 1;
+  r = nearbyintf(ldexpf(a, mbits - e));              /* exact scaling, then to even */
+  if (ldexpf(r, e - mbits) > onnxc_mf_max(ebits, mbits, bias, kind)) return (uint8_t)huge[kind];
+  if (r == 0.0f) return (uint8_t)(kind == ONNXC_MF_FNUZ ? 0u : sign);
+  if (r >= ldexpf(1.0f, mbits + 1)) { r *= 0.5f; e += 1; }   /* rounded up a binade */
+  unsigned field = r < ldexpf(1.0f, mbits) ? 0u : (unsigned)(e + bias);
+  return (uint8_t)(sign | field << mbits | ((unsigned)r & ((1u << mbits) - 1u)));
+}
+
+#define ONNXC_MF(NAME, E, M, BIAS, KIND)                                                 \
+  ONNXC_VM_INLINE float onnxc_##NAME##_to_f32(uint8_t v) {                              \
+    return onnxc_mf_to_f32(v, E, M, BIAS, ONNXC_MF_##KIND);                             \
+  }                                                                                      \
+  ONNXC_VM_INLINE uint8_t onnxc_f32_to_##NAME(float f) {                                \
+    return onnxc_f32_to_mf(f, E, M, BIAS, ONNXC_MF_##KIND);                             \
+  }
+ONNXC_MF(f8e4m3fn, 4, 3, 7, FN)
+ONNXC_MF(f8e4m3fnuz, 4, 3, 8, FNUZ)
+ONNXC_MF(f8e5m2, 5, 2, 15, IEEE)
+ONNXC_MF(f8e5m2fnuz, 5, 2, 16, FNUZ)
+ONNXC_MF(f4e2m1, 2, 1, 1, NONE)
+
+/* float8e8m0: a bare exponent 2^(v - 127), 0xff is NaN. Ties round up (the implicit bit is
+   the lsb), zero, negative and too large values are NaN, as ml_dtypes converts. */
+ONNXC_VM_INLINE float onnxc_f8e8m0_to_f32(uint8_t v) {
+  return v == 0xffu ? NAN : ldexpf(1.0f, (int)v - 127);
+}
+
+ONNXC_VM_INLINE uint8_t onnxc_f32_to_f8e8m0(float f) {
+  uint32_t x;
+  memcpy(&x, &f, sizeof x);
+  uint32_t e = x >> 23, m = x & 0x7fffffu;
+  if (x == 0u || e >= 0xffu) return 0xffu;        /* zero, negative (sign in e), inf, NaN */
+  uint32_t up = (m >> 22) && ((m & 0x3fffffu) || e);
+  return (uint8_t)(e + up > 0xfeu ? 0xffu : e + up);
+}
+
+/* Sub-byte integers: the low bits of a byte hold the two's-complement code; a narrowing
+   keeps the low bits (ONNX's fixed-point rule: discard the higher bits) */
+ONNXC_VM_INLINE int8_t onnxc_i4_to_i8(uint8_t v) { return (int8_t)(((v & 0xf) ^ 0x8) - 0x8); }
+ONNXC_VM_INLINE int8_t onnxc_i2_to_i8(uint8_t v) { return (int8_t)(((v & 0x3) ^ 0x2) - 0x2); }
+
 /* max/min with the lanes' NaN rule (a NaN operand wins); libm's fmaxf is an out-of-line
    call that ignores NaN */
 ONNXC_VM_INLINE float onnxc_max_f(float a, float b) { return (a > b || a != a) ? a : b; }

@@ -16,11 +16,22 @@ _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "/", "mod"
 _BITWISE = {"bitand": "({0} & {1})", "bitor": "({0} | {1})", "bitxor": "({0} ^ {1})",
             "shl": "(({t})({0} << {1}))", "shr": "({0} >> {1})", "bitnot": "(({t})~{0})"}
 
-# Conversions to and from the 16-bit storage types (runtime_c/onnxc_vmath.h).
-CONVERSIONS = {("float16", "float32"): "onnxc_f16_to_f32({0})",
-               ("float32", "float16"): "onnxc_f32_to_f16({0})",
-               ("bfloat16", "float32"): "onnxc_bf16_to_f32({0})",
-               ("float32", "bfloat16"): "onnxc_f32_to_bf16({0})"}
+# Conversions between the storage types and their compute types (runtime_c/onnxc_vmath.h).
+_FLOAT_STORAGE = {"float16": "f16", "bfloat16": "bf16", "float8_e4m3fn": "f8e4m3fn",
+                  "float8_e4m3fnuz": "f8e4m3fnuz", "float8_e5m2": "f8e5m2",
+                  "float8_e5m2fnuz": "f8e5m2fnuz", "float8_e8m0fnu": "f8e8m0",
+                  "float4_e2m1fn": "f4e2m1"}
+# a sub-byte integer keeps its two's-complement code in the low bits of its byte
+_INT_STORAGE = {("int4", "int8"): "onnxc_i4_to_i8({0})", ("int2", "int8"): "onnxc_i2_to_i8({0})",
+                ("uint4", "uint8"): "((uint8_t)({0} & 0xf))",
+                ("uint2", "uint8"): "((uint8_t)({0} & 0x3))",
+                ("int8", "int4"): "((uint8_t)({0} & 0xf))",
+                ("int8", "int2"): "((uint8_t)({0} & 0x3))",
+                ("uint8", "uint4"): "((uint8_t)({0} & 0xf))",
+                ("uint8", "uint2"): "((uint8_t)({0} & 0x3))"}
+CONVERSIONS = {**{(t, "float32"): f"onnxc_{c}_to_f32({{0}})" for t, c in _FLOAT_STORAGE.items()},
+               **{("float32", t): f"onnxc_f32_to_{c}({{0}})" for t, c in _FLOAT_STORAGE.items()},
+               **_INT_STORAGE}
 
 # libm functions of one argument whose C name is the op's name (f-suffixed for float32)
 _TRIG = ("tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh")

@@ -1,4 +1,5 @@
-"""widen_half_floats: float16 and bfloat16 are storage types; kernels compute in float32.
+"""widen_half_floats: storage types (float16, bfloat16, the float8 and float4 formats, the
+sub-byte integers) are widened to their compute type (float32; int8 or uint8) in kernels.
 
 The model's inputs and outputs (and buffers that alias them) keep their 16-bit storage: a load
 widens (exactly), a store narrows (round to nearest even), each spelled by the C runtime's
@@ -15,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from .. import dtypes
-from ..loop.ir import Allocate, Buffer, Cast, Const, Constant, Kernel, Load, Program, Store
+from ..loop.ir import Allocate, Bitcast, Buffer, Cast, Const, Constant, Kernel, Load, Program, Store
 from ..loop.visit import transform_kernel, walk
 from ..ops.common import copy_body
 
@@ -47,6 +48,8 @@ def _widened(buf: Buffer, kept: set[str]) -> Buffer:
 def _rewrite(kept: set[str]):
     def post(n):
         match n:
+            case Bitcast(dtype=dt) if _compute(dt):
+                return Cast(_compute(dt), n)
             case Load(buffer=b) if _compute(b.dtype):
                 if b.name in kept:
                     return Cast(_compute(b.dtype), n)
@@ -54,7 +57,7 @@ def _rewrite(kept: set[str]):
             case Store(buffer=b, value=v) if _compute(b.dtype):
                 if b.name in kept:
                     return n if v.dtype == b.dtype else dataclasses.replace(
-                        n, value=Cast(b.dtype, _as(v, _compute(b.dtype))))
+                        n, value=_narrowed(v, b.dtype))
                 return dataclasses.replace(n, buffer=_widened(b, kept))
             case Allocate(buffer=b) if _compute(b.dtype):
                 return dataclasses.replace(n, buffer=_widened(b, kept))
@@ -65,6 +68,14 @@ def _rewrite(kept: set[str]):
                 return Cast(_compute(dt), Cast(dt, _as(a, _compute(dt))))
         return n
     return post
+
+
+def _narrowed(v, dtype: str):
+    """v in dtype: a value just widened from dtype is stored as it was (a widening is exact),
+    anything else is converted through the compute type."""
+    if isinstance(v, Cast) and v.a.dtype == dtype:
+        return v.a
+    return Cast(dtype, _as(v, _compute(dtype)))
 
 
 def _as(e, dtype: str):
@@ -104,7 +115,8 @@ def widen_half_floats(prog: Program) -> Program:
     prog, kept = _shadow_read_back_outputs(prog, _kept(prog))
     post = _rewrite(kept)
     constants = tuple(
-        Constant(_widened(c.buffer, kept), np.asarray(c.data, np.float32))
+        Constant(_widened(c.buffer, kept),
+                 np.asarray(c.data).astype(dtypes.dtype(_compute(c.buffer.dtype)).numpy))
         if _compute(c.buffer.dtype) else c for c in prog.constants)
     return dataclasses.replace(
         prog, kernels=tuple(transform_kernel(k, post) for k in prog.kernels),

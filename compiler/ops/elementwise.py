@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
+
 from .. import dtypes
 from ..errors import ModelError
-from ..loop.ir import Binary, Cast, Const, Select, Store, Unary, cmp, static_shape
+from ..loop.ir import Binary, Bitcast, Cast, Const, Select, Store, Unary, cmp, static_shape
 from .common import load_broadcast, nest
 from .registry import INTERNAL_DOMAIN, register
 
@@ -260,18 +262,66 @@ def Where(ctx, cond, X, Y):
 
 @register("Cast", since=6)
 def Cast_(ctx, X, *, to, saturate=1, round_mode="up"):
-    _cast_to(ctx, X, dtypes.from_onnx(to), to)
+    _cast_to(ctx, X, dtypes.from_onnx(to), to, saturate, round_mode)
 
 
 @register("CastLike", since=15)
 def CastLike(ctx, X, like, *, saturate=1, round_mode="up"):
-    _cast_to(ctx, X, like.dtype, like.dtype)
+    _cast_to(ctx, X, like.dtype, like.dtype, saturate, round_mode)
 
 
-def _cast_to(ctx, X, target: str | None, to) -> None:
+def _cast_to(ctx, X, target: str | None, to, saturate: int, round_mode: str) -> None:
     if target is None:
         raise ModelError(f"Cast to unsupported dtype code {to}")
+    if round_mode not in _E8M0_ROUNDING:
+        raise ModelError(f"Cast round_mode {round_mode!r} is not one of {list(_E8M0_ROUNDING)}")
     if target == "bool":
         emit_elementwise(ctx, lambda x: cmp("ne", x, 0), X)
+    elif target == "float8_e8m0fnu":
+        emit_elementwise(ctx, lambda x: to_e8m0(x, saturate, round_mode), X)
     else:
-        emit_elementwise(ctx, lambda x: Cast(target, x), X)
+        emit_elementwise(ctx, lambda x: cast_saturating(x, target, saturate), X)
+
+
+# -- the low-precision floats: the IR's Cast converts as ml_dtypes does (no saturation, ties to
+# even); ONNX's saturate and round_mode attributes are spelled here around it ------------------
+FLOAT8 = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz")
+
+
+def cast_saturating(x, target: str, saturate: int = 1):
+    """Cast x to target; to a float8 type with saturate=1, values beyond the largest finite
+    value (infinities too) clamp to it first. NaN fails both comparisons, so it stays NaN."""
+    if target not in FLOAT8 or not saturate:
+        return Cast(target, x)
+    if x.dtype not in ("float32", "float64"):
+        x = Cast("float32", x)
+    top = float(ml_dtypes.finfo(dtypes.dtype(target).numpy).max)
+    hi, lo = Const(top, x.dtype), Const(-top, x.dtype)
+    return Cast(target, Select(cmp("gt", x, hi), hi, Select(cmp("lt", x, lo), lo, x)))
+
+
+def _u32(value: int) -> Const:
+    return Const(value, "uint32")
+
+
+# guard bit, bits below it, and whether the exponent field is non-zero -> round up (ONNX's
+# numpy_helper.to_float8e8m0, which the node suite's expected outputs come from)
+_E8M0_ROUNDING = {
+    "up": lambda guard, rest, e: Binary("or", cmp("ne", guard, 0), cmp("ne", rest, 0)),
+    "nearest": lambda guard, rest, e: Binary("and", cmp("ne", guard, 0), Binary(
+        "or", cmp("ne", rest, 0), cmp("ne", e, 0))),
+    "down": lambda guard, rest, e: Const(False, "bool"),
+}
+
+
+def to_e8m0(x, saturate: int, round_mode: str):
+    """The exponent field of float32 x (its sign ignored), rounded by round_mode on the
+    mantissa; saturate keeps the largest exponent from rounding up into NaN (0xff)."""
+    bits = Bitcast("uint32", x if x.dtype == "float32" else Cast("float32", x))
+    e = Binary("bitand", Binary("shr", bits, _u32(23)), _u32(0xff))
+    guard = Binary("bitand", bits, _u32(0x400000))
+    up = _E8M0_ROUNDING[round_mode](guard, Binary("bitand", bits, _u32(0x3fffff)), e)
+    if saturate:
+        up = Binary("and", up, cmp("ne", e, 0xfe))
+    code = Select(cmp("eq", e, 0xff), _u32(0xff), e + Select(up, _u32(1), _u32(0)))
+    return Bitcast("float8_e8m0fnu", Cast("uint8", code))

@@ -1,22 +1,27 @@
 """Linear quantization: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear.
 
 A scale (and zero point) is per tensor (one element), per slice along `axis` (1-D), or per
-block of `block_size` elements along `axis` (same rank as x). Quantized values are rounded half
-to even and saturated to the integer type's range. Integer types of 8 to 32 bits are compiled;
-the 2- and 4-bit and float8 types are not (the dtype table has no row for them).
+block of `block_size` elements along `axis` (same rank as x). Integer results are rounded half
+to even and saturated to the integer type's range (8 to 32 bits, and the 4- and 2-bit types);
+float8 results are converted with round to nearest even, clamped to the largest finite value
+when `saturate` (ONNX's default), and float4 ones saturate by themselves.
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from .. import dtypes
 from ..loop.ir import Binary, Cast, Const, Load, Store, Unary, loops, seq
 from .common import ZERO, nest, view
+from .elementwise import FLOAT8, cast_saturating
 from .matmul import matmul_kernels
 from .registry import register
 from .shape import fail, normalize_axis
 
 _DEFAULT_QUANTIZED = "uint8"
+_QUANTIZED = ("int2", "uint2", "int4", "uint4", "int8", "uint8", "int16", "uint16", "int32",
+              "uint32", *FLOAT8, "float4_e2m1fn")
 
 
 def _param_index(ctx, x_shape, param, axis: int, block_size: int):
@@ -38,7 +43,7 @@ def _param_index(ctx, x_shape, param, axis: int, block_size: int):
 
 def _saturated(value, dtype: str):
     """value (a float, already rounded) clamped to dtype's range and converted."""
-    info = np.iinfo(dtypes.dtype(dtype).numpy)
+    info = ml_dtypes.iinfo(dtypes.dtype(dtype).numpy)
     lo, hi = Const(float(info.min), value.dtype), Const(float(info.max), value.dtype)
     return Cast(dtype, Binary("min", Binary("max", value, lo), hi))
 
@@ -47,17 +52,22 @@ def _saturated(value, dtype: str):
 def QuantizeLinear(ctx, x, y_scale, y_zero_point=None, *, axis=1, block_size=0, saturate=1,
                    output_dtype=0, precision=0):
     out = ctx.output(0)
-    if dtypes.dtype(out.dtype).is_float or out.dtype in ("bool", "int64", "uint64"):
+    if out.dtype not in _QUANTIZED:
         raise fail(ctx, f"output type {out.dtype} is not compiled")
     shape = ctx.shape(x)
     at = _param_index(ctx, shape, y_scale, axis, block_size)
+    at_zero = at if y_zero_point is None else _param_index(ctx, shape, y_zero_point, axis,
+                                                 block_size)
     f = y_scale.dtype
+    is_float = dtypes.dtype(out.dtype).is_float
 
     def quantize(*v):
-        q = Unary("round", Cast(f, Load(x, v)) / Load(y_scale, at(v)))
+        q = Cast(f, Load(x, v)) / Load(y_scale, at(v))
+        q = q if is_float else Unary("round", q)
         if y_zero_point is not None:
-            q = q + Cast(f, Load(y_zero_point, at(v)))
-        return Store(out, v, _saturated(q, out.dtype))
+            q = q + Cast(f, Load(y_zero_point, at_zero(v)))
+        return Store(out, v, cast_saturating(q, out.dtype, saturate) if is_float
+                     else _saturated(q, out.dtype))
     ctx.emit(nest(shape, quantize), kind="elementwise")
 
 
@@ -67,12 +77,14 @@ def DequantizeLinear(ctx, x, x_scale, x_zero_point=None, *, axis=1, block_size=0
     out = ctx.output(0)
     shape = ctx.shape(x)
     at = _param_index(ctx, shape, x_scale, axis, block_size)
+    at_zero = at if x_zero_point is None else _param_index(ctx, shape, x_zero_point, axis,
+                                                 block_size)
     f = out.dtype
 
     def dequantize(*v):
         value = Cast(f, Load(x, v))
         if x_zero_point is not None:
-            value = value - Cast(f, Load(x_zero_point, at(v)))
+            value = value - Cast(f, Load(x_zero_point, at_zero(v)))
         return Store(out, v, value * Cast(f, Load(x_scale, at(v))))
     ctx.emit(nest(shape, dequantize), kind="elementwise")
 

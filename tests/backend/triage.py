@@ -27,6 +27,10 @@ _RULES = (   # (pattern over the error message, reason template)
     (r"Cast to unsupported dtype code (\d+)", lambda m, c: "Cast to " +
      onnx.TensorProto.DataType.Name(int(m.group(1))).lower() + ": dtype not supported"),
     (r"Not equal to tolerance|Mismatched elements|not equal", lambda m, c: "wrong numbers"),
+    # a run-time check refused the case's values (compiled for other ones)
+    (r"invalid argument: node '[^']*' \((\w+)\): ([^\n]*)",
+     lambda m, c: f"{m.group(1)} refused at run time: "
+     + m.group(2).split(" = ")[0].split(":")[0][:60]),
 )
 
 

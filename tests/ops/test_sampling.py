@@ -6,9 +6,9 @@ import numpy as np
 import onnxc
 import pytest
 from onnx import TensorProto, helper
-from onnxc.errors import ModelError
+from onnxc.errors import ModelError, RuntimeFailure
 
-from .harness import check_node, node_model, rand
+from .harness import assert_close, check_node, node_model, rand, reference
 
 I64, F32 = np.int64, np.float32
 MODES = ["linear", "nearest", "cubic"]
@@ -30,6 +30,26 @@ def compile_error(tmp_path, op, inputs, attrs, constant=(), opset=20, out_shape=
     with pytest.raises(ModelError) as info:
         onnxc.compile(model, out_dir=tmp_path)
     return str(info.value)
+
+
+def run_declared(tmp_path, op, inputs, constant, opset, out_shape, wrong):
+    """Compile op with out_shape declared, check a run against onnx's reference, then check
+    that each run with an input of `wrong` ({input index: value}) fails naming the node."""
+    model = node_model(op, inputs, {}, constant, opset=opset)
+    output = model.graph.output[0]
+    output.CopyFrom(helper.make_tensor_value_info(output.name, TensorProto.FLOAT, out_shape))
+    lib = onnxc.compile(model, out_dir=tmp_path, strict=True)
+    names = [i.name for i in model.graph.input]
+    feed = {n: v for n, v in zip(node_input_names(model), inputs) if n in names}
+    assert_close(lib.run(None, feed)[0], reference(model, feed, use="reference")[0])
+    for index, value in wrong.items():
+        bad = dict(feed, **{node_input_names(model)[index]: value})
+        with pytest.raises(RuntimeFailure, match=rf"\({op}\)"):
+            lib.run(None, bad)
+
+
+def node_input_names(model) -> list[str]:
+    return list(model.graph.node[0].input)
 
 
 # -- GridSample --------------------------------------------------------------------------------
@@ -101,11 +121,18 @@ def test_affine_grid(tmp_path, size, align):
                {"align_corners": align}, constant=(1,), opset=20)
 
 
-@pytest.mark.parametrize("out_shape", [None, [1, 4, 4, 2]])
-def test_affine_grid_size_at_run_time(tmp_path, out_shape):
+def test_affine_grid_size_undeclared(tmp_path):
     inputs = [rand(1, 2, 3), np.array([1, 1, 4, 4], I64)]
-    message = compile_error(tmp_path, "AffineGrid", inputs, {}, out_shape=out_shape)
+    message = compile_error(tmp_path, "AffineGrid", inputs, {})
     assert "must be a compile-time constant" in message
+
+
+def test_affine_grid_size_at_run_time(tmp_path):
+    """The size input arrives with the run: the declared output shape is compiled and a size
+    that disagrees with it fails the run."""
+    feed = [rand(1, 2, 3), np.array([1, 1, 4, 4], I64)]
+    run_declared(tmp_path, "AffineGrid", feed, (), 20, [1, 4, 4, 2],
+                 {1: np.array([1, 1, 4, 5], I64)})
 
 
 def test_affine_grid_theta_mismatch(tmp_path):
@@ -145,12 +172,19 @@ def test_col2im_int32(tmp_path):
                constant=(1, 2), opset=18, use="reference")
 
 
-@pytest.mark.parametrize("constant, out_shape", [((1,), None), ((2,), None),
-                                                 ((1,), [1, 1, 4, 4]), ((2,), [1, 1, 4, 4])])
-def test_col2im_shape_at_run_time(tmp_path, constant, out_shape):
+@pytest.mark.parametrize("constant", [(1,), (2,)])
+def test_col2im_shape_undeclared(tmp_path, constant):
     inputs = [rand(1, 4, 9), np.array([4, 4], I64), np.array([2, 2], I64)]
-    message = compile_error(tmp_path, "Col2Im", inputs, {}, constant, 18, out_shape)
+    message = compile_error(tmp_path, "Col2Im", inputs, {}, constant, 18)
     assert "must be a compile-time constant" in message
+
+
+@pytest.mark.parametrize("constant", [(1,), (2,)])
+def test_col2im_shape_at_run_time(tmp_path, constant):
+    feed = [rand(1, 4, 9), np.array([4, 4], I64), np.array([2, 2], I64)]
+    runtime_input = 2 if constant == (1,) else 1
+    wrong = {2: np.array([1, 4], I64), 1: np.array([3, 6], I64)}[runtime_input]
+    run_declared(tmp_path, "Col2Im", feed, constant, 18, [1, 1, 4, 4], {runtime_input: wrong})
 
 
 def test_col2im_wrong_block_count(tmp_path):

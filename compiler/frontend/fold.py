@@ -193,41 +193,71 @@ def _bound_outputs(g: Graph, node: Node, values: dict) -> bool:
 # of them is the shape of the chain's start.
 _SAME_SHAPE = frozenset({"Cast", "CastLike", "Identity", "Sqrt", "Log", "Exp", "Abs", "Neg",
                          "Relu", "Sigmoid", "Tanh", "Reciprocal", "Floor", "Ceil", "Round",
-                         "Sign", "Erf", "Softplus", "Not"})
+                         "Sign", "Erf", "Softplus", "Not", "Cos", "Sin", "Tan", "Acos",
+                         "Asin", "Atan", "Cosh", "Sinh", "Asinh", "Acosh", "Atanh", "IsNaN",
+                         "IsInf", "Softsign", "HardSigmoid", "LeakyRelu", "Elu", "Selu"})
 
 
 # Shape-input ops whose output has their first input's dtype.
 _KEEPS_DTYPE = frozenset({"Reshape", "Expand", "Tile", "Slice", "Pad", "Squeeze", "Unsqueeze",
-                          "Resize", "Split", *(f"Reduce{r}" for r in (
+                          "Resize", "Split", "Range", *(f"Reduce{r}" for r in (
                               "Sum", "Mean", "Max", "Min", "Prod", "L1", "L2", "LogSum",
                               "LogSumExp", "SumSquare"))})
 
 
+# Elementwise ops with two or more inputs: their output has the shape of an input when every
+# other input is a scalar or has that same shape.
+_BROADCAST_ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mod",
+                                    "Sum", "Mean", "Where", "Equal", "Less", "Greater",
+                                    "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"})
+
+
+def _is_scalar(g: Graph, values: dict, name: str) -> bool:
+    if name in g.constants:
+        return np.shape(g.constants[name]) in ((), (1,))
+    v = values.get(name)
+    return v is not None and v.is_static and v.shape in ((), (1,))
+
+
+def _keeps_shape(g: Graph, reader: Node, region: set, values: dict) -> bool:
+    """Whether reader's output has the shape shared by the tensors in region."""
+    if reader.op_type in _SAME_SHAPE:
+        return reader.inputs[0] in region
+    if reader.op_type not in _BROADCAST_ELEMENTWISE or len(reader.outputs) != 1:
+        return False
+    inputs = [i for i in reader.inputs if i]
+    return any(i in region for i in inputs) and \
+        all(i in region or _is_scalar(g, values, i) for i in inputs)
+
+
+def _same_shape_region(g: Graph, start: str, values: dict) -> set:
+    """The tensors that have start's shape through unary elementwise ops and elementwise ops
+    whose other operands are scalars or in the region (a window function's Range -> Mul by
+    a step -> Cos -> ... -> output)."""
+    region, grown = {start}, True
+    while grown:
+        grown = False
+        for n in g.nodes:
+            if n.outputs and n.outputs[0] not in region and _keeps_shape(g, n, region, values):
+                region.add(n.outputs[0])
+                grown = True
+    return region
+
+
 def _declared_downstream(g: Graph, node: Node, values: dict) -> bool:
     """A one-output node whose shape depends on run-time values (a Reduce with axes as an
-    input) takes the declared shape found after a chain of same-shape ops that alone read
-    it (a function body's Reduce -> Cast -> Sqrt -> output). Its lowering checks the run's
-    values against it. The dtype is onnx's inferred one, else the first input's where the op
-    keeps it."""
+    input, a Range with a run-time limit) takes the shape declared for a tensor of the same
+    shape further down (_same_shape_region). Its lowering checks the run's values against it.
+    The dtype is onnx's inferred one, else the first input's where the op keeps it."""
     if len(node.outputs) != 1 or not node.inputs or node.inputs[0] not in values:
         return False
-    readers = {}
-    for n in g.nodes:
-        for i in n.inputs:
-            readers.setdefault(i, []).append(n)
-    outputs = {v.name for v in g.outputs}
-    name = node.outputs[0]
-    while not (name in values and values[name].is_static):
-        chain = readers.get(name, [])
-        if name in outputs or len(chain) != 1 or chain[0].op_type not in _SAME_SHAPE \
-                or chain[0].inputs[0] != name:
-            return False
-        name = chain[0].outputs[0]
     own = node.outputs[0]
-    if own not in values and node.op_type not in _KEEPS_DTYPE:
+    shapes = {values[name].shape for name in _same_shape_region(g, own, values)
+              if name in values and values[name].is_static}
+    if len(shapes) != 1 or (own not in values and node.op_type not in _KEEPS_DTYPE):
         return False
     dtype = values[own].dtype if own in values else values[node.inputs[0]].dtype
-    values[own] = Value(own, dtype, values[name].shape)
+    values[own] = Value(own, dtype, shapes.pop())
     return True
 
 

@@ -127,6 +127,28 @@ def test_range_bounds_at_run_time(tmp_path, dtype, elem, bounds):
         lib.run(None, dict(feed, d=np.array(0, dtype)))
 
 
+
+def test_range_shape_from_a_declared_tensor_further_down(tmp_path):
+    """A window function's shape: Range(0, n) with n from the run, scaled by a step computed
+    from n, through Cos and an Add of two branches, to an output declared [8]."""
+    nodes = [helper.make_node("Range", ["zero", "n", "one"], ["r"], name="rng"),
+             helper.make_node("Div", ["tau", "n"], ["step"]),
+             helper.make_node("Mul", ["r", "step"], ["angle"]),
+             helper.make_node("Cos", ["angle"], ["c"]),
+             helper.make_node("Mul", ["angle", "half"], ["h"]),
+             helper.make_node("Add", ["c", "h"], ["y"])]
+    scalars = {"zero": 0.0, "one": 1.0, "tau": 2 * np.pi, "half": 0.5}
+    graph = helper.make_graph(
+        nodes, "window", [helper.make_tensor_value_info("n", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8])],
+        [helper.make_tensor(k, TensorProto.FLOAT, [], [v]) for k, v in scalars.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    lib = onnxc.compile(model, out_dir=tmp_path, strict=True)
+    feed = {"n": np.array(8, np.float32)}
+    assert_close(lib.run(None, feed)[0], reference(model, feed)[0])
+    with pytest.raises(RuntimeFailure, match=r"node 'rng' \(Range\)"):
+        lib.run(None, {"n": np.array(9, np.float32)})
+
 SLICES = [   # starts, ends, axes, steps on a (6, 5, 4) input
     ([1, 0], [5, 4], [0, 2], [2, 1]),
     ([-1, 4], [-7, 0], [0, 1], [-1, -2]),

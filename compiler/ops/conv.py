@@ -55,7 +55,7 @@ def pad_input(ctx, X: Buffer, shape, begin, end, fill: float = 0.0) -> Buffer:
     return Xp
 
 
-def implicit_gemm(ctx, Xp: Buffer, W: Buffer, B, ys, group: int, kernel, strides,
+def implicit_gemm(ctx, Xp: Buffer, W: Buffer, B, Y: Buffer, ys, group: int, kernel, strides,
                   dilations) -> None:
     """Y[n, g, i, oh, ow] += W[g, i, c, r, s] * Xp[n, g, c, oh*sh + r*dh, ow*sw + s*dw]: the
     GEMM of im2col with the column matrix never built (rows i: output channels, columns
@@ -64,7 +64,7 @@ def implicit_gemm(ctx, Xp: Buffer, W: Buffer, B, ys, group: int, kernel, strides
     ocg, cg = oc // group, static_shape(W)[1]
     Xv = view(Xp, n, group, cg, *ctx.shape(Xp)[2:])
     Wv = view(W, group, ocg, cg, *kernel)
-    Y = view(ctx.output(0), n, group, ocg, oh, ow)
+    Y = view(Y, n, group, ocg, oh, ow)
     init = (lambda vn, vg, i, vh, vw: Load(B, (vg * ocg + i,))) if B is not None else None
 
     def nest(acc):
@@ -78,11 +78,12 @@ def implicit_gemm(ctx, Xp: Buffer, W: Buffer, B, ys, group: int, kernel, strides
     emit_accumulation(ctx, Y, init, nest, "conv")
 
 
-def depthwise(ctx, Xp: Buffer, W: Buffer, B, ys, kernel, strides, dilations) -> None:
+def depthwise(ctx, Xp: Buffer, W: Buffer, B, Y: Buffer, ys, kernel, strides,
+              dilations) -> None:
     """One filter per channel: a direct loop nest (im2col would copy the input kh*kw times
     for a GEMM with one row)."""
     n, c, oh, ow = ys
-    Y = view(ctx.output(0), n, c, oh, ow)
+    Y = view(Y, n, c, oh, ow)
     Wv = view(W, c, kernel[0], kernel[1])
     init = (lambda vn, vc, vh, vw: Load(B, (vc,))) if B is not None else None
 
@@ -100,12 +101,22 @@ def depthwise(ctx, Xp: Buffer, W: Buffer, B, ys, kernel, strides, dilations) -> 
 @register("Conv", since=1)
 def Conv(ctx, X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
          pads=None, strides=None):
-    xs, ws, ys = ctx.shape(X), ctx.shape(W), ctx.shape(ctx.output(0))
-    nd = len(xs) - 2
     # 16-bit floats are storage: the widen-half pass computes them in float32
-    if nd not in (1, 2) or X.dtype not in ("float32", "float16", "bfloat16"):
-        raise ModelError(f"Conv: only 1-D/2-D float32 convolution is supported "
-                         f"(got {nd}-D {X.dtype})")
+    if X.dtype not in ("float32", "float16", "bfloat16"):
+        raise ModelError(f"Conv: only 1-D/2-D float32 convolution is supported (got {X.dtype})")
+    convolve(ctx, X, W, B, ctx.output(0), auto_pad=auto_pad, dilations=dilations, group=group,
+             pads=pads, strides=strides)
+
+
+def convolve(ctx, X, W, B, Y, *, auto_pad="NOTSET", dilations=None, group=1, pads=None,
+             strides=None) -> None:
+    """Y = conv(X, W) + B (1-D or 2-D), accumulated in Y's dtype: Conv's nests, which
+    ConvInteger and QLinearConv reuse on int32 data."""
+    xs, ws, ys = ctx.shape(X), ctx.shape(W), ctx.shape(Y)
+    nd = len(xs) - 2
+    if nd not in (1, 2):
+        raise ModelError(f"{ctx.node.op_type}: only 1-D/2-D convolution is supported "
+                         f"(got {nd}-D)")
     strides = list(strides or [1] * nd)
     dilations = list(dilations or [1] * nd)
     kernel = list(ws[2:])
@@ -118,11 +129,12 @@ def Conv(ctx, X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kerne
     n, c = xs[:2]
     oc, cg = ws[:2]
     if c != cg * group or oc % group:
-        raise ModelError(f"Conv: channels {c} / weights {ws} do not match group={group}")
+        raise ModelError(f"{ctx.node.op_type}: channels {c} / weights {ws} do not match "
+                         f"group={group}")
     ocg, out_sp = oc // group, ys[2:]
     if any(begin) or any(end):
         X = pad_input(ctx, X, xs, begin, end)
     if cg == 1 and ocg == 1:
-        depthwise(ctx, X, W, B, ys, kernel, strides, dilations)
+        depthwise(ctx, X, W, B, Y, ys, kernel, strides, dilations)
         return
-    implicit_gemm(ctx, X, W, B, (n, oc) + tuple(out_sp), group, kernel, strides, dilations)
+    implicit_gemm(ctx, X, W, B, Y, (n, oc) + tuple(out_sp), group, kernel, strides, dilations)

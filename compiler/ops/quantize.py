@@ -41,7 +41,7 @@ def _param_index(ctx, x_shape, param, axis: int, block_size: int):
     return lambda v: (v[ax],)
 
 
-def _saturated(value, dtype: str):
+def saturated(value, dtype: str):
     """value (a float, already rounded) clamped to dtype's range and converted."""
     info = ml_dtypes.iinfo(dtypes.dtype(dtype).numpy)
     lo, hi = Const(float(info.min), value.dtype), Const(float(info.max), value.dtype)
@@ -67,7 +67,7 @@ def QuantizeLinear(ctx, x, y_scale, y_zero_point=None, *, axis=1, block_size=0, 
         if y_zero_point is not None:
             q = q + Cast(f, Load(y_zero_point, at_zero(v)))
         return Store(out, v, cast_saturating(q, out.dtype, saturate) if is_float
-                     else _saturated(q, out.dtype))
+                     else saturated(q, out.dtype))
     ctx.emit(nest(shape, quantize), kind="elementwise")
 
 
@@ -111,14 +111,14 @@ def DynamicQuantizeLinear(ctx, x):
             Store(lo, cell, Binary("min", Load(lo, cell), Load(flat, (k,)))),
             Store(hi, cell, Binary("max", Load(hi, cell), Load(flat, (k,)))))),
         Store(scale, (), (Load(hi, cell) - Load(lo, cell)) / c(255)),
-        Store(zero, (), _saturated(qmin, "uint8")),
-        loops([("k", size)], lambda k: Store(yf, (k,), _saturated(
+        Store(zero, (), saturated(qmin, "uint8")),
+        loops([("k", size)], lambda k: Store(yf, (k,), saturated(
             Unary("round", Load(flat, (k,)) / s) + Cast(f, Load(zero, ())), "uint8"))))
     ctx.emit(body, kind="generic")
 
 
 # -- integer matrix products --------------------------------------------------------------------
-def _scalar_param(ctx, param, what: str):
+def scalar_param(ctx, param, what: str):
     """A per-tensor scale or zero point as an expression (None when absent)."""
     if param is None:
         return None
@@ -130,7 +130,7 @@ def _scalar_param(ctx, param, what: str):
 
 def _minus_zero_point(ctx, zero_point, what: str):
     """e -> int32(e) - int32(zero point)."""
-    zp = _scalar_param(ctx, zero_point, what)
+    zp = scalar_param(ctx, zero_point, what)
     if zp is None:
         return lambda e: Cast("int32", e)
     return lambda e: Cast("int32", e) - Cast("int32", zp)
@@ -151,12 +151,12 @@ def QLinearMatMul(ctx, a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_sca
     matmul_kernels(ctx, a, b, acc, _minus_zero_point(ctx, a_zero_point, "a_zero_point"),
                    _minus_zero_point(ctx, b_zero_point, "b_zero_point"))
     f = a_scale.dtype
-    sa, sb, sy = (_scalar_param(ctx, p, n) for p, n in ((a_scale, "a_scale"),
+    sa, sb, sy = (scalar_param(ctx, p, n) for p, n in ((a_scale, "a_scale"),
                                                          (b_scale, "b_scale"),
                                                          (y_scale, "y_scale")))
-    zy = Cast(f, _scalar_param(ctx, y_zero_point, "y_zero_point"))
+    zy = Cast(f, scalar_param(ctx, y_zero_point, "y_zero_point"))
 
     def requantize(*v):
         real = Cast(f, Load(acc, v)) * (sa * sb / sy)
-        return Store(out, v, _saturated(Unary("round", real) + zy, out.dtype))
+        return Store(out, v, saturated(Unary("round", real) + zy, out.dtype))
     ctx.emit(nest(ctx.shape(out), requantize), kind="elementwise", stage="requantize")

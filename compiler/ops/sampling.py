@@ -98,7 +98,7 @@ def _cubic_weights(f):
 
 
 @dataclasses.dataclass(frozen=True)
-class _Sampler:
+class Sampler:
     mode: str
     padding: str
     align: bool
@@ -163,7 +163,7 @@ class _Sampler:
         return steps
 
 
-def _axis_taps(s: _Sampler, g, size: int, d: int, pos, idx, wt, cdt: str) -> list:
+def axis_taps(s: Sampler, g, size: int, d: int, pos, idx, wt, cdt: str) -> list:
     """Fills pos[d, :] with the coordinate of grid value g and its fraction, idx[d, t] and
     wt[d, t] with the in-range index and the weight of each tap t along input axis d. Each
     step is its own store: a rewrite reads its input once from the local, not as a copy of
@@ -188,7 +188,7 @@ def _axis_taps(s: _Sampler, g, size: int, d: int, pos, idx, wt, cdt: str) -> lis
     return stmts
 
 
-def _interpolate(X, idx, wt, lead, taps: int, rank: int, adt: str, d: int = 0, at=()):
+def interpolate(X, idx, wt, lead, taps: int, rank: int, adt: str, d: int = 0, at=()):
     """sum over t of wt[d, t] * (the same over the next axes) at X[lead, idx[d, t], ...]:
     axis by axis, as the reference interpolates."""
     if d == rank:
@@ -196,14 +196,14 @@ def _interpolate(X, idx, wt, lead, taps: int, rank: int, adt: str, d: int = 0, a
     total = None
     for t in range(taps):
         here = (const_int(d), const_int(t))
-        value = _interpolate(X, idx, wt, lead, taps, rank, adt, d + 1, at + (Load(idx, here),))
+        value = interpolate(X, idx, wt, lead, taps, rank, adt, d + 1, at + (Load(idx, here),))
         if wt is not None:
             value = as_dtype(adt, Load(wt, here)) * value
         total = value if total is None else total + value
     return total
 
 
-def _grid_sample(ctx, X, grid, s: _Sampler) -> None:
+def _grid_sample(ctx, X, grid, s: Sampler) -> None:
     xs, gs, out = ctx.shape(X), ctx.shape(grid), ctx.output(0)
     rank = len(xs) - 2
     if rank < 1 or len(gs) != len(xs) or gs[-1] != rank or gs[0] != xs[0]:
@@ -221,11 +221,11 @@ def _grid_sample(ctx, X, grid, s: _Sampler) -> None:
 
     def at_position(n, *o):
         # The taps depend on the position only: computed once, used by every channel.
-        stmts = [stmt for d in range(rank) for stmt in _axis_taps(
+        stmts = [stmt for d in range(rank) for stmt in axis_taps(
             s, as_dtype(cdt, Load(grid, (n, *o, const_int(rank - 1 - d)))), sizes[d], d,
             pos, idx, wt, cdt)]
         per_channel = loops([("c", xs[1])], lambda c: Store(out, (n, c, *o), as_dtype(
-            out.dtype, _interpolate(X, idx, wt, (n, c), taps, rank, adt))))
+            out.dtype, interpolate(X, idx, wt, (n, c), taps, rank, adt))))
         body = seq(*stmts, per_channel)
         for buf in (pos, idx) + ((wt,) if wt is not None else ()):
             body = Allocate(buf, body)
@@ -244,7 +244,7 @@ def _grid_sample_op(spellings: tuple[str, ...]):
         if not (X.dtype.startswith(("float", "bfloat")) and grid.dtype.startswith(
                 ("float", "bfloat"))):
             raise fail(ctx, f"input {X.dtype} and grid {grid.dtype}: float types expected")
-        _grid_sample(ctx, X, grid, _Sampler(_MODES[mode], padding_mode, bool(align_corners)))
+        _grid_sample(ctx, X, grid, Sampler(_MODES[mode], padding_mode, bool(align_corners)))
     return lower
 
 

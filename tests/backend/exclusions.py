@@ -24,41 +24,15 @@ _CASES: dict[str, tuple[str, ...]] = {
         'resize_downsample_scales_nearest',
         'resize_upsample_scales_linear_half_pixel_symmetric',
     ),
-    'not implemented: Loop': (
-        'loop11',
-        'loop13_seq',
-        'loop16_seq_none',
-        'range_bfloat16_type_positive_delta_expanded',
-        'range_float16_type_positive_delta_expanded',
-        'range_float_type_positive_delta_expanded',
-        'range_int32_type_negative_delta_expanded',
-    ),
-    'not implemented: OptionalHasElement': (
-        'optional_has_element_empty_no_input_name_optional_input',
-        'optional_has_element_empty_no_input_name_tensor_input',
-        'optional_has_element_empty_no_input_optional_input',
-        'optional_has_element_empty_no_input_tensor_input',
+    'input dtype not supported: sequence or optional': (
+        'identity_opt',
+        'identity_sequence',
+        'optional_get_element_optional_sequence',
+        'optional_get_element_optional_tensor',
+        'optional_get_element_sequence',
         'optional_has_element_empty_optional_input',
         'optional_has_element_optional_input',
         'optional_has_element_tensor_input',
-    ),
-    'not implemented: TfIdfVectorizer': (
-        'tfidfvectorizer_tf_batch_onlybigrams_skip0',
-        'tfidfvectorizer_tf_batch_onlybigrams_skip5',
-        'tfidfvectorizer_tf_batch_uniandbigrams_skip5',
-        'tfidfvectorizer_tf_only_bigrams_skip0',
-        'tfidfvectorizer_tf_onlybigrams_levelempty',
-        'tfidfvectorizer_tf_onlybigrams_skip5',
-        'tfidfvectorizer_tf_uniandbigrams_skip5',
-    ),
-    'not implemented: Unique': (
-        'unique_bfloat16_sorted_without_axis',
-        'unique_length_1',
-        'unique_not_sorted_without_axis',
-        'unique_sorted_with_axis',
-        'unique_sorted_with_axis_3d',
-        'unique_sorted_with_negative_axis',
-        'unique_sorted_without_axis',
     ),
     'input dtype not supported: string': (
         'ai_onnx_ml_label_encoder_string_int',
@@ -133,17 +107,11 @@ _CASES: dict[str, tuple[str, ...]] = {
         'resize_tf_crop_and_resize_axes_3_2',
         'resize_tf_crop_and_resize_extrapolation_value',
     ),
-    'not implemented: DeformConv': (
-        'basic_deform_conv_with_padding',
-        'basic_deform_conv_without_padding',
-        'deform_conv_with_mask_bias',
-        'deform_conv_with_multiple_offset_groups',
-    ),
-    'not implemented: OptionalGetElement': (
-        'optional_get_element_optional_sequence',
-        'optional_get_element_optional_tensor',
-        'optional_get_element_sequence',
-        'optional_get_element_tensor',
+    'not implemented: Loop': (
+        'loop13_seq',
+        'loop16_seq_none',
+        'range_bfloat16_type_positive_delta_expanded',
+        'range_float16_type_positive_delta_expanded',
     ),
     'not implemented: Bernoulli': (
         'bernoulli',
@@ -180,10 +148,6 @@ _CASES: dict[str, tuple[str, ...]] = {
         'dft_inverse',
         'dft_inverse_opset19',
     ),
-    'input dtype not supported: sequence or optional': (
-        'identity_opt',
-        'identity_sequence',
-    ),
     "node 'Resize_0' (Resize): sizes read at run time with keep_aspect_ratio_policy 'not_larger": (
         'resize_downsample_sizes_nearest_not_larger',
         'resize_upsample_sizes_nearest_not_larger',
@@ -191,10 +155,6 @@ _CASES: dict[str, tuple[str, ...]] = {
     "node 'Resize_0' (Resize): sizes read at run time with keep_aspect_ratio_policy 'not_smalle": (
         'resize_downsample_sizes_nearest_not_smaller',
         'resize_upsample_sizes_nearest_not_smaller',
-    ),
-    'not implemented: ConvInteger': (
-        'convinteger_with_padding',
-        'convinteger_without_padding',
     ),
     'not implemented: STFT': (
         'stft',
@@ -233,29 +193,8 @@ _CASES: dict[str, tuple[str, ...]] = {
     "node 'Pad_9' (Pad): input 1 ('CenterCropPad_test_center_crop_pad_crop_negative_axes_hwc_ex": (
         'center_crop_pad_crop_negative_axes_hwc_expanded',
     ),
-    "node 'Range_16' (Range): input 1 ('BlackmanWindow_test_blackmanwindow_expanded_function_Pe": (
-        'blackmanwindow_expanded',
-    ),
-    "node 'Range_16' (Range): input 1 ('BlackmanWindow_test_blackmanwindow_symmetric_expanded_f": (
-        'blackmanwindow_symmetric_expanded',
-    ),
-    "node 'Range_16' (Range): input 1 ('HammingWindow_test_hammingwindow_expanded_function_Peri": (
-        'hammingwindow_expanded',
-    ),
-    "node 'Range_16' (Range): input 1 ('HammingWindow_test_hammingwindow_symmetric_expanded_fun": (
-        'hammingwindow_symmetric_expanded',
-    ),
-    "node 'Range_16' (Range): input 1 ('HannWindow_test_hannwindow_expanded_function_Periodic_S": (
-        'hannwindow_expanded',
-    ),
-    "node 'Range_16' (Range): input 1 ('HannWindow_test_hannwindow_symmetric_expanded_function_": (
-        'hannwindow_symmetric_expanded',
-    ),
     'not implemented: MelWeightMatrix': (
         'melweightmatrix',
-    ),
-    'not implemented: QLinearConv': (
-        'qlinearconv',
     ),
     'not implemented: Scan': (
         'scan_sum',

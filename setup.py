@@ -33,8 +33,10 @@ setup(
     python_requires=">=3.10",
     install_requires=["onnx>=1.16", "numpy>=1.24", "jinja2>=3.0", "cffi>=1.15"],
     extras_require={
+        # the cross toolchain (clang, lld, libc headers) for the aarch64 targets
+        "cross": ["ziglang>=0.13"],
         "test": ["pytest>=7", "onnxruntime>=1.17", "ruff", "torch==2.13.0",
-                 "scikit-learn", "skl2onnx"],
+                 "scikit-learn", "skl2onnx", "ziglang>=0.13"],
         "bench": ["onnxruntime>=1.17", "torch==2.13.0"],
     },
     entry_points={"console_scripts": ["onnxc=onnxc.cli:main"]},

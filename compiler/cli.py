@@ -22,8 +22,9 @@ import numpy as np
 from . import __version__
 from .bench import add_bench
 from .errors import OnnxcError, UnsupportedOps
+from .verify import add_verify
 
-COMMANDS = ("compile", "info", "demo", "bench")
+COMMANDS = ("compile", "info", "demo", "bench", "verify")
 DEMO_MODEL = Path(__file__).resolve().parent / "models" / "demo.onnx"
 DEMO_TOLERANCE = 1e-4
 EXIT_ERROR = 2
@@ -232,7 +233,9 @@ def _add_compile(sub) -> None:
                                    "OUT/NAME-config.cmake.")
     p.add_argument("model", help="the .onnx file")
     p.add_argument("--target", default="host",
-                   help=f"target tag, one of {', '.join(_target_names())} (default: host)")
+                   help=f"target tag, one of {', '.join(_target_names())}, or a triple "
+                        "with overrides, e.g. 'aarch64-linux-gnu -mcpu=cortex-a72 -mattr=+sve' "
+                        "(default: host)")
     p.add_argument("-o", "--output", default="out", metavar="OUT_DIR",
                    help="output folder (default: out)")
     p.add_argument("--name", help="C name of the library and its symbols (default: the model "
@@ -284,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_info(sub)
     _add_demo(sub)
     add_bench(sub, _positive_int)
+    add_verify(sub)
     return parser
 
 

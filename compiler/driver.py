@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import tempfile
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import onnx
 
 from .backend.emit import Specialization, emit_c
 from .build.toolchain import build_library
-from .errors import ModelError
+from .errors import ModelError, OnnxcError
 from .frontend.dims import specializations, specialize
 from .frontend.load import load_model
 from .lower.from_graph import find_unsupported
@@ -98,6 +99,11 @@ def compile(model_or_path, target: str = "host", out_dir=None, name: str | None 
             num_threads: int | None = None, **options) -> CompiledModel:
     """Compile a model (path or ModelProto) and load it. Without out_dir the build goes to a
     fresh temporary folder."""
+    tgt = get_target(target)
+    if not tgt.native:
+        raise OnnxcError(f"target {target!r} runs {tgt.arch} code, which this {platform.machine()} "
+                         "machine cannot load: build it with compile_to_dir (or `onnxc MODEL "
+                         "--target ...`) and check it with `onnxc verify`")
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="onnxc_"))
     lib = compile_to_dir(model_or_path, out, target=target, name=name, **options)
     model = CompiledModel(lib)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,8 +22,11 @@ class Target:
     cores: int                 # 0: ask the machine at run time
     l1_bytes: int
     l2_bytes: int
-    cc: str                    # C compiler driver
+    cc: str                    # C toolchain: the host's compiler driver, or "zig" (ziglang)
     cflags: tuple[str, ...] = field(default=())
+    emulator: str = ""         # user-mode emulator that runs the target's code on another CPU
+    emulator_cpu: str = ""     # the CPU model it emulates for this target
+    sysroot: str = ""          # the target's libc for the emulator (-L)
 
     def lanes(self, dtype: str = "float32") -> int:
         from . import dtypes
@@ -31,6 +35,15 @@ class Target:
     @property
     def threads(self) -> int:
         return self.cores or os.cpu_count() or 1
+
+    @property
+    def arch(self) -> str:
+        return self.triple.split("-", 1)[0]
+
+    @property
+    def native(self) -> bool:
+        """Whether this machine runs the target's code itself."""
+        return self.arch == platform.machine()
 
 
 def _target_dir() -> Path:
@@ -70,10 +83,44 @@ def host() -> Target:
     return replace(best, tag="host", cflags=("-march=native",), cores=0)
 
 
+def _from_triple(spec: str, targets: dict[str, Target]) -> Target:
+    """"TRIPLE [-mcpu=CPU] [-mattr=+f,-g]": the generic record of the triple's architecture
+    (or the record of that CPU), with the CPU and features overridden."""
+    words = spec.split()
+    arch = words[0].split("-", 1)[0]
+    same_arch = [t for t in targets.values() if t.arch == arch]
+    if not same_arch:
+        raise OnnxcError(f"no target describes architecture {arch!r} (from {spec!r})")
+    base = min(same_arch, key=lambda t: (t.vector_bits, len(t.features), t.tag))
+    features = list(base.features)
+    for word in words[1:]:
+        key, _, value = word.partition("=")
+        if key == "-mcpu":
+            base = next((t for t in same_arch if t.cpu == value), replace(base, cpu=value))
+            features = list(base.features)
+        elif key == "-mattr":
+            for item in value.split(","):
+                name = item.lstrip("+-")
+                features = [f for f in features if f != name] + ([name] if item[0] != "-"
+                                                                 else [])
+        else:
+            raise OnnxcError(f"target {spec!r}: unknown option {word!r} (-mcpu=, -mattr=)")
+    cflags = base.cflags
+    if base.cc != "zig":   # the host compiler takes the CPU and features as flags
+        added = [f"-m{f}" for f in features if f not in base.features]
+        removed = [f"-mno-{f}" for f in base.features if f not in features]
+        cflags = (f"-march={base.cpu}", *added, *removed)
+    return replace(base, tag=spec, triple=words[0], features=tuple(features), cflags=cflags)
+
+
 def get_target(spec: str = "host") -> Target:
+    """A target by tag ("host", "armv8", ...) or by triple with -mcpu/-mattr overrides."""
     if spec == "host":
         return host()
     targets = available()
-    if spec not in targets:
-        raise OnnxcError(f"unknown target {spec!r}; known: host, {', '.join(sorted(targets))}")
-    return targets[spec]
+    if spec in targets:
+        return targets[spec]
+    if "-" in spec.split()[0] and spec.split()[0].count("-") >= 2:
+        return _from_triple(spec, targets)
+    raise OnnxcError(f"unknown target {spec!r}; known: host, {', '.join(sorted(targets))}, "
+                     "or a triple such as 'aarch64-linux-gnu -mcpu=cortex-a72'")

@@ -463,16 +463,15 @@ ONNXC_VM_HREDUCE(v16f, onnxc_v16f)
 /* Every other element from p: two loads that end at the last element needed (never past
    it), the even lanes of the first and the odd lanes of the second. */
 ONNXC_VM_INLINE onnxc_v4f onnxc_load_s2_v4f(const float *p) {
-  return __builtin_shuffle(onnxc_load_v4f(p), onnxc_load_v4f(p + 3), (onnxc_v4i){0, 2, 5, 7});
+  return __builtin_shufflevector(onnxc_load_v4f(p), onnxc_load_v4f(p + 3), 0, 2, 5, 7);
 }
 ONNXC_VM_INLINE onnxc_v8f onnxc_load_s2_v8f(const float *p) {
-  return __builtin_shuffle(onnxc_load_v8f(p), onnxc_load_v8f(p + 7),
-                           (onnxc_v8i){0, 2, 4, 6, 9, 11, 13, 15});
+  return __builtin_shufflevector(onnxc_load_v8f(p), onnxc_load_v8f(p + 7),
+                                 0, 2, 4, 6, 9, 11, 13, 15);
 }
 ONNXC_VM_INLINE onnxc_v16f onnxc_load_s2_v16f(const float *p) {
-  return __builtin_shuffle(onnxc_load_v16f(p), onnxc_load_v16f(p + 15),
-                           (onnxc_v16i){0, 2, 4, 6, 8, 10, 12, 14,
-                                        17, 19, 21, 23, 25, 27, 29, 31});
+  return __builtin_shufflevector(onnxc_load_v16f(p), onnxc_load_v16f(p + 15),
+                                 0, 2, 4, 6, 8, 10, 12, 14, 17, 19, 21, 23, 25, 27, 29, 31);
 }
 
 /* The lanes of v to p[0], p[stride], p[2 * stride], ...: a register tile vectorized along

@@ -1,9 +1,12 @@
-"""Building the generated C into a standalone shared library with the host C compiler."""
+"""Building the generated C into a standalone shared library: with the host C compiler, or
+for another architecture with the ziglang package's clang."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from ..errors import BuildError
@@ -16,7 +19,26 @@ STRICT_CFLAGS = ("-Werror",)
 LINK_LIBS = ("-lm", "-lpthread")
 
 
+def _zig_command(target: Target) -> list[str]:
+    """clang, lld and the target's libc headers from the ziglang package: a cross compiler
+    that pip installs. zig spells triples without the vendor and CPUs with underscores."""
+    if importlib.util.find_spec("ziglang") is None:
+        raise BuildError(f"target {target.tag!r} builds with the ziglang package, which is not "
+                         "installed: pip install ziglang")
+    arch, _, rest = target.triple.partition("-")
+    system = rest.split("-", 1)[1] if rest.startswith("unknown-") else rest
+    features = "".join(f"+{f}" for f in target.features if f in _ZIG_FEATURES)
+    return [sys.executable, "-m", "ziglang", "cc", "-target", f"{arch}-{system}",
+            f"-mcpu={target.cpu.replace('-', '_')}{features}"]
+
+
+# Features zig's -mcpu takes as +name (the others are implied by the CPU).
+_ZIG_FEATURES = frozenset({"neon", "crc", "dotprod", "fullfp16", "sve", "bf16", "i8mm"})
+
+
 def compiler_command(target: Target) -> list[str]:
+    if target.cc == "zig" and not os.environ.get("ONNXC_CC"):
+        return _zig_command(target)
     cc = os.environ.get("ONNXC_CC") or target.cc
     if shutil.which(cc) is None:
         raise BuildError(f"C compiler {cc!r} not found (set ONNXC_CC or install gcc)")

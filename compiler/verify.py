@@ -1,0 +1,189 @@
+"""`onnxc verify`: compile a model for a target, run it on seeded random inputs (in this
+process for the host, under the target's user-mode emulator otherwise) and compare every
+output with onnxruntime (or onnx.reference) run here on the same inputs."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from .build.toolchain import compiler_command
+from .errors import OnnxcError
+from .resources import resource_dir
+from .targets import Target, get_target
+
+DRIVER_SOURCE = "onnxc_npy_driver.c"
+# Seconds one emulated run may take (qemu runs a large model at a few percent of native speed)
+EMULATED_RUN_TIMEOUT_S = 600
+
+
+class VerifyError(OnnxcError):
+    """verify could not run the model (not: the model's outputs were wrong)."""
+
+
+@dataclass(frozen=True)
+class OutputError:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    max_abs: float
+    max_rel: float
+    ok: bool
+
+
+def random_inputs(model: onnx.ModelProto, seed: int) -> dict[str, np.ndarray]:
+    """Seeded inputs of the model's declared types: normal floats, small integers, bools."""
+    rng = np.random.default_rng(seed)
+    weights = {t.name for t in model.graph.initializer}
+    feed = {}
+    for info in model.graph.input:
+        if info.name in weights:
+            continue
+        tensor = info.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+        if None in dims:
+            raise VerifyError(f"input {info.name!r} has a symbolic shape: verify runs "
+                              "statically shaped models")
+        dtype = helper.tensor_dtype_to_np_dtype(tensor.elem_type)
+        if dtype.kind == "f":
+            value = rng.standard_normal(dims)
+        elif dtype.kind == "b":
+            value = rng.integers(0, 2, dims)
+        else:
+            value = rng.integers(0, 4, dims)
+        feed[info.name] = np.asarray(value).astype(dtype)
+    return feed
+
+
+def reference_outputs(model: onnx.ModelProto, feed: dict) -> tuple[list, str]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        from onnx.reference import ReferenceEvaluator
+        return ReferenceEvaluator(model).run(None, feed), "onnx.reference"
+    session = ort.InferenceSession(model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    return session.run(None, feed), f"onnxruntime {ort.__version__}"
+
+
+def _tool(name: str, hint: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise VerifyError(f"{name} not found: {hint}")
+    return path
+
+
+def emulator_command(target: Target) -> list[str]:
+    """How this machine runs the target's programs (qemu-user with the target's libc)."""
+    if not target.emulator:
+        raise VerifyError(f"target {target.tag!r} does not run here and names no emulator")
+    hint = "install Debian's qemu-user (apt-get install qemu-user)"
+    command = [_tool(target.emulator, hint)]
+    if target.sysroot:
+        if not Path(target.sysroot).is_dir():
+            raise VerifyError(f"the target's libc is missing ({target.sysroot}): install "
+                              f"libc6-{target.arch.replace('aarch64', 'arm64')}-cross")
+        command += ["-L", target.sysroot]
+    return command + (["-cpu", target.emulator_cpu] if target.emulator_cpu else [])
+
+
+def build_driver(target: Target, work: Path) -> Path:
+    """The .npy driver (runtime_c/onnxc_npy_driver.c) built with the target's toolchain."""
+    exe = work / "onnxc_npy_driver"
+    cmd = compiler_command(target) + ["-std=c11", "-O2", "-D_GNU_SOURCE", "-o", str(exe),
+                                      str(resource_dir("runtime_c") / DRIVER_SOURCE), "-ldl"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise VerifyError(f"building the driver failed:\n{' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    return exe
+
+
+def run_emulated(lib: Path, name: str, target: Target, feed: list[np.ndarray], n_outputs: int,
+                 work: Path) -> list[np.ndarray]:
+    """Run lib on feed under the emulator through the .npy driver; returns its outputs."""
+    driver = build_driver(target, work)
+    ins = [work / f"input{i}.npy" for i in range(len(feed))]
+    outs = [work / f"output{i}.npy" for i in range(n_outputs)]
+    for path, value in zip(ins, feed):
+        np.save(path, np.ascontiguousarray(value))
+    cmd = emulator_command(target) + [str(driver), str(lib.resolve()), name,
+                                      *map(str, ins), "--", *map(str, outs)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=EMULATED_RUN_TIMEOUT_S)
+    if proc.returncode != 0:
+        raise VerifyError(f"the run under {target.emulator} failed (exit {proc.returncode}):\n"
+                          f"{' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    return [np.load(path) for path in outs]
+
+
+def compare(names, got, want, rtol: float, atol: float) -> list[OutputError]:
+    report = []
+    for name, g, w in zip(names, got, want, strict=True):
+        g64, w64 = np.asarray(g, np.float64), np.asarray(w, np.float64)
+        diff = np.abs(g64 - w64)
+        same_nan = np.isnan(g64) & np.isnan(w64)
+        diff = np.where(same_nan, 0.0, diff)
+        rel = diff / np.maximum(np.abs(w64), np.finfo(np.float32).tiny)
+        ok = g64.shape == w64.shape and bool(np.all(diff <= atol + rtol * np.abs(w64)))
+        report.append(OutputError(name, str(np.asarray(g).dtype), tuple(np.shape(g)),
+                                  float(diff.max(initial=0.0)), float(rel.max(initial=0.0)),
+                                  ok))
+    return report
+
+
+def verify(model_path, target: str = "host", seed: int = 0, rtol: float = 1e-4,
+           atol: float = 1e-5, out_dir=None) -> tuple[list[OutputError], str]:
+    """Compile, run and compare; returns the per-output errors and how the run was made."""
+    from .driver import compile as compile_native
+    from .driver import compile_to_dir
+    model = onnx.load(str(model_path))
+    tgt = get_target(target)
+    feed = random_inputs(model, seed)
+    work = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="onnxc_verify_"))
+    name = "model"
+    if tgt.native:
+        got = compile_native(model, target=target, out_dir=work, name=name).run(None, feed)
+        how = "in this process"
+    else:
+        lib = compile_to_dir(model, work, target=target, name=name)
+        got = run_emulated(lib, name, tgt, list(feed.values()), len(model.graph.output), work)
+        how = " ".join(Path(w).name if i == 0 else w
+                       for i, w in enumerate(emulator_command(tgt)))
+    want, reference = reference_outputs(model, feed)
+    names = [o.name for o in model.graph.output]
+    return compare(names, got, want, rtol, atol), f"{how}, against {reference}"
+
+
+def cmd_verify(args) -> int:
+    report, how = verify(args.model, args.target, args.seed, args.rtol, args.atol, args.output)
+    print(f"onnxc verify: {args.model} for {args.target}, seed {args.seed}, run {how}")
+    for r in report:
+        print(f"  {r.name} {r.dtype}{list(r.shape)}: max abs error {r.max_abs:.3g}, "
+              f"max rel error {r.max_rel:.3g}  {'ok' if r.ok else 'BEYOND TOLERANCE'}")
+    failed = [r.name for r in report if not r.ok]
+    if failed:
+        print(f"onnxc verify: {', '.join(failed)} beyond rtol {args.rtol} / atol {args.atol}")
+        return 1
+    print(f"onnxc verify: passed (rtol {args.rtol}, atol {args.atol})")
+    return 0
+
+
+def add_verify(sub) -> None:
+    p = sub.add_parser("verify", help="check a build for a target against onnxruntime",
+                       description="Compile MODEL for TARGET, run it on seeded random inputs "
+                                   "(in this process for the host, under the target's "
+                                   "emulator, e.g. qemu-aarch64, otherwise) and compare each "
+                                   "output with onnxruntime run here. Exit 1 beyond tolerance.")
+    p.add_argument("model", help="the .onnx file")
+    p.add_argument("--target", default="host", help="target tag or triple (default: host)")
+    p.add_argument("--seed", type=int, default=0, help="input seed (default: 0)")
+    p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (1e-4)")
+    p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (1e-5)")
+    p.add_argument("-o", "--output", metavar="OUT_DIR",
+                   help="keep the build, driver and .npy files in OUT_DIR")
+    p.set_defaults(func=cmd_verify)

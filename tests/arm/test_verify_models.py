@@ -1,0 +1,52 @@
+"""The six benchmark models built for armv8 (aarch64, NEON): each library is an AArch64 ELF
+that needs only libc, libm and pthreads, and `onnxc verify` passes on it under qemu."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from onnxc.verify import verify
+
+from .conftest import TARGET
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("torch", reason="the benchmark models are exported with torch")
+
+from benchmarks.models import MODEL_NAMES, ensure_models  # noqa: E402
+
+EM_AARCH64 = 183                       # ELF e_machine of AArch64
+ELF_MACHINE_OFFSET = 18
+ALLOWED_LIBS = {"libc.so.6", "libm.so.6", "libpthread.so.0", "ld-linux-aarch64.so.1"}
+
+
+@pytest.fixture(scope="module")
+def model_paths():
+    return ensure_models()
+
+
+def needed_libraries(lib) -> set[str]:
+    out = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True,
+                         check=True).stdout
+    return {line.split("[", 1)[1].split("]", 1)[0] for line in out.splitlines()
+            if "(NEEDED)" in line}
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_verify_under_qemu(tmp_path, model_paths, name):
+    report, how = verify(model_paths[name], TARGET, seed=1, out_dir=tmp_path)
+    assert "qemu-aarch64" in how
+    assert report and all(r.ok for r in report), report
+    lib = tmp_path / "model.so"
+    header = lib.read_bytes()[:ELF_MACHINE_OFFSET + 2]
+    assert header[:4] == b"\x7fELF"
+    assert int.from_bytes(header[ELF_MACHINE_OFFSET:], "little") == EM_AARCH64
+    assert needed_libraries(lib) <= ALLOWED_LIBS
+
+
+def test_verify_command(tmp_path, model_paths):
+    proc = subprocess.run([sys.executable, "-m", "onnxc.cli", "verify", str(model_paths["cnn"]),
+                           "--target", TARGET, "-o", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "max abs error" in proc.stdout and "passed" in proc.stdout

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import dtypes
-from ..loop.ir import Load, Store, cmp
+from ..loop.ir import Buffer, Load, Store, seq
+from . import resize_taps as taps
 from .common import nest
 from .movement import index_expr
 from .registry import register
-from .runtime_values import all_of, check_equal, values_of
+from .runtime_values import check_equal
 from .shape import const_input, fail, int_list, normalize_axes, scalar_const
 
 F32 = np.float32
@@ -150,11 +151,19 @@ def _emit_resize(ctx, X, axes: list[_Axis], extrapolation: float) -> None:
     out = ctx.output(0)
     np_dtype = dtypes.dtype(out.dtype).numpy
 
+    def table(t, d, v, hint):
+        """A tap table: a run-time buffer (ops/resize_taps.py) or compile-time values."""
+        if isinstance(t, Buffer):
+            return Load(t, (v[d],))
+        if hint.startswith("idx"):
+            return index_expr(ctx, t, v[d], hint)
+        return Load(ctx.constant(t.astype(np_dtype), hint), (v[d],))
+
     def tables(d, v):
         a = axes[d]
-        idx = [index_expr(ctx, t, v[d], f"idx{d}_{k}") for k, t in enumerate(a.index)]
-        wts = [None if w is None else Load(ctx.constant(w.astype(np_dtype), f"w{d}_{k}"),
-                                           (v[d],)) for k, w in enumerate(a.weight)]
+        idx = [table(t, d, v, f"idx{d}_{k}") for k, t in enumerate(a.index)]
+        wts = [None if w is None else table(w, d, v, f"w{d}_{k}")
+               for k, w in enumerate(a.weight)]
         return idx, wts
 
     def body(*v):
@@ -169,8 +178,8 @@ def _emit_resize(ctx, X, axes: list[_Axis], extrapolation: float) -> None:
         total = terms[0]
         for term in terms[1:]:
             total = total + term
-        masks = [Load(ctx.constant(a.inside.astype(np_dtype), f"in{d}"), (v[d],))
-                 for d, a in enumerate(axes) if a.inside is not None]
+        masks = [table(a.inside, d, v, f"in{d}") for d, a in enumerate(axes)
+                 if a.inside is not None]
         if masks and extrapolation != 0:
             inside = masks[0]
             for m in masks[1:]:
@@ -255,43 +264,63 @@ def Resize(ctx, X, roi=None, scales=None, sizes=None, *, mode="nearest",
            axes=None, keep_aspect_ratio_policy="stretch"):
     opts = _Options(_mode(ctx, mode), coordinate_transformation_mode, nearest_mode,
                     cubic_coeff_a, bool(exclude_outside), extrapolation_value)
-    roi_value = ctx.const(roi) if coordinate_transformation_mode == "tf_crop_and_resize" \
-        else None
+    crop = roi if coordinate_transformation_mode == "tf_crop_and_resize" else None
+    if _runtime(ctx, scales) or _runtime(ctx, crop) or \
+            (_runtime(ctx, sizes) and keep_aspect_ratio_policy != "stretch"):
+        _resize_at_run_time(ctx, X, opts, scales, sizes, crop, axes, keep_aspect_ratio_policy,
+                            antialias)
+        return
+    roi_value = None if crop is None else ctx.const(crop)
     if sizes is not None and ctx.const(sizes) is None:
-        sizes = _declared_sizes(ctx, X, sizes, axes, keep_aspect_ratio_policy)
-    if scales is not None and ctx.const(scales) is None:
-        scales = _declared_scales(ctx, X, scales, axes)
+        sizes = _declared_sizes(ctx, X, sizes, axes)
     _resize(ctx, X, opts, const_input(ctx, scales, "scales"), const_input(ctx, sizes, "sizes"),
             roi_value, axes, keep_aspect_ratio_policy, antialias)
 
 
-def _declared_scales(ctx, X, scales, axes):
-    """Scales read at run time: the output extents are declared, but the coordinates use the
-    scale itself, which the extents do not give back. The program is compiled for the scale
-    out / in of each axis (float32, as ONNX computes it) and the run fails unless it is
-    given exactly that (0.8 on an axis of 4 -> 3 is refused: its coordinates differ)."""
-    out, shape = ctx.shape(ctx.output(0)), ctx.shape(X)
-    rank = len(shape)
+def _runtime(ctx, buf) -> bool:
+    """A non-empty input whose values arrive with the run."""
+    return buf is not None and ctx.const(buf) is None and \
+        int(np.prod(ctx.shape(buf), dtype=np.int64)) > 0
+
+
+def _resize_at_run_time(ctx, X, opts: _Options, scales, sizes, roi, axes, policy: str,
+                        antialias) -> None:
+    """Scales, roi or policy-scaled sizes read at run time: the declared output extents (the
+    run checks them), tap tables computed by a prologue kernel (ops/resize_taps.py)."""
+    in_shape, out_shape = ctx.shape(X), ctx.shape(ctx.output(0))
+    rank = len(in_shape)
     picked = list(range(rank)) if axes is None else normalize_axes(ctx, axes, rank)
-    if len(out) != rank or any(shape[a] == 0 for a in picked):
-        raise fail(ctx, "scales read at run time need the declared output shape")
-    guess = [np.float32(out[a]) / np.float32(shape[a]) for a in picked]
-    values = values_of(ctx, scales)
-    if len(values) != len(guess):
-        raise fail(ctx, f"{len(values)} scales for {len(guess)} axes")
-    ctx.check(all_of(cmp("eq", v, float(g)) for v, g in zip(values, guess)),
-              f"the scales input is not out / in = {[float(g) for g in guess]} of the "
-              "declared output, the one value compiled")
-    return ctx.constant(np.array(guess, np.float32), "scales")
+    if len(out_shape) != rank:
+        raise fail(ctx, "scales or roi read at run time need the declared output shape")
+    if antialias and opts.mode != "nearest":
+        raise fail(ctx, "antialiased resizing with scales read at run time is not supported")
+    use_scales = scales is not None and int(np.prod(ctx.shape(scales))) > 0
+    if not use_scales and sizes is None:
+        raise fail(ctx, "one of scales and sizes must be given")
+    factors = taps.scale_exprs(ctx, in_shape, picked, scales if use_scales else None, sizes,
+                               policy)
+    spans = taps.roi_exprs(ctx, roi, len(picked))
+    resized = [(a, taps.AxisScale(in_shape[a], out_shape[a], f, *span))
+               for a, f, span in zip(picked, factors, spans, strict=True)]
+    if use_scales or policy != "stretch":
+        taps.check_extents(ctx, resized, policy_rounding=not use_scales)
+    elif ctx.const(sizes) is None:
+        check_equal(ctx, sizes, [out_shape[a] for a in picked], "the sizes input")
+    weight_dtype = ctx.output(0).dtype
+    per_axis, fills = {}, []
+    for a, scale in resized:
+        per_axis[a], nests = taps.axis_tables(ctx, opts, a, scale, weight_dtype)
+        fills += nests
+    ctx.emit(seq(*fills), stage="taps")
+    axes_taps = [per_axis.get(a) or _axis_taps(opts, in_shape[a], out_shape[a], 1.0, (0.0, 1.0))
+                 for a in range(rank)]
+    _emit_resize(ctx, X, axes_taps, opts.extrapolation)
 
 
-def _declared_sizes(ctx, X, sizes, axes, policy: str):
-    """Sizes read at run time: with the stretch policy they are the declared output's extents
-    (checked in the run), and the scales follow from them. Other policies derive the output
-    from a scale the shapes do not give back."""
-    if policy != "stretch":
-        raise fail(ctx, f"sizes read at run time with keep_aspect_ratio_policy {policy!r} are "
-                        "not supported (the scale depends on the values)")
+def _declared_sizes(ctx, X, sizes, axes):
+    """Sizes read at run time with the stretch policy: they are the declared output's extents
+    (checked in the run), and the scales follow from them (other policies: the run-time
+    taps of _resize_at_run_time)."""
     out, rank = ctx.shape(ctx.output(0)), len(ctx.shape(X))
     picked = [out[a] for a in (range(rank) if axes is None else
                                normalize_axes(ctx, axes, rank))]
@@ -303,7 +332,8 @@ def _declared_sizes(ctx, X, sizes, axes, policy: str):
 def Resize_10(ctx, X, scales, *, mode="nearest"):
     opts = _Options(_mode(ctx, mode), "asymmetric", "simple")
     if ctx.const(scales) is None:
-        scales = _declared_scales(ctx, X, scales, None)
+        _resize_at_run_time(ctx, X, opts, scales, None, None, None, "stretch", 0)
+        return
     _resize(ctx, X, opts, const_input(ctx, scales, "scales"))
 
 

@@ -232,8 +232,9 @@ def test_col2im_shapes_at_run_time(tmp_path):
 
 
 def test_resize_scales_at_run_time(tmp_path):
-    """Compiled for out / in (2.0 here); other scales with the same output extents (2.2 ->
-    floor(3 * 2.2) = 6) move the sampling points, so the run refuses them."""
+    """The output extents are compiled (floor(in * scale)); the coordinates use the run's
+    scale (2.2 also gives floor(3 * 2.2) = 6, with other sampling points than 2.0), and a
+    scale that gives other extents fails the run."""
     graph = helper.make_graph(
         [helper.make_node("Resize", ["x", "", "s"], ["y"], name="up", mode="linear")], "rs",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 3, 4]),
@@ -241,8 +242,9 @@ def test_resize_scales_at_run_time(tmp_path):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 6, 4])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
     lib = onnxc.compile(model, out_dir=tmp_path, strict=True)
-    feed = {"x": np.random.default_rng(1).standard_normal((1, 1, 3, 4)).astype(np.float32),
-            "s": np.array([1, 1, 2, 1], np.float32)}
-    assert_close(lib.run(None, feed)[0], reference(model, feed)[0])
-    with pytest.raises(RuntimeFailure, match=r"node 'up' \(Resize\): the scales input is not"):
-        lib.run(None, dict(feed, s=np.array([1, 1, 2.2, 1], np.float32)))
+    x = np.random.default_rng(1).standard_normal((1, 1, 3, 4)).astype(np.float32)
+    for scale in (2.0, 2.2):
+        feed = {"x": x, "s": np.array([1, 1, scale, 1], np.float32)}
+        assert_close(lib.run(None, feed)[0], reference(model, feed)[0])
+    with pytest.raises(RuntimeFailure, match=r"node 'up' \(Resize\): the scales"):
+        lib.run(None, {"x": x, "s": np.array([1, 1, 3.0, 1], np.float32)})

@@ -23,6 +23,7 @@ from . import resize_taps as taps
 from .common import nest
 from .movement import index_expr
 from .registry import register
+from .resize_antialias import antialias_taps
 from .runtime_values import check_equal
 from .shape import const_input, fail, int_list, normalize_axes, scalar_const
 
@@ -125,6 +126,7 @@ class _Options:
     cubic_a: float = -0.75
     exclude_outside: bool = False
     extrapolation: float = 0.0
+    antialias: bool = False
 
 
 def _axis_taps(opts: _Options, n_in: int, n_out: int, scale, roi) -> _Axis:
@@ -132,7 +134,10 @@ def _axis_taps(opts: _Options, n_in: int, n_out: int, scale, roi) -> _Axis:
         return _Axis([np.arange(n_out)], [None])       # onnxruntime leaves such axes alone
     x = _COORDINATES[opts.coordinate](np.arange(n_out, dtype=F32), F32(scale), n_out, n_in,
                                       *roi).astype(F32)
-    if opts.mode == "nearest":
+    if opts.antialias and opts.mode != "nearest" and scale < 1:
+        axis = _Axis(*antialias_taps(x, n_in, float(scale), opts.mode, opts.cubic_a,
+                                     opts.exclude_outside))
+    elif opts.mode == "nearest":
         axis = _nearest_taps(x, n_in, opts.nearest, scale < 1)
     elif opts.mode == "linear":
         axis = _linear_taps(x, n_in)
@@ -231,7 +236,7 @@ _MODES = {"nearest": "nearest", "linear": "linear", "bilinear": "linear", "cubic
 
 
 def _resize(ctx, X, opts: _Options, scales, sizes=None, roi=None, axes=None,
-            policy="stretch", antialias=0) -> None:
+            policy="stretch") -> None:
     if opts.coordinate not in _COORDINATES:
         raise fail(ctx, f"unsupported coordinate_transformation_mode {opts.coordinate!r}")
     if opts.nearest not in _NEAREST:
@@ -240,8 +245,6 @@ def _resize(ctx, X, opts: _Options, scales, sizes=None, roi=None, axes=None,
         raise fail(ctx, f"{opts.mode} interpolation of {X.dtype} data is not supported")
     in_shape, out_shape, full, spans = _scales_and_roi(ctx, X, roi, scales, sizes, axes,
                                                        policy, opts.coordinate)
-    if antialias and opts.mode != "nearest" and any(s < 1 for s in full):
-        raise fail(ctx, "antialiased downsampling is not supported")
     taps = [_axis_taps(opts, n_in, n_out, s, span) for n_in, n_out, s, span
             in zip(in_shape, out_shape, full, spans, strict=True)]
     if all(len(a.index) == 1 and a.weight[0] is None and a.inside is None and
@@ -263,18 +266,17 @@ def Resize(ctx, X, roi=None, scales=None, sizes=None, *, mode="nearest",
            cubic_coeff_a=-0.75, exclude_outside=0, extrapolation_value=0.0, antialias=0,
            axes=None, keep_aspect_ratio_policy="stretch"):
     opts = _Options(_mode(ctx, mode), coordinate_transformation_mode, nearest_mode,
-                    cubic_coeff_a, bool(exclude_outside), extrapolation_value)
+                    cubic_coeff_a, bool(exclude_outside), extrapolation_value, bool(antialias))
     crop = roi if coordinate_transformation_mode == "tf_crop_and_resize" else None
     if _runtime(ctx, scales) or _runtime(ctx, crop) or \
             (_runtime(ctx, sizes) and keep_aspect_ratio_policy != "stretch"):
-        _resize_at_run_time(ctx, X, opts, scales, sizes, crop, axes, keep_aspect_ratio_policy,
-                            antialias)
+        _resize_at_run_time(ctx, X, opts, scales, sizes, crop, axes, keep_aspect_ratio_policy)
         return
     roi_value = None if crop is None else ctx.const(crop)
     if sizes is not None and ctx.const(sizes) is None:
         sizes = _declared_sizes(ctx, X, sizes, axes)
     _resize(ctx, X, opts, const_input(ctx, scales, "scales"), const_input(ctx, sizes, "sizes"),
-            roi_value, axes, keep_aspect_ratio_policy, antialias)
+            roi_value, axes, keep_aspect_ratio_policy)
 
 
 def _runtime(ctx, buf) -> bool:
@@ -283,8 +285,8 @@ def _runtime(ctx, buf) -> bool:
         int(np.prod(ctx.shape(buf), dtype=np.int64)) > 0
 
 
-def _resize_at_run_time(ctx, X, opts: _Options, scales, sizes, roi, axes, policy: str,
-                        antialias) -> None:
+def _resize_at_run_time(ctx, X, opts: _Options, scales, sizes, roi, axes,
+                        policy: str) -> None:
     """Scales, roi or policy-scaled sizes read at run time: the declared output extents (the
     run checks them), tap tables computed by a prologue kernel (ops/resize_taps.py)."""
     in_shape, out_shape = ctx.shape(X), ctx.shape(ctx.output(0))
@@ -292,7 +294,7 @@ def _resize_at_run_time(ctx, X, opts: _Options, scales, sizes, roi, axes, policy
     picked = list(range(rank)) if axes is None else normalize_axes(ctx, axes, rank)
     if len(out_shape) != rank:
         raise fail(ctx, "scales or roi read at run time need the declared output shape")
-    if antialias and opts.mode != "nearest":
+    if opts.antialias and opts.mode != "nearest":
         raise fail(ctx, "antialiased resizing with scales read at run time is not supported")
     use_scales = scales is not None and int(np.prod(ctx.shape(scales))) > 0
     if not use_scales and sizes is None:
@@ -332,7 +334,7 @@ def _declared_sizes(ctx, X, sizes, axes):
 def Resize_10(ctx, X, scales, *, mode="nearest"):
     opts = _Options(_mode(ctx, mode), "asymmetric", "simple")
     if ctx.const(scales) is None:
-        _resize_at_run_time(ctx, X, opts, scales, None, None, None, "stretch", 0)
+        _resize_at_run_time(ctx, X, opts, scales, None, None, None, "stretch")
         return
     _resize(ctx, X, opts, const_input(ctx, scales, "scales"))
 

@@ -127,10 +127,6 @@ _CASES: dict[str, tuple[str, ...]] = {
         'dft_inverse',
         'dft_inverse_opset19',
     ),
-    "node 'Resize_0' (Resize): antialiased downsampling is not supported": (
-        'resize_downsample_sizes_cubic_antialias',
-        'resize_downsample_sizes_linear_antialias',
-    ),
     "node 'Resize_0' (Resize): antialiased resizing with scales read at run time is not support": (
         'resize_downsample_scales_cubic_antialias',
         'resize_downsample_scales_linear_antialias',

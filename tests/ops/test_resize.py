@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import onnxc
 import pytest
+from onnx import TensorProto, helper
 from onnxc.errors import ModelError
 
 from .harness import check_model, check_node, node_model, rand, reference
@@ -169,10 +170,13 @@ def test_error_linear_int(tmp_path):
     compile_fails(tmp_path, model, "int64")
 
 
-def test_error_antialias_downsample(tmp_path):
+def test_error_antialias_with_scales_read_at_run_time(tmp_path):
+    """The antialiased tap count depends on the scale: not built for a run-time one."""
     model = node_model("Resize", [rand(1, 1, 4, 4), None, np.array([1, 1, 0.5, 0.5], F32)],
-                       {"mode": "linear", "antialias": 1}, constant=(2,), opset=18)
-    compile_fails(tmp_path, model, "antialias")
+                       {"mode": "linear", "antialias": 1}, opset=18)
+    output = model.graph.output[0]
+    output.CopyFrom(helper.make_tensor_value_info(output.name, TensorProto.FLOAT, [1, 1, 2, 2]))
+    compile_fails(tmp_path, model, "antialiased resizing with scales read at run time")
 
 
 def test_error_unknown_mode(tmp_path):
@@ -189,3 +193,20 @@ def test_negative_axes(tmp_path):
               for axes in ([-2, -1], [2, 3])]
     got = onnxc.compile(models[0], out_dir=tmp_path).run(None, {"x0": x})[0]
     np.testing.assert_allclose(got, reference(models[1], {"x0": x})[0], rtol=1e-4, atol=1e-5)
+
+
+# -- antialiased downsampling ------------------------------------------------------------------
+@pytest.mark.parametrize("coord", ["half_pixel", "asymmetric", "pytorch_half_pixel",
+                                   "align_corners", "half_pixel_symmetric"])
+@pytest.mark.parametrize("mode, extra", [("linear", {}), ("cubic", {}),
+                                         ("cubic", {"exclude_outside": 1,
+                                                    "cubic_coeff_a": -0.5})])
+@pytest.mark.parametrize("scales", [[1, 1, 0.6, 0.35], [1, 1, 0.5, 1.5], [1, 1, 0.8, 0.25]])
+def test_antialias_downsampling(tmp_path, coord, mode, extra, scales):
+    attrs = {"mode": mode, "antialias": 1, "coordinate_transformation_mode": coord, **extra}
+    resize(tmp_path, rand(1, 2, 9, 11), attrs, scales=scales)
+
+
+def test_antialias_sizes(tmp_path):
+    resize(tmp_path, rand(1, 1, 16, 12), {"mode": "linear", "antialias": 1},
+           sizes=[1, 1, 5, 7])

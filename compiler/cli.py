@@ -22,7 +22,7 @@ import numpy as np
 from . import __version__
 from .bench import add_bench
 from .errors import OnnxcError, UnsupportedOps
-from .verify import add_verify
+from .verify import add_verify, reference_outputs
 
 COMMANDS = ("compile", "info", "demo", "bench", "verify")
 DEMO_MODEL = Path(__file__).resolve().parent / "models" / "demo.onnx"
@@ -162,16 +162,6 @@ def cmd_info(args) -> int:
 
 # ---- demo -------------------------------------------------------------------------------------
 
-def _reference(model_path: Path, feed: dict) -> tuple[list, str]:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        from onnx.reference import ReferenceEvaluator
-        return ReferenceEvaluator(str(model_path)).run(None, feed), "onnx.reference"
-    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    return sess.run(None, feed), f"onnxruntime {ort.__version__}"
-
-
 def _median_ms(fn, runs: int) -> float:
     fn()  # warm-up: page in weights, start the pool
     times = []
@@ -194,7 +184,7 @@ def _run_demo(args, out_dir: Path) -> int:
     rng = np.random.default_rng(args.seed)
     feed = {a.name: rng.standard_normal(a.shape).astype(a.dtype) for a in model.get_inputs()}
     got = model.run(None, feed)
-    want, ref_name = _reference(DEMO_MODEL, feed)
+    want, ref_name = reference_outputs(DEMO_MODEL, feed)
     np.set_printoptions(precision=6, suppress=True)
     err = 0.0
     for arg, g, w in zip(model.get_outputs(), got, want, strict=True):

@@ -61,14 +61,16 @@ def random_inputs(model: onnx.ModelProto, seed: int) -> dict[str, np.ndarray]:
     return feed
 
 
-def reference_outputs(model: onnx.ModelProto, feed: dict) -> tuple[list, str]:
+def reference_outputs(model, feed: dict) -> tuple[list, str]:
+    """The outputs of onnxruntime (else onnx.reference) for a model path or ModelProto."""
     try:
         import onnxruntime as ort
     except ImportError:
         from onnx.reference import ReferenceEvaluator
-        return ReferenceEvaluator(model).run(None, feed), "onnx.reference"
-    session = ort.InferenceSession(model.SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
+        source = model if isinstance(model, onnx.ModelProto) else str(model)
+        return ReferenceEvaluator(source).run(None, feed), "onnx.reference"
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
     return session.run(None, feed), f"onnxruntime {ort.__version__}"
 
 
@@ -104,15 +106,15 @@ def build_driver(target: Target, work: Path) -> Path:
     return exe
 
 
-def run_emulated(lib: Path, name: str, target: Target, feed: list[np.ndarray], n_outputs: int,
-                 work: Path) -> list[np.ndarray]:
-    """Run lib on feed under the emulator through the .npy driver; returns its outputs."""
+def run_emulated(lib: Path, name: str, target: Target, emulator: list[str],
+                 feed: list[np.ndarray], n_outputs: int, work: Path) -> list[np.ndarray]:
+    """Run lib on feed under `emulator` (emulator_command) through the .npy driver."""
     driver = build_driver(target, work)
     ins = [work / f"input{i}.npy" for i in range(len(feed))]
     outs = [work / f"output{i}.npy" for i in range(n_outputs)]
     for path, value in zip(ins, feed):
         np.save(path, np.ascontiguousarray(value))
-    cmd = emulator_command(target) + [str(driver), str(lib.resolve()), name,
+    cmd = emulator + [str(driver), str(lib.resolve()), name,
                                       *map(str, ins), "--", *map(str, outs)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=EMULATED_RUN_TIMEOUT_S)
     if proc.returncode != 0:
@@ -150,10 +152,11 @@ def verify(model_path, target: str = "host", seed: int = 0, rtol: float = 1e-4,
         got = compile_native(model, target=target, out_dir=work, name=name).run(None, feed)
         how = "in this process"
     else:
+        emulator = emulator_command(tgt)
         lib = compile_to_dir(model, work, target=target, name=name)
-        got = run_emulated(lib, name, tgt, list(feed.values()), len(model.graph.output), work)
-        how = " ".join(Path(w).name if i == 0 else w
-                       for i, w in enumerate(emulator_command(tgt)))
+        got = run_emulated(lib, name, tgt, emulator, list(feed.values()),
+                           len(model.graph.output), work)
+        how = " ".join([Path(emulator[0]).name, *emulator[1:]])
     want, reference = reference_outputs(model, feed)
     names = [o.name for o in model.graph.output]
     return compare(names, got, want, rtol, atol), f"{how}, against {reference}"

@@ -286,7 +286,7 @@ def test_demo_reference_without_onnxruntime(capsys, monkeypatch):
 
 def test_demo_fails_on_mismatch(capsys, monkeypatch):
     import onnxc.cli as cli
-    monkeypatch.setattr(cli, "_reference", lambda path, feed: ([np.zeros((1, 10))], "zeros"))
+    monkeypatch.setattr(cli, "reference_outputs", lambda path, feed: ([np.zeros((1, 10))], "zeros"))
     assert main(["demo", "--runs", "2", "--threads", "1"]) == 1
     captured = capsys.readouterr()
     assert "max abs error vs zeros: " in captured.out

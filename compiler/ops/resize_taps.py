@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from ..loop.ir import Binary, Buffer, Cast, Const, Select, Store, Unary, cmp, const_int, seq
 from .common import nest
 from .runtime_values import all_of, values_of
+from .sampling import clamp_float, clamp_index
+from .shape import fail
 
 F32, F64, I64 = "float32", "float64", "int64"
 # How far past the input a coordinate may stay before its conversion to int: every tap of a
@@ -34,15 +36,6 @@ class AxisScale:
 
 def _f(value: float, dtype: str = F32):
     return Const(float(value), dtype)
-
-
-def _clamp_float(x, lo: float, hi: float):
-    x = Select(cmp("ge", x, lo), x, _f(lo, x.dtype))
-    return Select(cmp("le", x, hi), x, _f(hi, x.dtype))
-
-
-def _clamp_index(i, n: int):
-    return Binary("max", Binary("min", i, const_int(n - 1)), const_int(0))
 
 
 def _trunc(x):
@@ -99,20 +92,20 @@ _NEAREST = {
 
 
 def _nearest(opts, x, a: AxisScale):
-    wide = Cast(F64, _clamp_float(x, -MARGIN, a.n_in - 1 + MARGIN))
+    wide = Cast(F64, clamp_float(x, -MARGIN, a.n_in - 1 + MARGIN))
     index = Cast(I64, _NEAREST[opts.nearest](wide, a))
-    return [_clamp_index(index, a.n_in)], [None]
+    return [clamp_index(index, a.n_in)], [None]
 
 
 def _linear(opts, x, a: AxisScale):
-    x = _clamp_float(x, 0.0, a.n_in - 1.0)
+    x = clamp_float(x, 0.0, a.n_in - 1.0)
     lo = Binary("min", Cast(I64, x), const_int(a.n_in - 1))
     frac = x - Cast(F32, lo)
     return [lo, Binary("min", lo + 1, const_int(a.n_in - 1))], [_f(1) - frac, frac]
 
 
 def _cubic(opts, x, a: AxisScale):
-    x = _clamp_float(x, -MARGIN, a.n_in - 1 + MARGIN)
+    x = clamp_float(x, -MARGIN, a.n_in - 1 + MARGIN)
     base = Unary("floor", x)
     s = Cast(F64, x - base)
     c = float(opts.cubic_a)
@@ -125,7 +118,7 @@ def _cubic(opts, x, a: AxisScale):
                    for i, w in zip(index, weights, strict=True)]
         total = weights[0] + weights[1] + weights[2] + weights[3]
         weights = [w / total for w in weights]
-    return [_clamp_index(i, a.n_in) for i in index], [Cast(F32, w) for w in weights]
+    return [clamp_index(i, a.n_in) for i in index], [Cast(F32, w) for w in weights]
 
 
 _TAPS = {"nearest": _nearest, "linear": _linear, "cubic": _cubic}
@@ -216,6 +209,5 @@ def _values(ctx, buf, count: int):
         values = [Const(float(v) if flat.dtype.kind == "f" else int(v),
                         "float32" if flat.dtype.kind == "f" else I64) for v in flat]
     if len(values) != count:
-        from .shape import fail
         raise fail(ctx, f"{len(values)} values for {count} axes")
     return values

@@ -31,7 +31,9 @@ setup(
     package_dir={"onnxc": "compiler"},
     package_data={"onnxc.models": ["*.onnx"]},
     python_requires=">=3.10",
-    install_requires=["onnx>=1.16", "numpy>=1.24", "jinja2>=3.0", "cffi>=1.15"],
+    # llvmlite: the LLVM backend (--backend llvm), imported only when that backend is used
+    install_requires=["onnx>=1.16", "numpy>=1.24", "jinja2>=3.0", "cffi>=1.15",
+                      "llvmlite>=0.50"],
     extras_require={
         # the cross toolchain (clang, lld, libc headers) for the aarch64 targets
         "cross": ["ziglang>=0.13"],

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend.emit import BACKEND_HELP, BACKENDS
 from .errors import OnnxcError
 from .frontend import import_model
 
@@ -60,13 +61,14 @@ def _alternate(fns, runs: int) -> list[float]:
     return [float(np.median(t)) * 1e3 for t in times]
 
 
-def bench(model_path, threads=(1, 2), runs: int = 100, target: str = "host") -> list[dict]:
+def bench(model_path, threads=(1, 2), runs: int = 100, target: str = "host",
+          backend: str | None = None) -> list[dict]:
     from . import driver
     path = Path(model_path)
     flops = count_flops(path)
     with tempfile.TemporaryDirectory(prefix="onnxc_bench_") as tmp:
         start = time.perf_counter()
-        model = driver.compile(path, target=target, out_dir=tmp)
+        model = driver.compile(path, target=target, out_dir=tmp, backend=backend)
         compile_s = time.perf_counter() - start
         feed = _feed(model.get_inputs(), 0)
         rows = []
@@ -93,7 +95,7 @@ def format_table(name: str, rows: list[dict]) -> str:
 
 
 def cmd_bench(args) -> int:
-    rows = bench(args.model, tuple(args.threads), args.runs, args.target)
+    rows = bench(args.model, tuple(args.threads), args.runs, args.target, args.backend)
     print(f"compiled in {rows[0]['compile_s']:.2f} s; medians of {args.runs} alternating runs")
     print(format_table(Path(args.model).stem, rows))
     return 0
@@ -110,4 +112,5 @@ def add_bench(sub, positive_int) -> None:
                    help="thread counts (default: 1 2)")
     p.add_argument("--runs", type=positive_int, default=100, help="timed runs (default: 100)")
     p.add_argument("--target", default="host", help="target tag (default: host)")
+    p.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
     p.set_defaults(func=cmd_bench)

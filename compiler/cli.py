@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .backend.emit import BACKEND_HELP, BACKENDS
 from .bench import add_bench
 from .errors import OnnxcError, UnsupportedOps
 from .verify import add_verify, reference_outputs
@@ -88,7 +89,7 @@ def cmd_compile(args) -> int:
     out = Path(args.output)
     lib = compile_to_dir(args.model, out, target=args.target, name=args.name,
                          schedule_file=args.schedule, dump_ir=args.dump_ir,
-                         dims=_dims(args.dim))
+                         dims=_dims(args.dim), backend=args.backend)
     name = lib.stem
     print(f"onnxc: compiled {args.model} for target {args.target} into {out}/")
     for fname, what in ((f"{name}.so", "shared library"), (f"{name}.h", "C header"),
@@ -178,7 +179,7 @@ def _run_demo(args, out_dir: Path) -> int:
         raise CliError(f"the bundled demo model is missing ({DEMO_MODEL})")
     start = time.perf_counter()
     model = driver.compile(DEMO_MODEL, target=args.target, out_dir=out_dir, name="demo",
-                           num_threads=args.threads)
+                           num_threads=args.threads, backend=args.backend)
     print(f"compiled {DEMO_MODEL.name} for {args.target} in {time.perf_counter() - start:.2f} s "
           f"-> {model.path}")
     rng = np.random.default_rng(args.seed)
@@ -228,6 +229,7 @@ def _add_compile(sub) -> None:
                         "(default: host)")
     p.add_argument("-o", "--output", default="out", metavar="OUT_DIR",
                    help="output folder (default: out)")
+    p.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
     p.add_argument("--name", help="C name of the library and its symbols (default: the model "
                                   "file's stem, sanitized)")
     p.add_argument("--schedule", metavar="FILE.json",
@@ -258,6 +260,7 @@ def _add_demo(sub) -> None:
                                    f"exceeds {DEMO_TOLERANCE}.")
     p.add_argument("--target", default="host", help="target tag (default: host)")
     p.add_argument("--runs", type=_positive_int, default=100, help="timed runs (default: 100)")
+    p.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
     p.add_argument("--threads", type=_positive_int, help="thread count (default: "
                    "ONNXC_NUM_THREADS, else all cores)")
     p.add_argument("--seed", type=int, default=0, help="input seed (default: 0)")

@@ -73,9 +73,12 @@ def _input_axes(model, prog, ranges) -> list[list[int]]:
 
 def compile_to_dir(model_or_path, out_dir, target: str = "host", name: str | None = None,
                    schedule_file: str | None = None, dump_ir: str | None = None,
-                   strict: bool = False, dims: dict[str, tuple[int, int]] | None = None) -> Path:
+                   strict: bool = False, dims: dict[str, tuple[int, int]] | None = None,
+                   backend: str | None = None) -> Path:
     """Compile to out_dir/<name>.so (+ .h, CMake config); returns the library path.
-    dims binds each symbolic input dimension to a range (low, high) of values."""
+    dims binds each symbolic input dimension to a range (low, high) of values. backend: "c"
+    or "llvm" (default: $ONNXC_BACKEND, else "c")."""
+    backend = backend or os.environ.get("ONNXC_BACKEND") or "c"
     source, name = _model_and_name(model_or_path, name)
     if not c_identifier(name) == name:
         raise ModelError(f"--name {name!r} is not a C identifier")
@@ -90,8 +93,9 @@ def compile_to_dir(model_or_path, out_dir, target: str = "host", name: str | Non
     options = f"target={target} name={name}" + (f" schedule={Path(schedule_file).name}"
                                                 if schedule_file else "")
     options += "".join(f" dim={r.name}={r.low}..{r.high}" for r in ranges)
+    options += f" backend={backend}" if backend != "c" else ""
     files = emit_c(specs, tgt, name, model.SerializeToString(), options, ranges,
-                   _input_axes(model, specs[0].program, ranges))
+                   _input_axes(model, specs[0].program, ranges), backend)
     return build_library(files, name, Path(out_dir), tgt, strict=strict)
 
 

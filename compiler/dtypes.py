@@ -57,6 +57,12 @@ def dtype(name: str) -> DType:
     return BY_NAME[name]
 
 
+def llvm_type(name: str) -> str:
+    """The LLVM type that stores one element (bool: a byte, as C's bool; the storage-only
+    floats: their bits as an integer, as their C type)."""
+    return {"float32": "float", "float64": "double"}.get(name, f"i{8 * itemsize(name)}")
+
+
 def from_onnx(code: int) -> str | None:
     """Our dtype name for an ONNX element type, None when unsupported."""
     row = BY_ONNX.get(code)

@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from .backend.emit import BACKEND_HELP, BACKENDS
 from .build.toolchain import compiler_command
 from .errors import OnnxcError
 from .resources import resource_dir
@@ -139,7 +140,8 @@ def compare(names, got, want, rtol: float, atol: float) -> list[OutputError]:
 
 
 def verify(model_path, target: str = "host", seed: int = 0, rtol: float = 1e-4,
-           atol: float = 1e-5, out_dir=None) -> tuple[list[OutputError], str]:
+           atol: float = 1e-5, out_dir=None,
+           backend: str | None = None) -> tuple[list[OutputError], str]:
     """Compile, run and compare; returns the per-output errors and how the run was made."""
     from .driver import compile as compile_native
     from .driver import compile_to_dir
@@ -149,11 +151,12 @@ def verify(model_path, target: str = "host", seed: int = 0, rtol: float = 1e-4,
     work = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="onnxc_verify_"))
     name = "model"
     if tgt.native:
-        got = compile_native(model, target=target, out_dir=work, name=name).run(None, feed)
+        got = compile_native(model, target=target, out_dir=work, name=name,
+                             backend=backend).run(None, feed)
         how = "in this process"
     else:
         emulator = emulator_command(tgt)
-        lib = compile_to_dir(model, work, target=target, name=name)
+        lib = compile_to_dir(model, work, target=target, name=name, backend=backend)
         got = run_emulated(lib, name, tgt, emulator, list(feed.values()),
                            len(model.graph.output), work)
         how = " ".join([Path(emulator[0]).name, *emulator[1:]])
@@ -163,7 +166,8 @@ def verify(model_path, target: str = "host", seed: int = 0, rtol: float = 1e-4,
 
 
 def cmd_verify(args) -> int:
-    report, how = verify(args.model, args.target, args.seed, args.rtol, args.atol, args.output)
+    report, how = verify(args.model, args.target, args.seed, args.rtol, args.atol, args.output,
+                         args.backend)
     print(f"onnxc verify: {args.model} for {args.target}, seed {args.seed}, run {how}")
     for r in report:
         print(f"  {r.name} {r.dtype}{list(r.shape)}: max abs error {r.max_abs:.3g}, "
@@ -189,4 +193,5 @@ def add_verify(sub) -> None:
     p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (1e-5)")
     p.add_argument("-o", "--output", metavar="OUT_DIR",
                    help="keep the build, driver and .npy files in OUT_DIR")
+    p.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
     p.set_defaults(func=cmd_verify)

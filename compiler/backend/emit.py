@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ import jinja2
 import numpy as np
 
 from .. import __version__, dtypes
+from ..errors import OnnxcError
 from ..frontend.dims import DimRange
 from ..loop.ir import Program, static_shape
 from ..names import c_comment, c_string
@@ -18,6 +20,9 @@ from .c import c_type, print_kernel
 from .intrinsics import headers
 
 WEIGHT_ALIGNMENT = 64
+BACKENDS = ("c", "llvm")
+BACKEND_HELP = ("code generator: c (C through the target's C compiler) or llvm (LLVM IR through "
+                "llvmlite); default: $ONNXC_BACKEND, else c")
 
 
 def _env() -> jinja2.Environment:
@@ -136,11 +141,11 @@ class Specialization:
 
 
 def _variant(spec: Specialization, index: int, offsets: dict[str, int], name: str,
-             target: Target, dims: list[DimRange]) -> tuple[list[dict], dict]:
+             target: Target, dims: list[DimRange], kernel_printer) -> tuple[list[dict], dict]:
     """One specialization's kernels (renamed apart from the others') and its run function."""
     prog = spec.program
     prefix = f"s{index}_" if dims else ""
-    kernels = [print_kernel(dataclasses.replace(k, name=prefix + k.name), target.features)
+    kernels = [kernel_printer(dataclasses.replace(k, name=prefix + k.name), target.features)
                for k in prog.kernels]
     used = {a for k in kernels for a in k["args"]}
     label = ", ".join(f"{d.name}={v}" for d, v in zip(dims, spec.values)) or "static shapes"
@@ -164,22 +169,42 @@ def _extent_rows(prog: Program) -> str:
     return ", ".join(rows + ["{ -1, -1, -1 }"])
 
 
+def _kernel_printer(backend: str, name: str, target: Target, files: dict):
+    """print_kernel for C; for LLVM, a printer that defines each kernel in one module (stored
+    in files as NAME_kernels.ll once printed) and gives the C skeleton its prototype."""
+    if backend == "c":
+        return print_kernel
+    if backend != "llvm":
+        raise OnnxcError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    from ..build.llvm_object import data_layout
+    from .llvm import emit_kernel, kernel_module
+    module = kernel_module(f"{name}_kernels", target.triple, data_layout(target))
+    files[f"{name}_kernels.ll"] = module
+    return functools.partial(emit_kernel, module)
+
+
 def emit_c(specs: list[Specialization], target: Target, name: str, model_bytes: bytes,
-           options: str, dims: list[DimRange] = (), input_axes: list[list[int]] = ()) -> dict:
+           options: str, dims: list[DimRange] = (), input_axes: list[list[int]] = (),
+           backend: str = "c") -> dict:
     """File name -> contents (str or bytes). input_axes[i][a]: the index in dims of input i's
-    axis a, or -1 where it is static."""
+    axis a, or -1 where it is static. The C backend prints the kernels into NAME.c; the LLVM
+    backend into NAME_kernels.ll, which NAME.c declares."""
     progs = [s.program for s in specs]
     blob, offsets = _weights(progs)
-    kernels, variants = [], []
+    kernels, variants, files = [], [], {}
+    printer = _kernel_printer(backend, name, target, files)
     for index, (spec, offs) in enumerate(zip(specs, offsets)):
-        ks, variant = _variant(spec, index, offs, name, target, list(dims))
+        ks, variant = _variant(spec, index, offs, name, target, list(dims), printer)
         kernels += ks
         variants.append(variant)
     dim_names = [d.name for d in dims]
     ctx = {
         "name": name, "version": __version__, "target": target.tag, "options": c_comment(options),
         "model_hash": "sha256:" + hashlib.sha256(model_bytes).hexdigest(),
-        "model_comment": c_comment(progs[0].name), "isa_headers": headers(target.features),
+        "model_comment": c_comment(progs[0].name),
+        # kernels printed as C inline the vector math; the LLVM module's call it out of line
+        "isa_headers": headers(target.features) if backend == "c" else [],
+        "runtime_headers": ["onnxc_runtime.h"] + (["onnxc_vmath.h"] if backend == "c" else []),
         "kernels": kernels, "variants": variants,
         "num_extents": max(1, max(len(p.extents) for p in progs)),
         "num_faults": max(1, max(len(p.faults) for p in progs)),
@@ -193,6 +218,7 @@ def emit_c(specs: list[Specialization], target: Target, name: str, model_bytes: 
     }
     env = _env()
     return {
+        **{fname: str(module) for fname, module in files.items()},
         f"{name}.c": env.get_template("model.c.j2").render(ctx),
         f"{name}.h": env.get_template("model.h.j2").render(ctx),
         f"{name}_weights.S": env.get_template("weights.S.j2").render(ctx),

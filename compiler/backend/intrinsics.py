@@ -2,7 +2,9 @@
 
 Keys are (op, dtype, lanes); lanes 1 is scalar. A value is a format string over the operands
 {0}, {1}, {2}, or the name of a function applied to them. Per-ISA rows override the portable
-ones when the target has the feature. The LLVM backend is meant to read the same table.
+ones when the target has the feature. The LLVM backend reads the same rows (llvm_spell): the
+libm names, the fused forms per ISA, and the onnxc helpers, which it calls out of line
+(runtime_c/onnxc_vmath_export.c) so that both backends compute the same bits.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ _BITWISE = {"bitand": "({0} & {1})", "bitor": "({0} | {1})", "bitxor": "({0} ^ {
             "shl": "(({t})({0} << {1}))", "shr": "({0} >> {1})", "bitnot": "(({t})~{0})"}
 
 # Conversions between the storage types and their compute types (runtime_c/onnxc_vmath.h).
-_FLOAT_STORAGE = {"float16": "f16", "bfloat16": "bf16", "float8_e4m3fn": "f8e4m3fn",
+FLOAT_STORAGE = {"float16": "f16", "bfloat16": "bf16", "float8_e4m3fn": "f8e4m3fn",
                   "float8_e4m3fnuz": "f8e4m3fnuz", "float8_e5m2": "f8e5m2",
                   "float8_e5m2fnuz": "f8e5m2fnuz", "float8_e8m0fnu": "f8e8m0",
                   "float4_e2m1fn": "f4e2m1"}
@@ -29,8 +31,8 @@ _INT_STORAGE = {("int4", "int8"): "onnxc_i4_to_i8({0})", ("int2", "int8"): "onnx
                 ("int8", "int2"): "((uint8_t)({0} & 0x3))",
                 ("uint8", "uint4"): "((uint8_t)({0} & 0xf))",
                 ("uint8", "uint2"): "((uint8_t)({0} & 0x3))"}
-CONVERSIONS = {**{(t, "float32"): f"onnxc_{c}_to_f32({{0}})" for t, c in _FLOAT_STORAGE.items()},
-               **{("float32", t): f"onnxc_f32_to_{c}({{0}})" for t, c in _FLOAT_STORAGE.items()},
+CONVERSIONS = {**{(t, "float32"): f"onnxc_{c}_to_f32({{0}})" for t, c in FLOAT_STORAGE.items()},
+               **{("float32", t): f"onnxc_f32_to_{c}({{0}})" for t, c in FLOAT_STORAGE.items()},
                **_INT_STORAGE}
 
 # libm functions of one argument whose C name is the op's name (f-suffixed for float32)
@@ -104,3 +106,38 @@ def spell(op: str, dtype: str, lanes: int, features=()) -> str:
 
 def headers(features) -> list[str]:
     return sorted({ISA_HEADERS[f] for f in features if f in ISA_HEADERS})
+
+
+# Exact operations LLVM has as intrinsics (same bits as the C spellings: IEEE square root,
+# sign clearing, rounding in the default mode); "round" is C's nearbyint, half to even.
+LLVM_INTRINSICS = {"sqrt": "llvm.sqrt", "abs": "llvm.fabs", "floor": "llvm.floor",
+                   "ceil": "llvm.ceil", "round": "llvm.nearbyint", "fma": "llvm.fma"}
+# C's fmax/fmin (float64 max/min: NaN loses) are LLVM's maxnum/minnum
+_LLVM_NUM = {"max": "llvm.maxnum", "min": "llvm.minnum"}
+EXPORT_PREFIX = "onnxc_x_"   # onnxc_vmath_export.c's out-of-line copies of onnxc_* helpers
+
+
+def llvm_spell(op: str, dtype: str, lanes: int, features=()) -> tuple[str, str]:
+    """How the LLVM backend computes op on float operands of dtype x lanes, as (kind, name):
+    ("intrinsic", llvm.*), ("call", a libm or exported helper function taking and returning
+    scalars), ("vector_call", an exported helper over float[lanes] through pointers),
+    ("nan_rule", "") for max/min where a NaN operand wins, ("unfused", "") for a * b + c in
+    two roundings. It follows spell(): the same op gets the same semantics in both backends."""
+    if lanes > 1:
+        if op == "fma":
+            fused = any((f, op, lanes) in ISA_ROWS for f in features)
+            return ("intrinsic", LLVM_INTRINSICS[op]) if fused else ("unfused", "")
+        if op in ("max", "min"):
+            return "nan_rule", ""
+        if op in LLVM_INTRINSICS:
+            return "intrinsic", LLVM_INTRINSICS[op]
+        if op in VECTOR_FUNCS:
+            return "vector_call", f"{EXPORT_PREFIX}{op}_v{lanes}f"
+        raise KeyError(f"no vector form for {op}")
+    table = _LIBM_F32 if dtype == "float32" else _LIBM_F64
+    if op in LLVM_INTRINSICS:
+        return "intrinsic", LLVM_INTRINSICS[op]
+    if op in _LLVM_NUM:
+        return ("nan_rule", "") if table[op].startswith("onnxc_") else ("intrinsic", _LLVM_NUM[op])
+    name = table[op]
+    return "call", EXPORT_PREFIX + name[len("onnxc_"):] if name.startswith("onnxc_") else name

@@ -12,11 +12,15 @@ from pathlib import Path
 from ..errors import BuildError
 from ..resources import resource_dir
 from ..targets import Target
+from .cache import runtime_object
 
 BASE_CFLAGS = ("-std=c11", "-O3", "-fPIC", "-fvisibility=hidden", "-fno-math-errno",
                "-Wall", "-Wextra")
 STRICT_CFLAGS = ("-Werror",)
 LINK_LIBS = ("-lm", "-lpthread")
+LLVM_SUFFIX = ".ll"     # a module printed by the LLVM backend
+RUNTIME_SOURCES = ("onnxc_runtime.c",)
+LLVM_RUNTIME_SOURCES = ("onnxc_vmath_export.c",)
 
 
 def _zig_command(target: Target) -> list[str]:
@@ -45,6 +49,20 @@ def compiler_command(target: Target) -> list[str]:
     return [cc]
 
 
+def _llvm_objects(files: dict, out_dir: Path, target: Target) -> list[str]:
+    """The LLVM backend's modules compiled to objects (none for the C backend)."""
+    modules = sorted(f for f in files if f.endswith(LLVM_SUFFIX))
+    if not modules:
+        return []
+    from .llvm_object import compile_object
+    objects = []
+    for fname in modules:
+        obj = out_dir / (fname[:-len(LLVM_SUFFIX)] + ".o")
+        obj.write_bytes(compile_object(files[fname], target))
+        objects.append(str(obj))
+    return objects
+
+
 def build_library(files: dict, name: str, out_dir: Path, target: Target,
                   strict: bool = False) -> Path:
     """Write the generated files to out_dir and link out_dir/name.so."""
@@ -57,12 +75,17 @@ def build_library(files: dict, name: str, out_dir: Path, target: Target,
             path.write_text(content)
     runtime = resource_dir("runtime_c")
     lib = out_dir / f"{name}.so"
-    cmd = compiler_command(target) + list(BASE_CFLAGS) + (list(STRICT_CFLAGS) if strict else []) \
-        + list(target.cflags) + ["-I", str(runtime), "-I", str(out_dir),
-                                 f"-Wa,-I{out_dir}", "-shared", f"-Wl,-soname,{name}.so",
-                                 "-o", str(lib), str(out_dir / f"{name}.c"),
-                                 str(out_dir / f"{name}_weights.S"),
-                                 str(runtime / "onnxc_runtime.c")] + list(LINK_LIBS)
+    command = compiler_command(target)
+    flags = list(BASE_CFLAGS) + (list(STRICT_CFLAGS) if strict else []) + list(target.cflags) \
+        + ["-I", str(runtime)]
+    kernel_objects = _llvm_objects(files, out_dir, target)
+    # the LLVM backend's kernels call the vector math out of line
+    sources = RUNTIME_SOURCES + (LLVM_RUNTIME_SOURCES if kernel_objects else ())
+    runtime_objects = [str(runtime_object(command, flags, runtime / s, out_dir)) for s in sources]
+    cmd = command + flags + ["-I", str(out_dir), f"-Wa,-I{out_dir}", "-shared",
+                             f"-Wl,-soname,{name}.so", "-o", str(lib), str(out_dir / f"{name}.c"),
+                             str(out_dir / f"{name}_weights.S")] \
+        + kernel_objects + runtime_objects + list(LINK_LIBS)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"building {lib.name} failed:\n{' '.join(cmd)}\n{proc.stderr[-4000:]}")

@@ -18,6 +18,9 @@ SPARE_REGISTERS = 4
 MAX_TILE_ROWS = 12
 # Vectors across the register tile (its width in the vectorized dimension).
 MAX_TILE_VECTORS = 2
+# An innermost reduction loop this short (a convolution window's row) is unrolled around the
+# tile: a loop step per 3 tile updates costs as much as the updates' loads.
+MAX_UNROLLED_REDUCTION = 7
 # How much better the rows must fill the vectors before the tile is vectorized along them.
 FILL_MARGIN = 0.1
 # A tile along rows stores each lane on its own (strided stores): with a shorter reduction
@@ -221,6 +224,8 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     order = _outer_loops(g, tiles, inner, _work(chain), target, store)
     d += order + [CacheWrite(store.buffer.name, order[0].loops[-len(inner) - 1]),
                   Unroll(f"{other}i"), Unroll(f"{vec}m"), Vectorize(f"{vec}v")]
+    if len(g.ks) > 1 and _extent(g.ks[-1]) <= MAX_UNROLLED_REDUCTION:
+        d.append(Unroll(g.ks[-1].var.name))
     i_block, j_block = (vecs * lanes, width) if along_rows else (width, vecs * lanes)
     d += _pack_constants(store, g.i.var, g.js[-1].var, i_block, j_block)
     return tuple(d + _tile_copies(store.buffer.name, len(store.index), lanes))

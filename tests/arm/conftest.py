@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from onnxc.targets import get_target
 
+from tests.backends import backend  # noqa: F401  (every test here runs once per backend)
+
 TARGET = "armv8"
 
 

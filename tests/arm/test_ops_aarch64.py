@@ -63,14 +63,16 @@ def _kernel_disassembly(lib, pattern: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("op, inputs, attrs, constant", [CASES[0], CASES[3]],
                          ids=["Conv", "MatMul"])
-def test_neon_fma_in_kernels(tmp_path, op, inputs, attrs, constant):
+def test_neon_fma_in_kernels(tmp_path, backend, op, inputs, attrs, constant):
     model = node_model(op, inputs, attrs, constant, opset=18)
     lib = compile_to_dir(model, tmp_path, target=TARGET, name="node", strict=True)
-    source = (tmp_path / "node.c").read_text()
-    assert "vfmaq_f32(" in source           # the NEON row of the intrinsics table
+    if backend == "c":
+        assert "vfmaq_f32(" in (tmp_path / "node.c").read_text()   # the table's NEON row
+    else:
+        assert "llvm.fma.v4f32" in (tmp_path / "node_kernels.ll").read_text()
     if shutil.which("llvm-objdump") is None:
-        pytest.skip("llvm-objdump not installed: checked the C source only")
-    # the kernels are static functions that the compiler inlines into the forward function
+        pytest.skip("llvm-objdump not installed: checked the generated source only")
+    # C: static kernels the compiler inlines into the forward function; LLVM: the kernels
     kernels = _kernel_disassembly(lib, r"^node_forward$|^k_")
     assert kernels, "no forward or kernel function found in the disassembly"
     assert any(re.search(r"\bfmla\s+v\d+\.4s", body) for body in kernels.values())

@@ -1,0 +1,76 @@
+"""Objects of the C runtime, compiled once per toolchain and flags and kept in a cache.
+
+Every library links the same runtime sources (the thread pool, and for the LLVM backend the
+out-of-line vector math); compiling them again for each model costs more than compiling a
+small model. The key is everything the object depends on: the compiler's identity (its
+--version text), the flags, and the bytes of the source and of every runtime header. A cache
+that cannot be written is not an error: the object is then built in the output folder.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from ..errors import BuildError
+
+CACHE_ENV = "ONNXC_CACHE_DIR"
+KEY_CHARS = 20
+
+
+def cache_dir() -> Path:
+    """$ONNXC_CACHE_DIR, else $XDG_CACHE_HOME/onnxc, else ~/.cache/onnxc."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "onnxc"
+
+
+@functools.cache
+def _compiler_identity(command: tuple[str, ...]) -> str:
+    proc = subprocess.run([*command, "--version"], capture_output=True, text=True)
+    return proc.stdout + proc.stderr
+
+
+def _key(command: list[str], flags: list[str], source: Path) -> str:
+    digest = hashlib.sha256()
+    for part in (_compiler_identity(tuple(command)), "\0".join(command + flags)):
+        digest.update(part.encode() + b"\0")
+    for path in [source, *sorted(source.parent.glob("*.h"))]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:KEY_CHARS]
+
+
+def _compile(command: list[str], flags: list[str], source: Path, obj: Path) -> None:
+    cmd = command + flags + ["-c", str(source), "-o", str(obj)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"compiling {source.name} failed:\n{' '.join(cmd)}\n"
+                         f"{proc.stderr[-4000:]}")
+
+
+def runtime_object(command: list[str], flags: list[str], source: Path, fallback: Path) -> Path:
+    """The object of source compiled with command + flags: from the cache, else compiled
+    into it (atomically: a concurrent build never sees half a file), else into fallback/."""
+    name = f"{source.stem}-{_key(command, flags, source)}.o"
+    cached = cache_dir() / name
+    if cached.is_file():
+        return cached
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(dir=cached.parent, suffix=".o.partial")
+        os.close(fd)
+    except OSError:
+        obj = fallback / f"{source.stem}.o"
+        _compile(command, flags, source, obj)
+        return obj
+    try:
+        _compile(command, flags, source, Path(partial))
+        os.replace(partial, cached)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return cached

@@ -37,7 +37,8 @@ setup(
     extras_require={
         # the cross toolchain (clang, lld, libc headers) for the aarch64 targets
         "cross": ["ziglang>=0.13"],
-        "test": ["pytest>=7", "onnxruntime>=1.17", "ruff", "torch==2.13.0",
+        # pytest-xdist: the suite runs on every core (-n auto); it compiles thousands of models
+        "test": ["pytest>=7", "pytest-xdist>=3", "onnxruntime>=1.17", "ruff", "torch==2.13.0",
                  "scikit-learn", "skl2onnx", "ziglang>=0.13"],
         "bench": ["onnxruntime>=1.17", "torch==2.13.0"],
     },

@@ -9,7 +9,9 @@ Only generation needs torch (`pip install torch==2.13.0`); `ensure_models`,
 import argparse
 import collections
 import io
+import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -78,9 +80,12 @@ def generate(name: str, out_dir: Path) -> Path:
     """Export model `name` into out_dir/<name>.onnx and return the path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.onnx"
-    tmp = path.with_suffix(".onnx.tmp")
-    tmp.write_bytes(export_bytes(name))
-    tmp.replace(path)  # never leave a partial file that ensure_models would trust
+    # a file of its own, then renamed: never a partial file that ensure_models would trust,
+    # even with two test processes generating the same model
+    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".onnx.tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(export_bytes(name))
+    os.replace(tmp, path)
     return path
 
 

@@ -1,4 +1,5 @@
-"""Print the ONNX node suite's pass count at the end of a pytest session."""
+"""Print the ONNX node suite's pass count at the end of a pytest session (here, at the top of
+the tests, so that the pytest-xdist controller, which collects nothing, loads it too)."""
 from __future__ import annotations
 
 NODE_SUITE = "tests/backend/test_node_suite.py"

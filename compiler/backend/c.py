@@ -155,14 +155,7 @@ class KernelPrinter:
         """Outline the loop into a task over [begin, end) run by onnxc_parallel_for."""
         n = len(self.tasks)
         task = f"{self.kernel.name}_task{n}"
-        bound = {x.var for x in walk(loop) if isinstance(x, For)}
-        free = sorted({x for x in walk(loop.body) if isinstance(x, Var)} - bound,
-                      key=lambda v: v.name)
-        bufs = [b for b in buffers_of(loop.body).values() if b.scope in GLOBAL_SCOPES]
-        local = {x.buffer.name for x in walk(loop) if isinstance(x, Allocate)}
-        if any(b.name not in local for b in buffers_of(loop.body).values()
-               if b.scope not in GLOBAL_SCOPES):
-            raise IRError(f"{self.kernel.name}: a parallel loop uses a local buffer from outside")
+        bufs, free = task_captures(loop, self.kernel.name)
         written = {x.buffer.name for x in walk(loop.body) if isinstance(x, Store)}
         fields = [param_decl(b, b.name in written, restrict=False) for b in bufs] + \
             [f"int64_t {v.name}" for v in free]
@@ -184,6 +177,24 @@ class KernelPrinter:
                 f"{pad}}}"]
 
 
+def task_captures(loop: For, kernel_name: str) -> tuple[list[Buffer], list[Var]]:
+    """What a parallel loop's task takes from its kernel: the global buffers it uses (first
+    use first) and its free variables (by name). Local buffers must be its own."""
+    bound = {x.var for x in walk(loop) if isinstance(x, For)}
+    free = sorted({x for x in walk(loop.body) if isinstance(x, Var)} - bound,
+                  key=lambda v: v.name)
+    local = {x.buffer.name for x in walk(loop) if isinstance(x, Allocate)}
+    used = list(buffers_of(loop.body).values())
+    if any(b.name not in local for b in used if b.scope not in GLOBAL_SCOPES):
+        raise IRError(f"{kernel_name}: a parallel loop uses a local buffer from outside")
+    return [b for b in used if b.scope in GLOBAL_SCOPES], free
+
+
+def kernel_signature(params: list[tuple[Buffer, bool]]) -> str:
+    """A kernel's C parameter list: the pool, then its buffers (kernel_params)."""
+    return ", ".join(["onnxc_pool *pool"] + [param_decl(b, w) for b, w in params])
+
+
 def param_decl(b: Buffer, written: bool, restrict: bool = True) -> str:
     qual = "" if written else "const "
     return f"{qual}{c_type(b.dtype)} *{'restrict ' if restrict else ''}{b.name}"
@@ -200,7 +211,7 @@ def print_kernel(k: Kernel, features=()) -> dict:
     body = printer.stmt(k.body, "  ")
     params = kernel_params(k)
     uses_pool = any(isinstance(x, For) and x.kind == "parallel" for x in walk(k.body))
-    sig = ", ".join(["onnxc_pool *pool"] + [param_decl(b, w) for b, w in params])
+    sig = kernel_signature(params)
     lines = [f"/* {c_comment(k.op_type)} node \"{c_comment(k.node)}\" */",
              f"static void {k.name}({sig}) {{"]
     if not uses_pool:

@@ -36,10 +36,9 @@ from ..loop.ir import (
     Var,
     static_shape,
 )
-from ..loop.visit import buffers_of, walk
 from ..names import c_comment
 from . import llvm_ops as ops
-from .c import GLOBAL_SCOPES, kernel_params, param_decl
+from .c import kernel_params, kernel_signature, task_captures
 
 I64 = ir.IntType(64)
 PTR = ir.PointerType()
@@ -159,7 +158,7 @@ class FunctionEmitter:
         a = self.ops.widen(self.expr(e.a), e.a.dtype, e.lanes)
         b = self.ops.convert(self.expr(e.b), e.b.dtype, e.a.dtype, e.b.lanes)
         b = self.ops.widen(b, e.a.dtype, e.lanes)
-        if e.lanes > 1 and e.cond.lanes == 1:
+        if e.cond.lanes == 1:
             cond = self.ops.widen(cond, "bool", e.lanes)
         return self.builder.select(cond, a, b)
 
@@ -258,14 +257,7 @@ class FunctionEmitter:
     def parallel(self, loop: For) -> None:
         """Outline the loop into a task over [begin, end): the buffers and free variables it
         uses travel in a struct, as the C backend's args struct."""
-        bound = {x.var for x in walk(loop) if isinstance(x, For)}
-        free = sorted({x for x in walk(loop.body) if isinstance(x, Var)} - bound,
-                      key=lambda v: v.name)
-        local = {x.buffer.name for x in walk(loop) if isinstance(x, Allocate)}
-        used = list(buffers_of(loop.body).values())
-        if any(b.name not in local for b in used if b.scope not in GLOBAL_SCOPES):
-            raise IRError(f"{self.name}: a parallel loop uses a local buffer from outside")
-        bufs = [b for b in used if b.scope in GLOBAL_SCOPES]
+        bufs, free = task_captures(loop, self.name)
         fields = ir.LiteralStructType([PTR] * len(bufs) + [I64] * len(free))
         task = self.task_function(loop, bufs, free, fields)
         args = self.alloca(fields, f"task{self.tasks - 1}.args")
@@ -321,9 +313,9 @@ def emit_kernel(module: ir.Module, k: Kernel, features=()) -> dict:
     emitter.buffers = {b.name: arg for arg, (b, _) in zip(fn.args[1:], params)}
     emitter.stmt(k.body)
     emitter.finish()
-    sig = ", ".join(["onnxc_pool *pool"] + [param_decl(b, w) for b, w in params])
     prototype = (f"/* {c_comment(k.op_type)} node \"{c_comment(k.node)}\": in "
-                 f"{module.name} */\nvoid {k.name}({sig}) __attribute__((visibility(\"hidden\")));")
+                 f"{module.name} */\nvoid {k.name}({kernel_signature(params)}) "
+                 "__attribute__((visibility(\"hidden\")));")
     return {"name": k.name, "tasks": [], "function": prototype,
             "args": [b.name for b, _ in params]}
 

@@ -23,6 +23,7 @@ const char *onnxc_status_string(int status) {
     case ONNXC_ERR_ARGUMENT: return "invalid argument";
     case ONNXC_ERR_ALLOC: return "allocation failed";
     case ONNXC_ERR_RUNTIME: return "runtime error";
+    case ONNXC_ERR_DEVICE: return "device error";
     default: return "unknown status";
   }
 }

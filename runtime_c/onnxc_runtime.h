@@ -28,15 +28,16 @@ typedef enum {
   ONNXC_OK = 0,
   ONNXC_ERR_ARGUMENT = 1,
   ONNXC_ERR_ALLOC = 2,
-  ONNXC_ERR_RUNTIME = 3
+  ONNXC_ERR_RUNTIME = 3,
+  ONNXC_ERR_DEVICE = 4
 } onnxc_status;
 #endif
 
 /* Pools never have more threads than this (larger requests are clamped). */
 #define ONNXC_MAX_THREADS 1024
 
-/* "ok", "invalid argument", "allocation failed", "runtime error",
-   else "unknown status". Static strings. */
+/* "ok", "invalid argument", "allocation failed", "runtime error", "device
+   error", else "unknown status". Static strings. */
 ONNXC_RT_API const char *onnxc_status_string(int status);
 
 /* 64-byte aligned allocation. size 0 gives a unique non-NULL pointer.

@@ -9,7 +9,7 @@
  *   misc          argument edge cases, nested calls, allocation
  *   clamp         a pool asked for 100000 threads gets ONNXC_MAX_THREADS
  *   env           prints onnxc_default_num_threads()
- *   status        prints the status strings of -1..4, one per line
+ *   status        prints the status strings of -1..5, one per line
  *   bench ITERS   prints microseconds per empty parallel_for, with the workers
  *                 spinning (back-to-back calls) and asleep (0.5 ms apart)
  *   failures      thread creation / allocation failures (needs a build with
@@ -331,7 +331,7 @@ int main(int argc, char **argv) {
   if (!strcmp(mode, "failures")) return mode_failures();
   if (!strcmp(mode, "env")) return printf("%d\n", onnxc_default_num_threads()) < 0;
   if (!strcmp(mode, "status")) {
-    for (int s = -1; s <= 4; s++) printf("%s\n", onnxc_status_string(s));
+    for (int s = -1; s <= 5; s++) printf("%s\n", onnxc_status_string(s));
     return 0;
   }
   fprintf(stderr, "unknown mode '%s'\n", mode);

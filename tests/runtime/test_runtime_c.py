@@ -421,6 +421,7 @@ def test_status_strings(pool_exe):
         "invalid argument",
         "allocation failed",
         "runtime error",
+        "device error",
         "unknown status",
     ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import platform
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -18,7 +19,7 @@ from .lower.pipeline import compile_program
 from .names import c_identifier
 from .runtime.loader import CompiledModel
 from .schedule.directives import from_json
-from .targets import get_target
+from .targets import Target, get_target
 
 
 def _model_and_name(model_or_path, name: str | None):
@@ -71,14 +72,23 @@ def _input_axes(model, prog, ranges) -> list[list[int]]:
             for n, b in zip(prog.input_names, prog.inputs)]
 
 
-def compile_to_dir(model_or_path, out_dir, target: str = "host", name: str | None = None,
-                   schedule_file: str | None = None, dump_ir: str | None = None,
-                   strict: bool = False, dims: dict[str, tuple[int, int]] | None = None,
-                   backend: str | None = None) -> Path:
-    """Compile to out_dir/<name>.so (+ .h, CMake config); returns the library path.
-    dims binds each symbolic input dimension to a range (low, high) of values. backend: "c"
-    or "llvm" (default: $ONNXC_BACKEND, else "c")."""
-    backend = backend or os.environ.get("ONNXC_BACKEND") or "c"
+@dataclass(frozen=True)
+class Plan:
+    """A model compiled down to its final Programs for one target, before any backend prints
+    them: build() gives libraries from it, one per backend, without compiling it again."""
+    model: onnx.ModelProto
+    name: str
+    target: Target
+    ranges: list
+    specs: list[Specialization]
+    options: str
+
+
+def plan(model_or_path, target: str = "host", name: str | None = None,
+         schedule_file: str | None = None, dump_ir: str | None = None,
+         dims: dict[str, tuple[int, int]] | None = None) -> Plan:
+    """The pipeline up to the final loop IR. dims binds each symbolic input dimension to a
+    range (low, high) of values."""
     source, name = _model_and_name(model_or_path, name)
     if not c_identifier(name) == name:
         raise ModelError(f"--name {name!r} is not a C identifier")
@@ -93,10 +103,29 @@ def compile_to_dir(model_or_path, out_dir, target: str = "host", name: str | Non
     options = f"target={target} name={name}" + (f" schedule={Path(schedule_file).name}"
                                                 if schedule_file else "")
     options += "".join(f" dim={r.name}={r.low}..{r.high}" for r in ranges)
-    options += f" backend={backend}" if backend != "c" else ""
-    files = emit_c(specs, tgt, name, model.SerializeToString(), options, ranges,
-                   _input_axes(model, specs[0].program, ranges), backend)
-    return build_library(files, name, Path(out_dir), tgt, strict=strict)
+    return Plan(model, name, tgt, ranges, specs, options)
+
+
+def build(compiled: Plan, out_dir, backend: str | None = None, strict: bool = False) -> Path:
+    """Print the plan with a backend ("c", "llvm" or "cuda"; default: "cuda" for a cuda
+    target, else $ONNXC_BACKEND, else "c") and build out_dir/<name>.so (+ .h, CMake config)."""
+    tgt, model = compiled.target, compiled.model
+    backend = backend or ("cuda" if tgt.gpu else os.environ.get("ONNXC_BACKEND") or "c")
+    options = compiled.options + (f" backend={backend}" if backend != "c" else "")
+    files = emit_c(compiled.specs, tgt, compiled.name, model.SerializeToString(), options,
+                   compiled.ranges, _input_axes(model, compiled.specs[0].program,
+                                                compiled.ranges), backend)
+    return build_library(files, compiled.name, Path(out_dir), tgt, strict=strict)
+
+
+def compile_to_dir(model_or_path, out_dir, target: str = "host", name: str | None = None,
+                   schedule_file: str | None = None, dump_ir: str | None = None,
+                   strict: bool = False, dims: dict[str, tuple[int, int]] | None = None,
+                   backend: str | None = None) -> Path:
+    """Compile to out_dir/<name>.so (+ .h, CMake config); returns the library path: plan()
+    then build()."""
+    return build(plan(model_or_path, target, name, schedule_file, dump_ir, dims), out_dir,
+                 backend, strict)
 
 
 def compile(model_or_path, target: str = "host", out_dir=None, name: str | None = None,  # noqa: A001

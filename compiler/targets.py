@@ -12,6 +12,21 @@ from .resources import resource_dir
 
 
 @dataclass(frozen=True, slots=True)
+class Gpu:
+    """Facts of the NVIDIA GPU a target's kernels run on (the host part runs on the CPU the
+    rest of the record describes)."""
+    arch: str                         # what nvcc compiles for: "sm_80"
+    compute_capability: int           # 80
+    multiprocessors: int
+    warp_size: int
+    max_threads_per_block: int
+    shared_bytes_per_block: int       # opt-in maximum
+    registers_per_block: int
+    # tensor-core MMA shapes (m, n, k) per input dtype
+    mma_shapes: tuple[tuple[str, tuple[int, int, int]], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     tag: str
     triple: str
@@ -27,6 +42,7 @@ class Target:
     emulator: str = ""         # user-mode emulator that runs the target's code on another CPU
     emulator_cpu: str = ""     # the CPU model it emulates for this target
     sysroot: str = ""          # the target's libc for the emulator (-L)
+    gpu: Gpu | None = None     # kernels run on this GPU (the host code on the CPU above)
 
     def lanes(self, dtype: str = "float32") -> int:
         from . import dtypes
@@ -56,6 +72,10 @@ def available() -> dict[str, Target]:
         data = json.loads(path.read_text())
         data["features"] = tuple(data["features"])
         data["cflags"] = tuple(data.get("cflags", ()))
+        if "gpu" in data:
+            gpu = dict(data["gpu"])
+            gpu["mma_shapes"] = tuple((dt, tuple(s)) for dt, s in gpu["mma_shapes"].items())
+            data["gpu"] = Gpu(**gpu)
         found[data["tag"]] = Target(**data)
     return found
 
@@ -76,11 +96,35 @@ def host() -> Target:
     targets = available()
     feats = _host_features()
     usable = [t for t in targets.values() if t.triple.startswith("x86_64")
-              and t.tag != "host" and set(t.features) <= feats]
+              and t.tag != "host" and not t.gpu and set(t.features) <= feats]
     if not usable:
         raise OnnxcError("host CPU not recognized (no x86-64 AVX2 target fits)")
     best = max(usable, key=lambda t: (t.vector_bits, len(t.features)))
     return replace(best, tag="host", cflags=("-march=native",), cores=0)
+
+
+# CUdevice_attribute codes (cuda.h) of the compute capability
+_CC_MAJOR, _CC_MINOR = 75, 76
+
+
+def local_gpu() -> Target | None:
+    """The cuda record for this machine's first GPU (the newest one not newer than it: PTX
+    carries the code forward), or None without a CUDA driver or a GPU."""
+    import ctypes
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return None
+    count, major, minor = ctypes.c_int(0), ctypes.c_int(0), ctypes.c_int(0)
+    if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0 \
+            or count.value < 1 \
+            or driver.cuDeviceGetAttribute(ctypes.byref(major), _CC_MAJOR, 0) != 0 \
+            or driver.cuDeviceGetAttribute(ctypes.byref(minor), _CC_MINOR, 0) != 0:
+        return None
+    capability = 10 * major.value + minor.value
+    fitting = [t for t in available().values()
+               if t.gpu and t.gpu.compute_capability <= capability]
+    return max(fitting, key=lambda t: (t.gpu.compute_capability, t.tag)) if fitting else None
 
 
 def _from_triple(spec: str, targets: dict[str, Target]) -> Target:
@@ -88,7 +132,7 @@ def _from_triple(spec: str, targets: dict[str, Target]) -> Target:
     (or the record of that CPU), with the CPU and features overridden."""
     words = spec.split()
     arch = words[0].split("-", 1)[0]
-    same_arch = [t for t in targets.values() if t.arch == arch]
+    same_arch = [t for t in targets.values() if t.arch == arch and not t.gpu]
     if not same_arch:
         raise OnnxcError(f"no target describes architecture {arch!r} (from {spec!r})")
     base = min(same_arch, key=lambda t: (t.vector_bits, len(t.features), t.tag))

@@ -1,17 +1,71 @@
-"""The per-op, model and aarch64 tests run once per backend, C and LLVM: both must pass the
-same suite. Each test module runs under one backend, then the other (ONNXC_BACKEND is the
-compiler's default backend). ONNXC_TEST_BACKENDS=c (comma-separated names) narrows the run."""
+"""The per-op and model tests run once per backend, C, LLVM and CUDA: all must pass the same
+suite (the aarch64 tests: C and LLVM). Each test module runs under one backend, then the next
+(ONNXC_BACKEND is the compiler's default backend). ONNXC_TEST_BACKENDS=c (comma-separated
+names) narrows the run.
+
+Under "cuda", a test's onnxc.compile builds the model for CUDA_TEST_TARGET: nvcc compiles
+its kernels and the library links (the build check, everywhere). With a GPU the test then
+runs that library; without one it runs the same GPU program printed as C on this CPU, its
+bound loops one after another (a check of the GPU schedule's index math), and the test's
+numbers are compared as usual."""
 from __future__ import annotations
 
+import functools
 import os
+import tempfile
+from pathlib import Path
 
+import onnxc
 import pytest
+from onnxc.driver import build, plan
+from onnxc.targets import local_gpu
 
-BACKENDS = tuple(os.environ.get("ONNXC_TEST_BACKENDS", "c,llvm").split(","))
+BACKENDS = tuple(os.environ.get("ONNXC_TEST_BACKENDS", "c,llvm,cuda").split(","))
+CPU_BACKENDS = tuple(b for b in BACKENDS if b != "cuda")
+CUDA_TEST_TARGET = "cuda-sm80"
+
+
+@functools.cache
+def gpu_available() -> bool:
+    """A CUDA driver that sees a GPU onnxc has a record for."""
+    return local_gpu() is not None
+
+
+def cuda_compile(real_compile, model_or_path, target: str = "host", out_dir=None,
+                 name: str | None = None, num_threads: int | None = None,
+                 strict: bool = False, **options):
+    """onnxc.compile as the "cuda" backend runs it (tests that pick a target or a backend
+    keep it). The model is compiled once and printed twice: as CUDA and, without a GPU, as
+    C for this CPU."""
+    if target != "host" or "backend" in options:
+        return real_compile(model_or_path, target, out_dir, name, num_threads, strict=strict,
+                            **options)
+    out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="onnxc_cuda_"))
+    compiled = plan(model_or_path, CUDA_TEST_TARGET, name, **options)
+    lib = build(compiled, out / "cuda", "cuda", strict)
+    if not gpu_available():
+        lib = build(compiled, out / "cpu", "c", strict)
+    model = onnxc.CompiledModel(lib)
+    if num_threads is not None:
+        model.set_num_threads(num_threads)
+    return model
+
+
+def _use(backend: str):
+    with pytest.MonkeyPatch.context() as patch:
+        if backend == "cuda":
+            patch.setattr(onnxc, "compile", functools.partial(cuda_compile, onnxc.compile))
+        else:
+            patch.setenv("ONNXC_BACKEND", backend)
+        yield backend
 
 
 @pytest.fixture(scope="module", autouse=True, params=BACKENDS)
 def backend(request):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ONNXC_BACKEND", request.param)
-        yield request.param
+    yield from _use(request.param)
+
+
+@pytest.fixture(scope="module", autouse=True, params=CPU_BACKENDS)
+def cpu_backend(request):
+    """For tests whose target is a CPU's (the aarch64 ones)."""
+    yield from _use(request.param)

@@ -94,10 +94,8 @@ class KernelPrinter:
                 if (a.dtype, dt) in CONVERSIONS:
                     return CONVERSIONS[(a.dtype, dt)].format(self.expr(a))
                 return f"(({c_type(dt)}){self.expr(a)})"
-            case Bitcast(dtype=dt, a=a):
-                # a union, not a pointer cast: type punning C defines
-                return (f"((union {{ {c_type(a.dtype)} from; {c_type(dt)} to; }}){{ .from = "
-                        f"{self.expr(a)} }}).to")
+            case Bitcast():
+                return self.bitcast(e)
             case Broadcast(value=v, count=c):
                 return f"onnxc_broadcast_v{c}f({self.expr(v)})"
             case HReduce(op=op, value=v):
@@ -105,6 +103,11 @@ class KernelPrinter:
             case Pack(values=vs):
                 return f"(({vector_type(e.dtype, e.lanes)}){{{', '.join(map(self.expr, vs))}}})"
         raise IRError(f"C backend cannot print {e!r}")
+
+    def bitcast(self, e: Bitcast) -> str:
+        # a union, not a pointer cast: type punning C defines
+        return (f"((union {{ {c_type(e.a.dtype)} from; {c_type(e.dtype)} to; }}){{ .from = "
+                f"{self.expr(e.a)} }}).to")
 
     def call(self, op: str, dtype: str, lanes: int, *args: Expr) -> str:
         return spell(op, dtype, lanes, self.features).format(*(self.expr(a) for a in args))

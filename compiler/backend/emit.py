@@ -20,9 +20,14 @@ from .c import c_type, print_kernel
 from .intrinsics import headers
 
 WEIGHT_ALIGNMENT = 64
-BACKENDS = ("c", "llvm")
-BACKEND_HELP = ("code generator: c (C through the target's C compiler) or llvm (LLVM IR through "
-                "llvmlite); default: $ONNXC_BACKEND, else c")
+# The skeleton each backend's library is laid out by, and the runtime headers it includes.
+SKELETONS = {"c": "model.c.j2", "llvm": "model.c.j2", "cuda": "model_cuda.c.j2"}
+RUNTIME_HEADERS = {"c": ["onnxc_vmath.h"], "llvm": [], "cuda": ["onnxc_cuda.h"]}
+BACKENDS = ("c", "llvm", "cuda")
+BACKEND_HELP = ("code generator: c (C through the target's C compiler), llvm (LLVM IR through "
+                "llvmlite) or cuda (CUDA C through nvcc, for the cuda targets); default: cuda "
+                "for a cuda target, else $ONNXC_BACKEND, else c. c with a cuda target runs the "
+                "GPU program's loops one after another on the CPU (a check without a GPU)")
 
 
 def _env() -> jinja2.Environment:
@@ -97,7 +102,10 @@ def _tensor_rows(progs: list[Program], io: str, dim_names: list[str],
     return rows
 
 
-def _bindings(prog: Program, weight_offsets: dict[str, int], name: str) -> list[str]:
+def _bindings(prog: Program, weight_offsets: dict[str, int], places: dict[str, str]
+              ) -> list[str]:
+    """The run function's pointers to each buffer. places: the C expressions of the weights
+    blob, the extents and the faults arrays (host memory, or the GPU's)."""
     lines = []
     for i, b in enumerate(prog.inputs):
         lines.append(f"const {c_type(b.dtype)} *{b.name} = (const {c_type(b.dtype)} *)inputs[{i}];")
@@ -106,12 +114,12 @@ def _bindings(prog: Program, weight_offsets: dict[str, int], name: str) -> list[
         where = f"(arena + {owned[b.name]})" if b.name in owned else f"outputs[{i}]"
         lines.append(f"{c_type(b.dtype)} *{b.name} = ({c_type(b.dtype)} *){where};")
     for j, (_, _, ext) in enumerate(prog.extents):
-        lines.append(f"int64_t *{ext.name} = ctx->extents + {j};")
+        lines.append(f"int64_t *{ext.name} = {places['extents']} + {j};")
     for j, (flag, _) in enumerate(prog.faults):
-        lines.append(f"int64_t *{flag.name} = ctx->faults + {j};")
+        lines.append(f"int64_t *{flag.name} = {places['faults']} + {j};")
     for c in prog.constants:
         t = c_type(c.buffer.dtype)
-        lines.append(f"const {t} *{c.buffer.name} = (const {t} *)({name}_weights_blob + "
+        lines.append(f"const {t} *{c.buffer.name} = (const {t} *)({places['weights']} + "
                      f"{weight_offsets[c.buffer.name]});")
     for temp, offset in prog.offsets:
         t = c_type(next(b.dtype for b in prog.temps if b.name == temp))
@@ -140,7 +148,20 @@ class Specialization:
     program: Program
 
 
-def _variant(spec: Specialization, index: int, offsets: dict[str, int], name: str,
+def _io_bytes(prog: Program, io: str) -> str:
+    return ", ".join(str(int(np.prod(static_shape(b), dtype=np.int64)) * dtypes.itemsize(b.dtype))
+                     for b in getattr(prog, f"{io}s")) or "0"
+
+
+def _places(name: str, on_gpu: bool, num_extents: int) -> dict[str, str]:
+    if not on_gpu:
+        return {"weights": f"{name}_weights_blob", "extents": "ctx->extents",
+                "faults": "ctx->faults"}
+    return {"weights": "ctx->device_weights", "extents": "ctx->device_flags",
+            "faults": f"ctx->device_flags + {num_extents}"}
+
+
+def _variant(spec: Specialization, index: int, offsets: dict[str, int], places: dict,
              target: Target, dims: list[DimRange], kernel_printer) -> tuple[list[dict], dict]:
     """One specialization's kernels (renamed apart from the others') and its run function."""
     prog = spec.program
@@ -151,8 +172,10 @@ def _variant(spec: Specialization, index: int, offsets: dict[str, int], name: st
     label = ", ".join(f"{d.name}={v}" for d, v in zip(dims, spec.values)) or "static shapes"
     return kernels, {
         "suffix": f"_s{index}" if dims else "", "label": c_comment(label),
-        "calls": [f"{k['name']}({', '.join(['pool'] + k['args'])});" for k in kernels],
-        "bindings": _unused_marks(prog, used, _bindings(prog, offsets, name)),
+        "calls": [k.get("call") or f"{k['name']}({', '.join(['pool'] + k['args'])});"
+                  for k in kernels],
+        "bindings": _unused_marks(prog, used, _bindings(prog, offsets, places)),
+        "input_bytes": _io_bytes(prog, "input"), "output_bytes": _io_bytes(prog, "output"),
         "shapes": {io: [", ".join(map(str, static_shape(b))) or "0"
                         for b in getattr(prog, f"{io}s")] for io in ("input", "output")},
         "extents": _extent_rows(prog),
@@ -172,10 +195,21 @@ def _extent_rows(prog: Program) -> str:
 def _kernel_printer(backend: str, name: str, target: Target, files: dict):
     """print_kernel for C; for LLVM, a printer that defines each kernel in one module (stored
     in files as NAME_kernels.ll once printed) and gives the C skeleton its prototype."""
+    if backend not in BACKENDS:
+        raise OnnxcError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if (backend == "cuda") != bool(target.gpu) and backend != "c":
+        raise OnnxcError(f"backend {backend!r} cannot print for target {target.tag!r}: "
+                         + ("the cuda targets take backend cuda (or c, to run the GPU "
+                            "program on the CPU)" if target.gpu else
+                            "backend cuda needs a cuda target (cuda, cuda-sm80, ...)"))
     if backend == "c":
         return print_kernel
-    if backend != "llvm":
-        raise OnnxcError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if backend == "cuda":
+        from .cuda import CudaModule
+        from .cuda import emit_kernel as emit_cuda_kernel
+        module = CudaModule(name, target)
+        files[f"{name}_kernels.cu"] = module
+        return functools.partial(emit_cuda_kernel, module)
     from ..build.llvm_object import data_layout
     from .llvm import emit_kernel, kernel_module
     module = kernel_module(f"{name}_kernels", target.triple, data_layout(target))
@@ -183,18 +217,37 @@ def _kernel_printer(backend: str, name: str, target: Target, files: dict):
     return functools.partial(emit_kernel, module)
 
 
+def _max_bytes(progs: list[Program], io: str) -> list[int]:
+    """Per input (or output): its largest size in bytes over the specializations."""
+    sizes = [[int(x) for x in _io_bytes(p, io).split(", ")] for p in progs]
+    return [max(col) for col in zip(*sizes)] if getattr(progs[0], f"{io}s") else []
+
+
+def _cuda_context(files: dict, progs: list[Program], blob: bytes, name: str) -> dict:
+    """What the CUDA skeleton adds: the kernels' entry names, buffer sizes for the GPU."""
+    module = files.get(f"{name}_kernels.cu")
+    owned = any(p.output_offsets for p in progs)
+    return {"cuda_entries": module.entries if module else [], "weight_bytes": len(blob),
+            "input_max_bytes": _max_bytes(progs, "input"),
+            "output_max_bytes": _max_bytes(progs, "output"),
+            "host_arena_bytes": max(p.arena_size for p in progs) if owned else 0}
+
+
 def emit_c(specs: list[Specialization], target: Target, name: str, model_bytes: bytes,
            options: str, dims: list[DimRange] = (), input_axes: list[list[int]] = (),
            backend: str = "c") -> dict:
     """File name -> contents (str or bytes). input_axes[i][a]: the index in dims of input i's
     axis a, or -1 where it is static. The C backend prints the kernels into NAME.c; the LLVM
-    backend into NAME_kernels.ll, which NAME.c declares."""
+    backend into NAME_kernels.ll and the CUDA backend into NAME_kernels.cu, which NAME.c
+    declares or launches."""
     progs = [s.program for s in specs]
     blob, offsets = _weights(progs)
     kernels, variants, files = [], [], {}
     printer = _kernel_printer(backend, name, target, files)
+    num_extents = max(1, max(len(p.extents) for p in progs))
+    places = _places(name, backend == "cuda", num_extents)
     for index, (spec, offs) in enumerate(zip(specs, offsets)):
-        ks, variant = _variant(spec, index, offs, name, target, list(dims), printer)
+        ks, variant = _variant(spec, index, offs, places, target, list(dims), printer)
         kernels += ks
         variants.append(variant)
     dim_names = [d.name for d in dims]
@@ -204,9 +257,9 @@ def emit_c(specs: list[Specialization], target: Target, name: str, model_bytes: 
         "model_comment": c_comment(progs[0].name),
         # kernels printed as C inline the vector math; the LLVM module's call it out of line
         "isa_headers": headers(target.features) if backend == "c" else [],
-        "runtime_headers": ["onnxc_runtime.h"] + (["onnxc_vmath.h"] if backend == "c" else []),
-        "kernels": kernels, "variants": variants,
-        "num_extents": max(1, max(len(p.extents) for p in progs)),
+        "runtime_headers": ["onnxc_runtime.h"] + RUNTIME_HEADERS[backend],
+        "device_code": "ONNXC_DEVICE_CUDA" if backend == "cuda" else "ONNXC_DEVICE_CPU",
+        "kernels": kernels, "variants": variants, "num_extents": num_extents,
         "num_faults": max(1, max(len(p.faults) for p in progs)),
         "runtime_owned": ", ".join("1" if b.name in dict(progs[0].output_offsets) else "0"
                                    for b in progs[0].outputs) or "0",
@@ -215,13 +268,16 @@ def emit_c(specs: list[Specialization], target: Target, name: str, model_bytes: 
                   "high": d.high} for d in dims],
         "tensors": {"input": _tensor_rows(progs, "input", dim_names, list(input_axes)),
                     "output": _tensor_rows(progs, "output", dim_names, _output_axes(specs))},
+        **_cuda_context(files, progs, blob, name),
     }
     env = _env()
     return {
         **{fname: str(module) for fname, module in files.items()},
-        f"{name}.c": env.get_template("model.c.j2").render(ctx),
+        f"{name}.c": env.get_template(SKELETONS[backend]).render(ctx),
         f"{name}.h": env.get_template("model.h.j2").render(ctx),
         f"{name}_weights.S": env.get_template("weights.S.j2").render(ctx),
+        **({f"{name}_image.S": env.get_template("image.S.j2").render(ctx)}
+           if backend == "cuda" else {}),
         f"{name}.weights.bin": blob,
         f"{name}-config.cmake": env.get_template("config.cmake.j2").render(ctx),
     }

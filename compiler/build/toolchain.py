@@ -21,6 +21,9 @@ LINK_LIBS = ("-lm", "-lpthread")
 LLVM_SUFFIX = ".ll"     # a module printed by the LLVM backend
 RUNTIME_SOURCES = ("onnxc_runtime.c",)
 LLVM_RUNTIME_SOURCES = ("onnxc_vmath_export.c",)
+CUDA_SUFFIX = ".cu"     # device code printed by the CUDA backend
+CUDA_RUNTIME_SOURCES = ("onnxc_cuda.c",)
+CUDA_LINK_LIBS = ("-ldl",)   # the driver is loaded at run time
 
 
 def _zig_command(target: Target) -> list[str]:
@@ -63,6 +66,21 @@ def _llvm_objects(files: dict, out_dir: Path, target: Target) -> list[str]:
     return objects
 
 
+def _cuda_images(files: dict, out_dir: Path, target: Target, strict: bool) -> list[str]:
+    """The CUDA backend's kernels built by nvcc into the image NAME_image.S embeds; returns
+    that assembly file (none for the other backends)."""
+    sources = sorted(f for f in files if f.endswith(CUDA_SUFFIX))
+    if not sources:
+        return []
+    from .nvcc import build_image
+    stubs = []
+    for fname in sources:
+        build_image(out_dir / fname, out_dir / (fname[:-len(CUDA_SUFFIX)] + ".fatbin"), target,
+                    resource_dir("runtime_c"), strict)
+        stubs.append(str(out_dir / fname.replace("_kernels" + CUDA_SUFFIX, "_image.S")))
+    return stubs
+
+
 def build_library(files: dict, name: str, out_dir: Path, target: Target,
                   strict: bool = False) -> Path:
     """Write the generated files to out_dir and link out_dir/name.so."""
@@ -79,13 +97,16 @@ def build_library(files: dict, name: str, out_dir: Path, target: Target,
     flags = list(BASE_CFLAGS) + (list(STRICT_CFLAGS) if strict else []) + list(target.cflags) \
         + ["-I", str(runtime)]
     kernel_objects = _llvm_objects(files, out_dir, target)
+    images = _cuda_images(files, out_dir, target, strict)
     # the LLVM backend's kernels call the vector math out of line
-    sources = RUNTIME_SOURCES + (LLVM_RUNTIME_SOURCES if kernel_objects else ())
+    sources = RUNTIME_SOURCES + (LLVM_RUNTIME_SOURCES if kernel_objects else ()) \
+        + (CUDA_RUNTIME_SOURCES if images else ())
     runtime_objects = [str(runtime_object(command, flags, runtime / s, out_dir)) for s in sources]
     cmd = command + flags + ["-I", str(out_dir), f"-Wa,-I{out_dir}", "-shared",
                              f"-Wl,-soname,{name}.so", "-o", str(lib), str(out_dir / f"{name}.c"),
                              str(out_dir / f"{name}_weights.S")] \
-        + kernel_objects + runtime_objects + list(LINK_LIBS)
+        + images + kernel_objects + runtime_objects + list(LINK_LIBS) \
+        + (list(CUDA_LINK_LIBS) if images else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"building {lib.name} failed:\n{' '.join(cmd)}\n{proc.stderr[-4000:]}")

@@ -12,7 +12,7 @@ from ..errors import ModelError
 from ..graph.fuse import fuse_epilogues
 from ..graph.ir import Graph, Node, Value
 from ..graph.passes import eliminate_dead_nodes, fold_batchnorm
-from ..graph.patterns import recognize_subgraphs
+from ..graph.patterns import MAX_SCORES_BYTES, recognize_subgraphs
 from .control import inline_control_flow
 from .fold import fold_constants, infer_missing_shapes
 from .functions import expand_functions
@@ -105,9 +105,10 @@ def _check_inputs_static(g: Graph) -> None:
                              "shapes are supported yet")
 
 
-def import_model(model_or_path) -> Graph:
+def import_model(model_or_path, max_scores_bytes: int = MAX_SCORES_BYTES) -> Graph:
     """The frontend: a checked model becomes a Graph with every shape known and constants
-    folded (Constant nodes and initializers alike), dead nodes dropped and BN folded."""
+    folded (Constant nodes and initializers alike), dead nodes dropped and BN folded.
+    max_scores_bytes: the largest attention score matrix fused into one kernel."""
     model = load_model(model_or_path)
     try:
         model = shape_inference.infer_shapes(model, check_type=True, data_prop=True)
@@ -118,7 +119,7 @@ def import_model(model_or_path) -> Graph:
     graph = fold_constants(graph)
     graph = infer_missing_shapes(graph)
     graph = eliminate_dead_nodes(graph)
-    return fuse_epilogues(recognize_subgraphs(fold_batchnorm(graph)))
+    return fuse_epilogues(recognize_subgraphs(fold_batchnorm(graph), max_scores_bytes))
 
 
 def constant_array(g: Graph, name: str) -> np.ndarray | None:

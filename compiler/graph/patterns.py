@@ -27,8 +27,8 @@ _SCALE_OPS = {"Mul": lambda c: c, "Div": lambda c: 1.0 / c}
 
 
 class _Matcher:
-    def __init__(self, g: Graph):
-        self.g = g
+    def __init__(self, g: Graph, max_scores_bytes: int):
+        self.g, self.max_scores_bytes = g, max_scores_bytes
         self.users = g.consumers()
         self.outputs = {v.name for v in g.outputs}
         self.producers = g.producer()
@@ -165,8 +165,9 @@ class _Matcher:
             return None
         q, kt, v = qk.inputs[0], qk.inputs[1], pv.inputs[1]
         shapes = [self.g.values[n].shape for n in (q, kt, v)]
+        scores = value.shape[-2] * value.shape[-1] * dtypes.itemsize(value.dtype)
         if any(len(sh) != rank or sh[:-2] != shapes[0][:-2] for sh in shapes) or \
-                value.shape[-2] * value.shape[-1] * dtypes.itemsize(value.dtype) > MAX_SCORES_BYTES:
+                scores > self.max_scores_bytes:
             return None
         nodes = [qk] + scale_nodes + mask_nodes + [soft, pv]
         inputs = (q, kt, v) + ((mask,) if mask else ())
@@ -174,8 +175,9 @@ class _Matcher:
                            (("scale", scale),), INTERNAL_DOMAIN)
 
 
-def recognize_subgraphs(g: Graph) -> Graph:
-    m = _Matcher(g)
+def recognize_subgraphs(g: Graph, max_scores_bytes: int = MAX_SCORES_BYTES) -> Graph:
+    """max_scores_bytes: the largest score matrix attention fuses (0: none)."""
+    m = _Matcher(g, max_scores_bytes)
     replaced: dict[str, Node] = {}      # name of a pattern's last node -> the new node
     dropped: set[str] = set()
     for value in [v.name for v in g.inputs] + [o for n in g.nodes for o in n.outputs if o]:

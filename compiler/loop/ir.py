@@ -2,7 +2,7 @@
 
 Extents and buffer shapes are expressions, not ints: a Var may stand for a named dimension of a
 model input. Nothing here says where a loop runs: `For.kind` is an annotation that the lowering
-passes turn into CPU vectors, unrolled copies, a thread-pool launch, or (later) GPU indices.
+passes turn into CPU vectors, unrolled copies, a thread-pool launch, or GPU indices.
 """
 from __future__ import annotations
 
@@ -19,7 +19,11 @@ BINARY_OPS = frozenset({"add", "sub", "mul", "div", "floordiv", "mod", "fmod", "
 UNARY_OPS = frozenset({"neg", "abs", "sqrt", "exp", "log", "tanh", "erf", "sigmoid", "floor",
                        "ceil", "round", "not", "sin", "cos", "reciprocal", "bitnot", "tan",
                        "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh"})
-LOOP_KINDS = ("serial", "unroll", "vectorize", "parallel")
+# A loop bound to a GPU index runs its iterations as the launch's blocks or threads: the
+# interpreter and the C printer run them one after another, which the binding allows.
+GPU_AXES = ("blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y",
+            "threadIdx.z")
+LOOP_KINDS = ("serial", "unroll", "vectorize", "parallel") + GPU_AXES
 
 
 class Node:

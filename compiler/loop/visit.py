@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterator
 
-from .ir import Buffer, Expr, Kernel, Load, Node, Stmt, Store, Var
+from .ir import Buffer, Expr, For, Kernel, Load, Node, Stmt, Store, Var
 
 
 def _is_ir(value) -> bool:
@@ -91,3 +91,13 @@ def transform_kernel(kernel: Kernel, post: Callable[[Node], Node]) -> Kernel:
     return dataclasses.replace(kernel, **{
         part: transform(getattr(kernel, part), post)
         for part in ("body", "prologue", "epilogue") if getattr(kernel, part) is not None})
+
+
+def perfect_nest(stmt: Stmt) -> list[For]:
+    """The loops of stmt's perfect nest, outermost first: stmt while it is a loop whose body
+    is a loop."""
+    chain = []
+    while isinstance(stmt, For):
+        chain.append(stmt)
+        stmt = stmt.body
+    return chain

@@ -6,6 +6,7 @@ import functools
 
 from ..loop.affine import from_linear, linear_form
 from ..loop.ir import (
+    GPU_AXES,
     Allocate,
     Binary,
     Const,
@@ -85,10 +86,13 @@ def shrink_guarded_loops(stmt: Stmt) -> Stmt:
 
 def partition_loops(stmt: Stmt) -> Stmt:
     """Split-remainder guards leave the main iterations: each guarded loop becomes its full
-    part without guards plus one peeled last iteration where the guard shrinks a loop."""
+    part without guards plus one peeled last iteration where the guard shrinks a loop. A loop
+    bound to a GPU index keeps its guard: a compare per thread costs less than the second
+    launch a peeled block would be."""
     def post(n):
         if not isinstance(n, For) or as_int(n.extent) is None or n.kind in ("vectorize",
-                                                                           "unroll"):
+                                                                           "unroll") \
+                or n.kind in GPU_AXES:
             return n
         for factor, bound in sorted(_guards_on(n)):
             if -(-bound // factor) != as_int(n.extent):

@@ -6,6 +6,7 @@ from typing import Callable
 
 from ..frontend import import_model
 from ..graph.ir import Graph
+from ..graph.patterns import MAX_SCORES_BYTES
 from ..loop.ir import Constant, Program, static_shape
 from ..loop.printer import program_str
 from ..loop.simplify import simplify
@@ -90,10 +91,17 @@ LOOP_PASSES = (
 STAGES = ("frontend", "lower") + tuple(name for name, _ in LOOP_PASSES)
 
 
+def fused_scores_bytes(target: Target) -> int:
+    """How large an attention score matrix may be fused into one kernel: on a CPU, what a
+    core's cache holds; on a GPU none, whose schedule would run each fused head on one
+    thread where the unfused products and softmax spread over thousands."""
+    return 0 if target.gpu else MAX_SCORES_BYTES
+
+
 def compile_program(model, target: Target, schedules=None, dump: Callable | None = None
                     ) -> tuple[Graph, Program]:
     """ONNX model -> final Program. dump(stage, text) sees the IR after every stage."""
-    graph = import_model(model)
+    graph = import_model(model, fused_scores_bytes(target))
     if dump:
         dump("frontend", _graph_str(graph))
     prog = lower_graph(graph)

@@ -14,12 +14,20 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import OnnxcError, RuntimeFailure
+from .device import DeviceArray, device_array, is_device_array
+
+# NAME_run_with flags and NAME_device codes (templates/model.h.j2)
+RUN_DEVICE_INPUTS, RUN_DEVICE_OUTPUTS = 1, 2
+DEVICES = {0: "cpu", 1: "cuda"}
 
 _CDEF = """
 typedef struct {name}_context {name}_context;
 int {name}_create({name}_context **out);
 void {name}_destroy({name}_context *ctx);
 int {name}_run({name}_context *ctx, const void *const *inputs, void *const *outputs);
+int {name}_run_with({name}_context *ctx, const void *const *inputs, void *const *outputs,
+                    int flags);
+int {name}_device(void);
 int {name}_set_num_threads({name}_context *ctx, int num_threads);
 int {name}_get_num_threads(const {name}_context *ctx);
 const char *{name}_last_error(const {name}_context *ctx);
@@ -84,7 +92,8 @@ class CompiledModel:
                           for a in self._inputs]
         self._output_types = [(np.dtype(dtypes.dtype(a.dtype).numpy), tuple(a.shape))
                               for a in self._outputs]
-        self._run = self._fn("run")
+        self._run = self._fn("run_with")
+        self.device = DEVICES.get(self._fn("device")(), "unknown")
         self.dims = self._describe_dims()
         # (symbol index, axis) pairs of each input: where run() reads the dimensions' values
         self._input_symbols = [[(self._fn("input_dim")(i, a), a) for a in range(len(arg.shape))]
@@ -136,7 +145,9 @@ class CompiledModel:
 
     def _check(self, status: int, ctx) -> None:
         if status != 0:
-            detail = self._ffi.string(self._fn("last_error")(ctx)).decode() if ctx else ""
+            # without a context, a GPU library keeps why it could not create one
+            detail = self._ffi.string(self._fn("last_error")(ctx or self._ffi.NULL)).decode()
+            detail = "" if detail == "no context" else detail
             what = self._ffi.string(self._fn("status_string")(status)).decode()
             raise RuntimeFailure(f"{self.name}: {what}{': ' + detail if detail else ''}")
 
@@ -168,16 +179,42 @@ class CompiledModel:
                                  f"{sorted(known)}")
             missing = next(a.name for a in self._inputs if a.name not in input_feed)
             raise ValueError(f"input {missing!r} is missing from the feed")
+        on_device = [is_device_array(input_feed[a.name]) for a in self._inputs]
+        if any(on_device) and (self.device != "cuda" or not all(on_device)):
+            raise ValueError("GPU arrays need a library built for a cuda target, and every "
+                             "input on the GPU" if self.device == "cuda" else
+                             f"{self.name} runs on the CPU: give it numpy arrays, not GPU ones")
         arrays = []
-        for arg, (want, shape) in zip(self._inputs, self._expected):
+        for arg, (want, shape), gpu in zip(self._inputs, self._expected, on_device):
             value = input_feed[arg.name]
-            arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-            if arr.dtype != want:
-                raise ValueError(f"input {arg.name!r}: expected dtype {want}, got {arr.dtype}")
-            if arr.shape != shape and not self._fits(arr.shape, shape):
-                raise ValueError(f"input {arg.name!r}: expected shape {arg.shape}, got "
-                                 f"{list(arr.shape)}")
-            arrays.append(arr if arr.flags.c_contiguous else np.ascontiguousarray(arr))
+            arr = device_array(value, f"input {arg.name!r}") if gpu else \
+                value if isinstance(value, np.ndarray) else np.asarray(value)
+            self._check_array(arr, want, shape, f"input {arg.name!r}", arg.shape)
+            arrays.append(arr if gpu or arr.flags.c_contiguous else np.ascontiguousarray(arr))
+        return arrays
+
+    def _check_array(self, arr, want: np.dtype, shape: tuple, what: str, shown) -> None:
+        if arr.dtype != want:
+            raise ValueError(f"{what}: expected dtype {want}, got {arr.dtype}")
+        if arr.shape != shape and not self._fits(arr.shape, shape):
+            raise ValueError(f"{what}: expected shape {shown}, got {list(arr.shape)}")
+
+    def _device_outputs(self, outputs, shapes: list) -> list[DeviceArray]:
+        """The caller's GPU arrays the run writes, checked against the shapes it gives."""
+        if self.device != "cuda":
+            raise ValueError(f"{self.name} runs on the CPU: it cannot write GPU arrays")
+        if len(outputs) != len(self._outputs):
+            raise ValueError(f"outputs: {len(self._outputs)} GPU arrays expected, got "
+                             f"{len(outputs)}")
+        arrays = []
+        for arg, (want, _), shape, value in zip(self._outputs, self._output_types, shapes,
+                                                outputs):
+            if shape is None:
+                raise ValueError(f"output {arg.name!r}: its size is decided by the data; it "
+                                 "cannot be written into a given array")
+            arr = device_array(value, f"output {arg.name!r}")
+            self._check_array(arr, want, tuple(shape), f"output {arg.name!r}", shape)
+            arrays.append(arr)
         return arrays
 
     @staticmethod
@@ -206,14 +243,17 @@ class CompiledModel:
                                  f"outside the compiled range {low}..{high}")
         return [values[s][0] for s in range(len(names))]
 
-    def _select(self, arrays: list[np.ndarray]) -> list[np.ndarray | None]:
+    def _select(self, arrays) -> list[tuple | None]:
         """Set the context's dimension values from the inputs (under the lock); returns
-        fresh output arrays of the shapes they give (None: sized by the run itself)."""
+        the output shapes they give (None: sized by the run itself)."""
+        if not self.dims:
+            return [None if owned else shape
+                    for (_, shape), owned in zip(self._output_types, self._owned)]
         for d, value in enumerate(self._dim_values(arrays)):
             self._dim_values_c[d] = value
         self._check(self._fn("set_dims")(self._ctx, self._dim_values_c), self._ctx)
-        return [None if owned else np.empty(self._current_shape(i), dt)
-                for i, ((dt, _), owned) in enumerate(zip(self._output_types, self._owned))]
+        return [None if owned else tuple(self._current_shape(i))
+                for i, owned in enumerate(self._owned)]
 
     def _current_shape(self, i: int) -> list[int]:
         self._check(self._fn("get_output_shape")(self._ctx, i, self._shape_buf), self._ctx)
@@ -226,32 +266,44 @@ class CompiledModel:
         data = self._ffi.buffer(self._fn("output_data")(self._ctx, i), count * dt.itemsize)
         return np.frombuffer(data, dt, count).reshape(shape).copy()
 
-    def run(self, output_names, input_feed: dict, run_options=None) -> list[np.ndarray]:
-        """Same contract as onnxruntime.InferenceSession.run."""
+    def run(self, output_names, input_feed: dict, run_options=None, outputs=None) -> list:
+        """Same contract as onnxruntime.InferenceSession.run. A CUDA model also takes GPU
+        arrays as inputs (all of them: read in place), and `outputs`, GPU arrays it writes
+        in place and returns, one per output; otherwise outputs are new numpy arrays."""
         arrays = self._input_arrays(input_feed)
+        flags = RUN_DEVICE_INPUTS if arrays and isinstance(arrays[0], DeviceArray) else 0
         with self._lock:   # one context runs one call at a time; callers may be threads
-            outputs = self._select(arrays) if self.dims else \
-                [None if owned else np.empty(shape, dt)
-                 for (dt, shape), owned in zip(self._output_types, self._owned)]
-            ffi, in_ptrs, out_ptrs = self._ffi, self._in_ptrs, self._out_ptrs
-            buffers = [ffi.NULL if a is None else ffi.from_buffer(a)
-                       for a in arrays + outputs]   # alive through the call
-            for i, b in enumerate(buffers[:len(arrays)]):
-                in_ptrs[i] = b
-            for i, b in enumerate(buffers[len(arrays):]):
-                out_ptrs[i] = b
-            status = self._run(self._ctx, in_ptrs, out_ptrs)
-            if status:
-                self._check(status, self._ctx)
-            outputs = [self._owned_copy(i) if o is None else o for i, o in enumerate(outputs)]
+            shapes = self._select(arrays)
+            if outputs is not None:
+                results = self._device_outputs(outputs, shapes)
+                flags |= RUN_DEVICE_OUTPUTS
+            else:
+                results = [None if shape is None else np.empty(shape, dt)
+                           for shape, (dt, _) in zip(shapes, self._output_types)]
+            self._call(arrays, results, flags)
+            results = list(outputs) if outputs is not None else \
+                [self._owned_copy(i) if o is None else o for i, o in enumerate(results)]
         if output_names is None:
-            return outputs
-        by_name = {a.name: o for a, o in zip(self._outputs, outputs)}
+            return results
+        by_name = {a.name: o for a, o in zip(self._outputs, results)}
         missing = [n for n in output_names if n not in by_name]
         if missing:
             raise ValueError(f"unknown output name(s) {missing}; the model's outputs are "
                              f"{list(by_name)}")
         return [by_name[n] for n in output_names]
+
+    def _call(self, arrays: list, results: list, flags: int) -> None:
+        ffi, in_ptrs, out_ptrs = self._ffi, self._in_ptrs, self._out_ptrs
+        buffers = [ffi.NULL if a is None else ffi.cast("void *", a.pointer)
+                   if isinstance(a, DeviceArray) else ffi.from_buffer(a)
+                   for a in arrays + results]   # alive through the call
+        for i, b in enumerate(buffers[:len(arrays)]):
+            in_ptrs[i] = b
+        for i, b in enumerate(buffers[len(arrays):]):
+            out_ptrs[i] = b
+        status = self._run(self._ctx, in_ptrs, out_ptrs, flags)
+        if status:
+            self._check(status, self._ctx)
 
 
 # path -> (inode, mtime) of the file first loaded from it in this process

@@ -5,7 +5,7 @@ import dataclasses
 
 from ..loop.ir import Kernel
 from . import primitives as P
-from .directives import CacheWrite, Fuse, Parallel, Reorder, Split, Unroll, Vectorize
+from .directives import Bind, CacheWrite, Fuse, Parallel, Reorder, Split, Unroll, Vectorize
 
 _APPLY = {
     Split: lambda s, d: P.split(s, d.loop, d.factor, d.outer, d.inner),
@@ -14,6 +14,7 @@ _APPLY = {
     Vectorize: lambda s, d: P.annotate(s, d.loop, "vectorize"),
     Unroll: lambda s, d: P.annotate(s, d.loop, "unroll"),
     Parallel: lambda s, d: P.annotate(s, d.loop, "parallel", d.grain),
+    Bind: lambda s, d: P.bind(s, d.loop, d.axis),
     CacheWrite: lambda s, d: P.cache_write(s, d.buffer, d.at),
 }
 

@@ -47,6 +47,15 @@ class Parallel:
 
 
 @dataclass(frozen=True, slots=True)
+class Bind:
+    """The loop's iterations become a GPU launch's blocks or threads along `axis`
+    ("blockIdx.x" ... "threadIdx.z"). Bound loops head a kernel's top-level nest, blocks
+    outside threads, and their iterations must be independent."""
+    loop: str
+    axis: str
+
+
+@dataclass(frozen=True, slots=True)
 class CacheWrite:
     """Accumulate `buffer`'s tile touched under loop `at` in a kernel-local buffer."""
     buffer: str
@@ -63,7 +72,7 @@ class Pack:
 
 
 DIRECTIVES = {cls.__name__: cls for cls in (Split, Reorder, Fuse, Vectorize, Unroll, Parallel,
-                                            CacheWrite, Pack)}
+                                            Bind, CacheWrite, Pack)}
 
 
 def to_json(schedule: dict[str, tuple]) -> str:

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from ..loop.affine import coefficient
 from ..loop.ir import Allocate, For, IfThen, Kernel, Load, Seq, Store, Var, as_int, const_int
-from ..loop.visit import walk
+from ..loop.visit import perfect_nest, walk
 from ..targets import Target
 from .directives import CacheWrite, Fuse, Pack, Parallel, Reorder, Split, Unroll, Vectorize
+from .gpu import gpu_schedule
 
 # Below this many inner-loop iterations a kernel runs on the calling thread: waking the pool
 # costs more than the work.
@@ -30,14 +31,6 @@ MIN_REDUCTION_ROWS = 16
 DEPTHWISE_ROWS = 4
 # Output pixels of a channels-blocked depthwise tile (one vector register each).
 DEPTHWISE_PIXELS = 8
-
-
-def _perfect_nest(stmt) -> list[For]:
-    chain = []
-    while isinstance(stmt, For):
-        chain.append(stmt)
-        stmt = stmt.body
-    return chain
 
 
 def _extent(loop: For) -> int:
@@ -112,7 +105,7 @@ def _is_float32(kernel: Kernel) -> bool:
 def elementwise(kernel: Kernel, target: Target) -> tuple:
     """Fuse a dense nest into one loop, vectorize the innermost loop when its body is a plain
     store, and run the widest data-parallel loop on the thread pool."""
-    chain = _perfect_nest(kernel.body)
+    chain = perfect_nest(kernel.body)
     if not chain or _carried(kernel.body):
         return ()
     lanes = target.lanes()
@@ -191,7 +184,7 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     """A register tile vectorized along the innermost column loop j (A broadcast), or along
     the rows i when that fills the vectors much better or the columns are not contiguous
     (A constant, so it can be packed: convolutions of small feature maps, strided ones)."""
-    chain = _perfect_nest(kernel.body)
+    chain = perfect_nest(kernel.body)
     g = _gemm_nest(chain, kernel.kind)
     if g is None:
         return elementwise(kernel, target)
@@ -363,7 +356,7 @@ def depthwise(kernel: Kernel, target: Target) -> tuple:
     """Loops (n, c, oh, ow, kh, kw), Y += X * W per channel: a tile of a few output rows by
     a vector of columns accumulates in registers over the unrolled window (rows share the
     input rows they load); channels run on the pool."""
-    chain = _perfect_nest(kernel.body)
+    chain = perfect_nest(kernel.body)
     if [f.var.name for f in chain] != ["n", "c", "oh", "ow", "kh", "kw"]:
         return elementwise(kernel, target)
     # a row narrower than the vector register uses a narrower vector (4 lanes at least)
@@ -410,7 +403,7 @@ def _innermost_store(chain) -> Store:
 def attention(kernel: Kernel, target: Target) -> tuple:
     """Batch loops (heads) on the pool; inside, each product a register-tiled GEMM on the
     calling thread, and the zero fills and softmax rows vectorized along the row."""
-    chain = _perfect_nest(kernel.body)
+    chain = perfect_nest(kernel.body)
     stages = chain[-1].body if chain else kernel.body
     while isinstance(stages, Allocate):
         stages = stages.body
@@ -418,7 +411,7 @@ def attention(kernel: Kernel, target: Target) -> tuple:
     d: list = []
     for stage in stages.body if isinstance(stages, Seq) else (stages,):
         role = next((r for r in ("attention_scores", "attention_values")
-                     if _gemm_nest(_perfect_nest(stage), r)), None)
+                     if _gemm_nest(perfect_nest(stage), r)), None)
         if role is None:
             d += _vectorize_inner_loops(stage, target.lanes()) if _is_float32(kernel) else []
             continue
@@ -434,4 +427,6 @@ HEURISTICS = {"elementwise": elementwise, "matmul": matmul, "conv": matmul,
 
 
 def default_schedule(kernel: Kernel, target: Target) -> tuple:
+    if target.gpu:
+        return gpu_schedule(kernel, target)
     return HEURISTICS.get(kernel.kind, elementwise)(kernel, target)

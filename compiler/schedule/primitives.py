@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 from ..errors import ScheduleError
 from ..loop.affine import from_linear, linear_form
 from ..loop.ir import (
+    GPU_AXES,
     LOOP_KINDS,
     Allocate,
     Binary,
@@ -118,6 +120,41 @@ def annotate(stmt: Stmt, name: str, kind: str, grain: int = 1) -> Stmt:
                                   for n in walk(loop.body)):
         raise ScheduleError(f"parallel {name!r}: a parallel loop is nested inside")
     return _replace_loop(stmt, name, lambda f: dataclasses.replace(f, kind=kind, grain=grain))
+
+
+def _enclosing(stmt: Stmt, target: For) -> list[Stmt] | None:
+    """The statements from stmt down to target's parent (None when target is not inside)."""
+    if stmt is target:
+        return []
+    children = {For: lambda n: (n.body,), Seq: lambda n: n.body, Allocate: lambda n: (n.body,),
+                IfThen: lambda n: (n.then, n.orelse)}.get(type(stmt), lambda n: ())(stmt)
+    for child in children:
+        path = _enclosing(child, target) if child is not None else None
+        if path is not None:
+            return [stmt] + path
+    return None
+
+
+def bind(stmt: Stmt, name: str, axis: str) -> Stmt:
+    """Bind a loop to a GPU block or thread index. It must head the kernel's top-level nest
+    (only top-level sequences and bound loops around it), blocks outside threads, each axis
+    once, with a constant extent."""
+    if axis not in GPU_AXES:
+        raise ScheduleError(f"bind {name!r}: unknown axis {axis!r}; one of {', '.join(GPU_AXES)}")
+    loop = find_loop(stmt, name)
+    if as_int(loop.extent) is None:
+        raise ScheduleError(f"bind {name!r}: extent must be a constant")
+    outer = _enclosing(stmt, loop)
+    nest = list(itertools.dropwhile(lambda n: isinstance(n, Seq), outer))
+    if any(not (isinstance(n, For) and n.kind in GPU_AXES) for n in nest):
+        raise ScheduleError(f"bind {name!r}: only bound loops may enclose a bound loop")
+    kinds = [n.kind for n in nest]
+    if axis in kinds or (axis.startswith("blockIdx") and any(k.startswith("threadIdx")
+                                                             for k in kinds)):
+        raise ScheduleError(f"bind {name!r} to {axis}: blocks go outside threads, each axis once")
+    if any(isinstance(n, For) and n.kind == "parallel" for n in walk(loop)):
+        raise ScheduleError(f"bind {name!r}: a parallel loop is nested inside")
+    return _replace_loop(stmt, name, lambda f: dataclasses.replace(f, kind=axis))
 
 
 def _inner_extents(stmt: Stmt) -> dict[Var, int]:

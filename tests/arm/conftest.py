@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from onnxc.targets import get_target
 
-from tests.backends import backend  # noqa: F401  (every test here runs once per backend)
+from tests.backends import cpu_backend  # noqa: F401  (every test here runs once per CPU backend)
 
 TARGET = "armv8"
 

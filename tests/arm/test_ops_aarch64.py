@@ -63,10 +63,10 @@ def _kernel_disassembly(lib, pattern: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("op, inputs, attrs, constant", [CASES[0], CASES[3]],
                          ids=["Conv", "MatMul"])
-def test_neon_fma_in_kernels(tmp_path, backend, op, inputs, attrs, constant):
+def test_neon_fma_in_kernels(tmp_path, cpu_backend, op, inputs, attrs, constant):
     model = node_model(op, inputs, attrs, constant, opset=18)
     lib = compile_to_dir(model, tmp_path, target=TARGET, name="node", strict=True)
-    if backend == "c":
+    if cpu_backend == "c":
         assert "vfmaq_f32(" in (tmp_path / "node.c").read_text()   # the table's NEON row
     else:
         assert "llvm.fma.v4f32" in (tmp_path / "node_kernels.ll").read_text()

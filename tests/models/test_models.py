@@ -13,6 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("torch", reason="the benchmark models are exported with torch")
 
 from benchmarks.models import ensure_models, make_feed  # noqa: E402
+from tests.backends import CUDA_TEST_TARGET, gpu_available  # noqa: E402
 from tests.test_examples import ROOT as REPO  # noqa: E402
 from tests.test_examples import _missing_tools, _run, parse, sin_feed  # noqa: E402
 
@@ -32,12 +33,27 @@ def _relative_error(got, want) -> float:
     return float(np.abs(got - want).max() / np.abs(want).max())
 
 
+def _cli(*args) -> None:
+    proc = subprocess.run([sys.executable, "-m", "onnxc.cli", *map(str, args)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
 @pytest.fixture(scope="module", params=list(TOLERANCE))
-def compiled(request, model_paths, tmp_path_factory):
-    """(name, onnx path, out dir) of a model compiled with the onnxc command."""
+def compiled(request, model_paths, tmp_path_factory, backend):
+    """(name, onnx path, out dir) of a model compiled with the onnxc command. Under the cuda
+    backend: built for the GPUs of two generations; without a GPU, the tests run the GPU
+    program printed as C for this CPU (tests/backends.py)."""
     name, out = request.param, tmp_path_factory.mktemp(request.param)
-    subprocess.run([sys.executable, "-m", "onnxc.cli", str(model_paths[name]), "-o", str(out),
-                    "--name", name], check=True, capture_output=True)
+    args = [model_paths[name], "--name", name]
+    if backend == "cuda":
+        for target in ("cuda-sm90", CUDA_TEST_TARGET):
+            _cli(*args, "--target", target, "-o", out / target)
+        if gpu_available():
+            return name, model_paths[name], out / CUDA_TEST_TARGET
+        args += ["--target", CUDA_TEST_TARGET, "--backend", "c"]
+        out = out / "cpu"
+    _cli(*args, "-o", out)
     return name, model_paths[name], out
 
 

@@ -1,0 +1,102 @@
+"""Default GPU schedules: each top-level loop nest of a kernel is one launch. Its outer loops
+whose iterations are independent are fused into one index space and split into blocks of
+threads; a kernel that accumulates (a template prologue) keeps each thread's value in a
+register. Loops that carry a dependence run inside each thread."""
+from __future__ import annotations
+
+from ..loop.affine import linear_form
+from ..loop.ir import Const, For, Kernel, Load, Seq, Store, as_int
+from ..loop.visit import perfect_nest, walk
+from ..targets import Target
+from .directives import Bind, CacheWrite, Fuse, Split
+
+# Warps per block: enough resident warps to hide memory latency, few enough that a small
+# kernel still spreads over several multiprocessors.
+WARPS_PER_BLOCK = 8
+
+
+def _top_level(stmt) -> list:
+    return [s for part in stmt.body for s in _top_level(part)] if isinstance(stmt, Seq) \
+        else [stmt]
+
+
+def _only_var(index_expr, var) -> bool:
+    form = linear_form(index_expr)
+    return form is not None and form.get(var, 0) != 0 and set(form) <= {var, None}
+
+
+def _idempotent(stores: list[Store], loaded: bool) -> bool:
+    """Every thread writes the same constant to the same element (a run-time fault flag)."""
+    return not loaded and all(isinstance(s.value, Const) and all(isinstance(i, Const)
+                                                                 for i in s.index)
+                              for s in stores)
+
+
+def _owned(accesses: list, loop: For) -> bool:
+    """Some dimension every access indexes by the same expression of `loop`'s variable
+    alone: each iteration touches its own slice of the buffer."""
+    first = accesses[0].index
+    return any(_only_var(first[d], loop.var) and all(a.index[d] == first[d] for a in accesses)
+               for d in range(len(first)))
+
+
+def _independent(loops: list[For], nest: For) -> bool:
+    """Distinct iterations of `loops` (the nest's outermost) touch distinct slices of every
+    global buffer the nest writes, so they may run at once, in any order."""
+    stores: dict[str, list] = {}
+    for n in walk(nest):
+        if isinstance(n, Store) and n.buffer.scope == "global":
+            stores.setdefault(n.buffer.name, []).append(n)
+    for name, written in stores.items():
+        loads = [n for n in walk(nest) if isinstance(n, Load) and n.buffer.name == name]
+        if not _idempotent(written, bool(loads)) and \
+                not all(_owned(written + loads, loop) for loop in loops):
+            return False
+    return bool(stores)
+
+
+def _parallel_prefix(nest: For) -> list[For]:
+    chain = perfect_nest(nest)
+    prefix: list[For] = []
+    for loop in chain:
+        if as_int(loop.extent) is None or not _independent(prefix + [loop], nest):
+            break
+        prefix.append(loop)
+    return prefix
+
+
+def _launch(prefix: list[For], name: str, threads: int, accumulator: str | None) -> list:
+    """Fuse the prefix into `name`, keep an accumulator per iteration, split into blocks."""
+    d: list = [CacheWrite(accumulator, prefix[-1].var.name)] if accumulator else []
+    current = prefix[0].var.name
+    for i, loop in enumerate(prefix[1:]):
+        fused = name if i == len(prefix) - 2 else f"{name}_{i}"
+        d.append(Fuse(current, loop.var.name, fused))
+        current = fused
+    if len(prefix) == 1:
+        name = current
+    total = 1
+    for loop in prefix:
+        total *= as_int(loop.extent)
+    if total <= threads:
+        return d + [Bind(name, "threadIdx.x")]
+    block, thread = f"{name}_block", f"{name}_thread"
+    return d + [Split(name, threads, block, thread), Bind(block, "blockIdx.x"),
+                Bind(thread, "threadIdx.x")]
+
+
+def gpu_schedule(kernel: Kernel, target: Target) -> tuple:
+    threads = min(WARPS_PER_BLOCK * target.gpu.warp_size, target.gpu.max_threads_per_block)
+    names = [n.var.name for part in kernel.parts for n in walk(part) if isinstance(n, For)]
+    if len(set(names)) != len(names):      # directives address loops by unique names
+        return ()
+    accumulated = kernel.prologue.buffer.name if kernel.prologue is not None else None
+    d: list = []
+    for index, stmt in enumerate(_top_level(kernel.body)):
+        prefix = _parallel_prefix(stmt) if isinstance(stmt, For) else []
+        if not prefix:
+            continue
+        stores = {n.buffer.name for n in walk(stmt) if isinstance(n, Store)}
+        d += _launch(prefix, f"gpu{index}", threads,
+                     accumulated if accumulated in stores else None)
+    return tuple(d)

@@ -7,6 +7,7 @@ from .. import dtypes
 from ..errors import IRError
 from ..loop.ir import (
     Allocate,
+    Barrier,
     Binary,
     Bitcast,
     Broadcast,
@@ -78,7 +79,7 @@ class KernelPrinter:
                 if c > 1:
                     kind = "load" if e.stride == 1 else f"load_s{e.stride}"
                     return f"onnxc_{kind}_v{c}f(&{b.name}[{self.expr(i)}])"
-                return f"{b.name}[{self.expr(i)}]"
+                return f"{b.name}[{self.subscript(b, i)}]"
             case Binary(op=op, a=a, b=b):
                 operand = a if a.lanes >= b.lanes else b
                 return self.call(op, operand.dtype, e.lanes, a, b)
@@ -103,6 +104,10 @@ class KernelPrinter:
             case Pack(values=vs):
                 return f"(({vector_type(e.dtype, e.lanes)}){{{', '.join(map(self.expr, vs))}}})"
         raise IRError(f"C backend cannot print {e!r}")
+
+    def subscript(self, b: Buffer, index: Expr) -> str:
+        """The printed element offset of a scalar access."""
+        return self.expr(index)
 
     def bitcast(self, e: Bitcast) -> str:
         # a union, not a pointer cast: type punning C defines
@@ -130,7 +135,7 @@ class KernelPrinter:
                 if val.lanes > 1:
                     return [f"{pad}onnxc_store_v{val.lanes}f(&{b.name}[{self.expr(i)}], "
                             f"{self.expr(val)});"]
-                return [f"{pad}{b.name}[{self.expr(i)}] = {self.expr(val)};"]
+                return [f"{pad}{b.name}[{self.subscript(b, i)}] = {self.expr(val)};"]
             case Seq(body=body):
                 return [line for x in body for line in self.stmt(x, pad)]
             case IfThen(cond=c, then=t, orelse=o):
@@ -138,14 +143,18 @@ class KernelPrinter:
                 if o is not None:
                     lines += [f"{pad}}} else {{"] + self.stmt(o, pad + "  ")
                 return lines + [f"{pad}}}"]
+            case Barrier():
+                return self.barrier(pad)
             case Allocate(buffer=b, body=body):
                 # its own block: a peeled copy of the same nest declares the same name
                 return [f"{pad}{{", f"{pad}  {self.declare(b)};"] + self.stmt(body, pad + "  ") \
                     + [f"{pad}}}"]
         raise IRError(f"C backend cannot print {s!r}")
 
-    @staticmethod
-    def declare(b: Buffer) -> str:
+    def barrier(self, pad: str) -> list[str]:
+        return [f"{pad}/* barrier: the thread loops run one after another here */"]
+
+    def declare(self, b: Buffer) -> str:
         (size,) = static_shape(b) if b.rank == 1 else (None,)
         if b.scope == "register":
             return f"{vector_type(b.dtype, size) if size > 1 else c_type(b.dtype)} {b.name}"

@@ -10,20 +10,27 @@ It decides nothing: the IR says what runs where.
 from __future__ import annotations
 
 from ..errors import IRError
+from ..loop.affine import from_linear, linear_form
 from ..loop.ir import (
     GPU_AXES,
+    Allocate,
+    Barrier,
     Bitcast,
     Broadcast,
     Buffer,
+    Expr,
     For,
     HReduce,
+    IfThen,
     Kernel,
     Load,
     Pack,
     Seq,
     Stmt,
     Store,
+    Var,
     as_int,
+    static_shape,
 )
 from ..loop.visit import buffers_of, free_vars, walk
 from ..names import c_comment
@@ -38,17 +45,54 @@ VECTOR_FORMS = (Broadcast, Pack, HReduce)
 
 
 class CudaKernelPrinter(KernelPrinter):
+    def __init__(self, kernel: Kernel, features=()):
+        super().__init__(kernel, features)
+        self.threads: list[Var] = []      # the enclosing thread loops' variables
+
     def bitcast(self, e: Bitcast) -> str:
         return f"onnxc_bitcast<{c_type(e.dtype)}>({self.expr(e.a)})"
 
     def stmt(self, s: Stmt, pad: str) -> list[str]:
         if isinstance(s, For) and s.kind in GPU_AXES:
-            return [f"{pad}const int64_t {s.var.name} = (int64_t){s.kind};"] + \
-                self.stmt(s.body, pad)
+            per_thread = s.kind.startswith("threadIdx")
+            self.threads += [s.var] if per_thread else []
+            body = self.stmt(s.body, pad + "  ")
+            del self.threads[len(self.threads) - per_thread:]
+            return [f"{pad}{{", f"{pad}  const int64_t {s.var.name} = (int64_t){s.kind};"] + \
+                body + [f"{pad}}}"]
         return super().stmt(s, pad)
+
+    def barrier(self, pad: str) -> list[str]:
+        return [f"{pad}__syncthreads();"]
+
+    def declare(self, b: Buffer) -> str:
+        if b.scope == "shared":
+            return f"__shared__ __align__(16) {c_type(b.dtype)} {b.name}[{_count(b)}]"
+        if b.scope == "thread":        # this thread's row
+            return f"{c_type(b.dtype)} {b.name}[{static_shape(b)[1]}]"
+        return super().declare(b)
+
+    def subscript(self, b: Buffer, index: Expr) -> str:
+        """A thread buffer's offset t * row + r, with t the enclosing thread loop's
+        variable, prints as r: each GPU thread holds only its row."""
+        if b.scope != "thread":
+            return super().subscript(b, index)
+        form = linear_form(index) or {}
+        row = static_shape(b)[1]
+        t = self.threads[-1] if self.threads else None
+        if t is None or form.get(t) != row:
+            raise IRError(f"{self.kernel.name}: {b.name} is not indexed by its thread's row")
+        return self.expr(from_linear({k: v for k, v in form.items() if k != t}))
 
     def parallel(self, loop: For, pad: str) -> list[str]:
         raise IRError(f"{self.kernel.name}: a thread-pool loop in a CUDA kernel")
+
+
+def _count(b: Buffer) -> int:
+    count = 1
+    for d in static_shape(b):
+        count *= d
+    return count
 
 
 def launches(body: Stmt) -> list[Stmt]:
@@ -58,18 +102,65 @@ def launches(body: Stmt) -> list[Stmt]:
 
 
 def geometry(stmt: Stmt, kernel: str, max_threads: int) -> tuple[list[int], list[int]]:
-    """(grid, block) sizes, x y z, from the statement's leading bound loops."""
-    sizes = {"blockIdx": [1, 1, 1], "threadIdx": [1, 1, 1]}
+    """(grid, block) sizes, x y z: the statement's leading loops bound to blockIdx give the
+    grid, its loops bound to threadIdx (leading, or phases under the blocks) the block."""
+    grid, block = [1, 1, 1], [1, 1, 1]
     while isinstance(stmt, For) and stmt.kind in GPU_AXES:
-        index, axis = stmt.kind.split(".")
-        sizes[index]["xyz".index(axis)] = as_int(stmt.extent)
+        sizes = grid if stmt.kind.startswith("blockIdx") else block
+        sizes["xyz".index(stmt.kind[-1])] = as_int(stmt.extent)
+        if stmt.kind.startswith("threadIdx"):
+            break
         stmt = stmt.body
-    if any(isinstance(n, For) and n.kind in GPU_AXES for n in walk(stmt)):
-        raise IRError(f"{kernel}: a loop bound to a GPU index inside an unbound one")
-    block = sizes["threadIdx"]
+    extents: dict[str, set] = {}
+    for n in walk(stmt):
+        if isinstance(n, For) and n.kind.startswith("blockIdx"):
+            raise IRError(f"{kernel}: a loop bound to blockIdx inside another loop")
+        if isinstance(n, For) and n.kind.startswith("threadIdx"):
+            extents.setdefault(n.kind, set()).add(as_int(n.extent))
+    for axis, values in sorted(extents.items()):
+        if len(values) > 1:
+            raise IRError(f"{kernel}: loops bound to {axis} of extents {sorted(values)}")
+        block["xyz".index(axis[-1])] = values.pop()
     if block[0] * block[1] * block[2] > max_threads:
         raise IRError(f"{kernel}: {block} threads per block, more than the GPU's {max_threads}")
-    return sizes["blockIdx"], block
+    if block != [1, 1, 1]:
+        _check_phases(stmt, kernel, frozenset())
+    return grid, block
+
+
+# What every thread of a block would do if a phase's thread loops did not own it
+_SHARED_SCOPES = GLOBAL_SCOPES + ("shared",)
+
+
+def _check_phases(stmt: Stmt, kernel: str, axes: frozenset) -> None:
+    """Under the blocks, code outside the thread loops runs once per thread: it may compute
+    and loop, but not store to memory the threads share; a barrier must be reached by all
+    threads, so never inside a thread loop."""
+    if isinstance(stmt, For) and stmt.kind in GPU_AXES:
+        if stmt.kind in axes:
+            raise IRError(f"{kernel}: a loop bound to {stmt.kind} inside another")
+        axes = axes | {stmt.kind}
+    elif isinstance(stmt, Barrier) and axes:
+        raise IRError(f"{kernel}: a barrier inside a thread loop")
+    elif isinstance(stmt, Store) and not axes and stmt.buffer.scope in _SHARED_SCOPES:
+        raise IRError(f"{kernel}: a store to {stmt.buffer.name} outside the thread loops "
+                      f"(every thread would make it)")
+    elif isinstance(stmt, Allocate) and axes and stmt.buffer.scope in ("shared", "thread"):
+        raise IRError(f"{kernel}: {stmt.buffer.name} ({stmt.buffer.scope}) allocated inside "
+                      f"a thread loop")
+    for child in _statements(stmt):
+        _check_phases(child, kernel, axes)
+
+
+def _statements(stmt: Stmt) -> tuple:
+    match stmt:
+        case For(body=body) | Allocate(body=body):
+            return (body,)
+        case Seq(body=body):
+            return body
+        case IfThen(then=then, orelse=orelse):
+            return (then,) if orelse is None else (then, orelse)
+    return ()
 
 
 def _device_param(b: Buffer, written: bool) -> str:

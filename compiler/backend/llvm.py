@@ -14,6 +14,7 @@ from llvmlite import ir
 from ..errors import IRError
 from ..loop.ir import (
     Allocate,
+    Barrier,
     Binary,
     Bitcast,
     Broadcast,
@@ -197,6 +198,8 @@ class FunctionEmitter:
                     self.stmt(x)
             case IfThen():
                 self.if_then(s)
+            case Barrier():
+                pass                 # thread loops run one after another on a CPU
             case Allocate(buffer=b, body=body):
                 self.allocate(b)
                 self.stmt(body)

@@ -11,6 +11,7 @@ import numpy as np
 
 from .ir import (
     Allocate,
+    Barrier,
     Binary,
     Bitcast,
     Broadcast,
@@ -164,6 +165,8 @@ class Interpreter:
                     self.run(t)
                 elif o is not None:
                     self.run(o)
+            case Barrier():
+                pass
             case Allocate(buffer=b, body=body):
                 self.arrays[b.name] = _fresh(b)
                 self.run(body)

@@ -57,7 +57,9 @@ class Stmt(Node):
 @dataclass(frozen=True, slots=True)
 class Buffer:
     """A named n-d array. scope 'global' lives in the model's memory ('constant' if it holds
-    weights known at compile time); 'local' and 'register' in the kernel. A margin, per
+    weights known at compile time); 'local' and 'register' in the kernel. On a GPU, 'shared'
+    is one array per block, and 'thread' is [threads, n]: row t is thread t's own (indexed
+    by the enclosing thread loop's variable; a GPU thread keeps just its row). A margin, per
     dimension (before, after), says the buffer is the interior of a larger one of that name
     (a producer writing straight into its consumer's padded input). A block (dim, factor)
     stores that dimension in blocks of `factor` innermost (channels-blocked NCHWc: element
@@ -234,6 +236,13 @@ class IfThen(Stmt):
     cond: Expr
     then: Stmt
     orelse: Stmt | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Barrier(Stmt):
+    """The threads of a GPU block wait here until all arrive (shared memory written before is
+    then visible to all). It separates thread loops under a block loop: run one after another,
+    as the interpreter and the CPU printers do, they need no wait."""
 
 
 @dataclass(frozen=True, slots=True)

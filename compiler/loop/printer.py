@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .ir import (
     Allocate,
+    Barrier,
     Binary,
     Bitcast,
     Broadcast,
@@ -79,6 +80,8 @@ def stmt_lines(s: Stmt, indent: int = 0) -> list[str]:
             if o is not None:
                 lines += [f"{pad}else:"] + stmt_lines(o, indent + 1)
             return lines
+        case Barrier():
+            return [f"{pad}barrier"]
         case Allocate(buffer=b, body=body):
             dims = ", ".join(expr_str(d) for d in b.shape)
             return [f"{pad}alloc {b.name}: {b.dtype}[{dims}] {b.scope}"] + stmt_lines(body, indent)

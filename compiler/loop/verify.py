@@ -29,13 +29,14 @@ def _check_kernel(k: Kernel, dims: set[Var]) -> None:
     bound: set[Var] = set(dims)
     local: set[str] = set()
     _check_nesting(k.name, k.body, frozenset())
-    for n in walk(k.body):
+    nodes = list(walk(k.body))
+    for n in nodes:
         if isinstance(n, For):
             loop_names.add(n.var.name)
             bound.add(n.var)
         elif isinstance(n, Allocate):
             local.add(n.buffer.name)
-    for n in walk(k.body):
+    for n in nodes:
         if isinstance(n, Var) and n not in bound:
             raise IRError(f"{k.name}: variable {n.name!r} is not bound by a loop")
         if isinstance(n, (Load, Store)):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Iterator
 
 from .ir import Buffer, Expr, For, Kernel, Load, Node, Stmt, Store, Var
@@ -11,13 +12,19 @@ def _is_ir(value) -> bool:
     return isinstance(value, Node)
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    # dataclasses.fields() rebuilds its tuple on every call: the walks call it millions of times
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def children(node: Node) -> Iterator[Node]:
-    for f in dataclasses.fields(node):
-        value = getattr(node, f.name)
-        if _is_ir(value):
+    for name in _field_names(type(node)):
+        value = getattr(node, name)
+        if isinstance(value, Node):
             yield value
         elif isinstance(value, tuple):
-            yield from (v for v in value if _is_ir(v))
+            yield from (v for v in value if isinstance(v, Node))
 
 
 def walk(node: Node) -> Iterator[Node]:
@@ -32,16 +39,16 @@ def walk(node: Node) -> Iterator[Node]:
 def transform(node: Node, post: Callable[[Node], Node]) -> Node:
     """Rebuild bottom-up; post(n) returns n's replacement. Unchanged subtrees keep identity."""
     changes = {}
-    for f in dataclasses.fields(node):
-        value = getattr(node, f.name)
+    for name in _field_names(type(node)):
+        value = getattr(node, name)
         if _is_ir(value):
             new = transform(value, post)
             if new is not value:
-                changes[f.name] = new
+                changes[name] = new
         elif isinstance(value, tuple) and any(_is_ir(v) for v in value):
             new_items = tuple(transform(v, post) if _is_ir(v) else v for v in value)
             if any(a is not b for a, b in zip(new_items, value)):
-                changes[f.name] = new_items
+                changes[name] = new_items
     rebuilt = dataclasses.replace(node, **changes) if changes else node
     return post(rebuilt)
 

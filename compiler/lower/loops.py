@@ -63,23 +63,27 @@ def _all_guarded(stmt: Stmt, var: Var) -> bool:
 
 def shrink_guarded_loops(stmt: Stmt) -> Stmt:
     """A loop whose whole body sits under `c + x < E` guards on its own variable x runs
-    min(extent, E - c) times without them (what a peeled tail tile becomes once the loops
-    between it and the guard are unrolled)."""
-    def post(n):
-        if not isinstance(n, For) or as_int(n.extent) is None or not _all_guarded(n.body, n.var):
-            return n
-        bounds = []
+    min(extent, max E - c) times, without the guards that bound itself (what a peeled tail
+    tile becomes once the loops between it and the guard are unrolled). A loop bound to a
+    GPU index keeps its extent: it is the launch's size."""
+    def bound(m, var) -> int | None:
+        if isinstance(m, IfThen) and isinstance(m.cond, Binary) and m.cond.op == "lt" \
+                and isinstance(m.cond.b, Const):
+            form = linear_form(m.cond.a)
+            if form is not None and set(form) <= {var, None} and form.get(var) == 1:
+                return m.cond.b.value - form.get(None, 0)
+        return None
 
-        def strip(m):
-            if isinstance(m, IfThen) and isinstance(m.cond, Binary) and m.cond.op == "lt" \
-                    and isinstance(m.cond.b, Const):
-                form = linear_form(m.cond.a)
-                if form is not None and set(form) <= {n.var, None} and form.get(n.var) == 1:
-                    bounds.append(m.cond.b.value - form.get(None, 0))
-                    return m.then
-            return m
-        body = transform(n.body, strip)
-        extent = max(0, min([as_int(n.extent)] + bounds))
+    def post(n):
+        if not isinstance(n, For) or as_int(n.extent) is None or n.kind in GPU_AXES or \
+                not _all_guarded(n.body, n.var):
+            return n
+        bounds = [b for m in walk(n.body) for b in [bound(m, n.var)] if b is not None]
+        if not bounds:           # guarded against bounds known only at run time
+            return n
+        extent = max(0, min(as_int(n.extent), max(bounds)))
+        body = transform(n.body, lambda m: m.then if (b := bound(m, n.var)) is not None
+                         and b >= extent else m)
         return dataclasses.replace(n, body=body, extent=const_int(extent))
     return transform(stmt, post)
 

@@ -5,7 +5,18 @@ import dataclasses
 
 from ..loop.ir import Kernel
 from . import primitives as P
-from .directives import Bind, CacheWrite, Fuse, Parallel, Reorder, Split, Unroll, Vectorize
+from .contraction import tile_contraction
+from .directives import (
+    Bind,
+    CacheWrite,
+    Fuse,
+    Parallel,
+    Reorder,
+    Split,
+    TileContraction,
+    Unroll,
+    Vectorize,
+)
 
 _APPLY = {
     Split: lambda s, d: P.split(s, d.loop, d.factor, d.outer, d.inner),
@@ -26,6 +37,9 @@ def apply_schedule(kernel: Kernel, directives) -> Kernel:
                 prologue.buffer.name == d.buffer:
             body = P.cache_write(body, d.buffer, d.at, prologue, epilogue)
             prologue = epilogue = None       # the tile copies now do their work
+        elif isinstance(d, TileContraction):
+            body = tile_contraction(body, d, prologue, epilogue)
+            prologue = epilogue = None       # each thread starts and finishes its outputs
         else:
             body = _APPLY[type(d)](body, d)
     if body is kernel.body:

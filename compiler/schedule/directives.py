@@ -63,6 +63,20 @@ class CacheWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class TileContraction:
+    """The nest headed by `loop`, a contraction (acc[..] = acc[..] + a * b, as MatMul, Gemm
+    and Conv lower), as GPU block tiles: `block` (rows, cols) outputs per block, `thread`
+    (rows, cols) of them per thread in registers, the reduction in steps of `step` staged in
+    shared memory through `stages` buffers (2: a step's global loads overlap the previous
+    step's products). The kernel's templates start and finish each thread's outputs."""
+    loop: str
+    block: tuple[int, int] = (64, 64)
+    thread: tuple[int, int] = (4, 4)
+    step: int = 16
+    stages: int = 2
+
+
+@dataclass(frozen=True, slots=True)
 class Pack:
     """Lay out the constant `buffer` at compile time with dimension `dim` cut into tiles of
     `factor` and the tile number made outermost, so a tile's rows are contiguous."""
@@ -72,7 +86,7 @@ class Pack:
 
 
 DIRECTIVES = {cls.__name__: cls for cls in (Split, Reorder, Fuse, Vectorize, Unroll, Parallel,
-                                            Bind, CacheWrite, Pack)}
+                                            Bind, CacheWrite, TileContraction, Pack)}
 
 
 def to_json(schedule: dict[str, tuple]) -> str:
@@ -85,7 +99,6 @@ def from_json(text: str) -> dict[str, tuple]:
     def make(row):
         row = dict(row)
         cls = DIRECTIVES[row.pop("directive")]
-        if "loops" in row:
-            row["loops"] = tuple(row["loops"])
+        row = {k: tuple(v) if isinstance(v, list) else v for k, v in row.items()}
         return cls(**row)
     return {k: tuple(make(r) for r in rows) for k, rows in json.loads(text).items()}

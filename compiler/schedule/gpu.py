@@ -1,14 +1,18 @@
-"""Default GPU schedules: each top-level loop nest of a kernel is one launch. Its outer loops
-whose iterations are independent are fused into one index space and split into blocks of
-threads; a kernel that accumulates (a template prologue) keeps each thread's value in a
-register. Loops that carry a dependence run inside each thread."""
+"""Default GPU schedules: each top-level loop nest of a kernel is one launch. A contraction
+large enough to fill tiles (MatMul, Gemm, Conv) runs as block tiles staged in shared memory
+(contraction.py). Otherwise the nest's outer loops whose iterations are independent are
+fused into one index space and split into blocks of threads; a kernel that accumulates (a
+template prologue) keeps each thread's value in a register. Loops that carry a dependence
+run inside each thread."""
 from __future__ import annotations
 
+from .. import dtypes
 from ..loop.affine import linear_form
 from ..loop.ir import Const, For, Kernel, Load, Seq, Store, as_int
 from ..loop.visit import perfect_nest, walk
 from ..targets import Target
-from .directives import Bind, CacheWrite, Fuse, Split
+from .contraction import match_contraction
+from .directives import Bind, CacheWrite, Fuse, Split, TileContraction
 
 # Warps per block: enough resident warps to hide memory latency, few enough that a small
 # kernel still spreads over several multiprocessors.
@@ -85,6 +89,38 @@ def _launch(prefix: list[For], name: str, threads: int, accumulator: str | None)
                 Bind(thread, "threadIdx.x")]
 
 
+# (Block tile, thread tile) as (rows, columns), the largest first, each with 256 threads
+# (WARPS_PER_BLOCK warps): a thread reuses a staged row value for each of its columns and a
+# column value for each of its rows.
+TILES = (((64, 64), (4, 4)), ((32, 64), (2, 4)), ((64, 32), (4, 2)), ((32, 32), (2, 2)),
+         ((16, 32), (1, 2)), ((32, 16), (2, 1)), ((16, 16), (1, 1)))
+# Reduction values staged per step: 16 floats are a 64-byte row segment per tile row.
+TILE_STEP = 16
+TILE_STAGES = 2
+# The smallest rows, columns and reduction worth a tile; below, one thread per output.
+MIN_TILED = 16
+# Shared memory a block may declare statically (more needs the dynamic opt-in).
+STATIC_SHARED_BYTES = 48 * 1024
+
+
+def _tile(nest: For, accumulated: str, target: Target) -> TileContraction | None:
+    """Block tiles for a contraction big enough to fill them: the largest tile that still
+    gives every multiprocessor a block, else the one that gives the most blocks."""
+    c = match_contraction(nest, accumulated) if accumulated else None
+    if c is None or min(c.extent("rows"), c.extent("cols"), c.extent("reduce")) < MIN_TILED:
+        return None
+    itemsize = max(dtypes.itemsize(c.a.dtype), dtypes.itemsize(c.b.dtype))
+    fits = [(block, thread) for block, thread in TILES
+            if TILE_STAGES * TILE_STEP * sum(block) * itemsize <= STATIC_SHARED_BYTES]
+
+    def blocks(tile):
+        (bm, bn), _ = tile
+        return c.extent("batch") * -(-c.extent("rows") // bm) * -(-c.extent("cols") // bn)
+    enough = [t for t in fits if blocks(t) >= target.gpu.multiprocessors]
+    block, thread = enough[0] if enough else max(fits, key=blocks)
+    return TileContraction(nest.var.name, block, thread, TILE_STEP, TILE_STAGES)
+
+
 def gpu_schedule(kernel: Kernel, target: Target) -> tuple:
     threads = min(WARPS_PER_BLOCK * target.gpu.warp_size, target.gpu.max_threads_per_block)
     names = [n.var.name for part in kernel.parts for n in walk(part) if isinstance(n, For)]
@@ -93,6 +129,10 @@ def gpu_schedule(kernel: Kernel, target: Target) -> tuple:
     accumulated = kernel.prologue.buffer.name if kernel.prologue is not None else None
     d: list = []
     for index, stmt in enumerate(_top_level(kernel.body)):
+        tile = _tile(stmt, accumulated, target) if isinstance(stmt, For) else None
+        if tile is not None:
+            d.append(tile)
+            continue
         prefix = _parallel_prefix(stmt) if isinstance(stmt, For) else []
         if not prefix:
             continue

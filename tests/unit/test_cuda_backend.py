@@ -240,8 +240,8 @@ def _store_kernel(body_fn, extent=4):
 
 @pytest.mark.parametrize("make, message", [
     (lambda out: For(Var("i"), const_int(4), For(Var("j"), const_int(1), Store(
-        out, (Var("i"),), as_expr(1.0, "float32")), "threadIdx.x")),
-     "bound to a GPU index inside an unbound one"),
+        out, (Var("i"),), as_expr(1.0, "float32")), "blockIdx.x")),
+     "bound to blockIdx inside another loop"),
     (lambda out: For(Var("i"), const_int(2048), Store(out, (Var("i"),),
                                                      as_expr(1.0, "float32")), "threadIdx.x"),
      "more than the GPU's 1024"),

@@ -231,3 +231,21 @@ def test_stride_two_loads_vectorize_without_reading_past_the_end():
     arrays = {"X": data, "Y": np.zeros(n, np.float32)}
     Interpreter(arrays).run(vec)
     np.testing.assert_array_equal(arrays["Y"], data[::2])
+
+
+def test_a_loop_under_guards_of_different_bounds_runs_to_the_largest():
+    """for x in 0..8: {if x < 3: a[x] = 1; if x < 6: b[x] = 2} runs x to 6 (not 3): the
+    guard of the larger bound goes, the smaller one stays. A GPU thread loop keeps its
+    extent (the block's size) and its guards."""
+    from onnxc.loop.ir import For, IfThen, Var, as_expr, cmp, const_int
+    from onnxc.lower.loops import shrink_guarded_loops
+    a, b = (Buffer(n, "float32", shape_of(8)) for n in "ab")
+    x = Var("x")
+    body = Seq((IfThen(cmp("lt", x, 3), Store(a, (x,), as_expr(1.0, "float32"))),
+                IfThen(cmp("lt", x, 6), Store(b, (x,), as_expr(2.0, "float32")))))
+    shrunk = shrink_guarded_loops(For(x, const_int(8), body))
+    assert shrunk.extent == const_int(6)
+    assert stmt_lines(shrunk)[1:] == ["  if (x < 3):", "    a[x] = 1.0:float32",
+                                      "  b[x] = 2.0:float32"]
+    bound = For(x, const_int(8), body, "threadIdx.x")
+    assert shrink_guarded_loops(bound) is bound

@@ -125,7 +125,43 @@ def geometry(stmt: Stmt, kernel: str, max_threads: int) -> tuple[list[int], list
         raise IRError(f"{kernel}: {block} threads per block, more than the GPU's {max_threads}")
     if block != [1, 1, 1]:
         _check_phases(stmt, kernel, frozenset())
+        _synchronized(stmt, kernel, (frozenset(), frozenset()))
     return grid, block
+
+
+def _shared_uses(stmt: Stmt, kind) -> frozenset:
+    return frozenset(n.buffer.name for n in walk(stmt)
+                     if isinstance(n, kind) and n.buffer.scope == "shared")
+
+
+def _synchronized(stmt: Stmt, kernel: str, since: tuple) -> tuple:
+    """Shared memory (read, written) by the phases since the last barrier, after stmt: a
+    phase that touches what another wrote, or writes what another read, without a barrier
+    between them races with it (run in order, as on a CPU, it would not show)."""
+    read, written = since
+    match stmt:
+        case Barrier():
+            return frozenset(), frozenset()
+        case For(kind=kind) if kind.startswith("threadIdx"):
+            loads, stores = _shared_uses(stmt, Load), _shared_uses(stmt, Store)
+            clash = (loads & written) | (stores & (read | written))
+            if clash:
+                raise IRError(f"{kernel}: phases share {', '.join(sorted(clash))} without a "
+                              f"barrier between them")
+            return read | loads, written | stores
+        case For(body=body):           # the next iteration follows the last one's phases
+            return _synchronized(body, kernel, _synchronized(body, kernel, since))
+        case Seq(body=body):
+            for child in body:
+                since = _synchronized(child, kernel, since)
+            return since
+        case Allocate(body=body):
+            return _synchronized(body, kernel, since)
+        case IfThen(then=then, orelse=orelse):
+            after = [_synchronized(s, kernel, since) for s in (then, orelse) if s is not None]
+            return (frozenset().union(*(r for r, _ in after), read),
+                    frozenset().union(*(w for _, w in after), written))
+    return since
 
 
 # What every thread of a block would do if a phase's thread loops did not own it

@@ -263,6 +263,14 @@ ONE = as_expr(1.0, "float32")
      "allocated inside a thread loop"),
     (_block(Allocate(ROWS, _thread("t", loops([("i", 2)], lambda i: Store(
         ROWS, (i * 64 + Var("t"),), ONE))))), "not indexed by its thread's row"),
+    (_block(Allocate(SHARED, seq(
+        _thread("t", Store(SHARED, (Var("t"),), ONE)),
+        _thread("u", Store(OUT, (Var("u"),), Load(SHARED, ((Var("u") + 1) % 64,))))))),
+     "without a barrier"),
+    (_block(Allocate(SHARED, loops([("k", 3)], lambda k: seq(      # the next iteration's
+        _thread("t", Store(SHARED, (Var("t"),), ONE)), Barrier(),  # store races with the
+        _thread("u", Store(OUT, (Var("u"),), Load(SHARED, (Var("u"),)))))))),  # loads
+     "without a barrier"),
 ])
 def test_the_printer_refuses_phases_a_block_cannot_run(body, message):
     with pytest.raises(IRError, match=message):

@@ -40,6 +40,9 @@ from .c import GLOBAL_SCOPES, KernelPrinter, c_type, kernel_params, param_decl
 DEVICE_HEADER = "onnxc_cuda_device.h"
 
 
+# Blocks a launch may have along x, y and z (every GPU since compute capability 3.0).
+GRID_LIMITS = (2 ** 31 - 1, 65535, 65535)
+
 # Where vector values come from: a GPU schedule never makes them.
 VECTOR_FORMS = (Broadcast, Pack, HReduce)
 
@@ -123,6 +126,8 @@ def geometry(stmt: Stmt, kernel: str, max_threads: int) -> tuple[list[int], list
         block["xyz".index(axis[-1])] = values.pop()
     if block[0] * block[1] * block[2] > max_threads:
         raise IRError(f"{kernel}: {block} threads per block, more than the GPU's {max_threads}")
+    if any(size > limit for size, limit in zip(grid, GRID_LIMITS)):
+        raise IRError(f"{kernel}: a grid of {grid} blocks, beyond CUDA's {list(GRID_LIMITS)}")
     if block != [1, 1, 1]:
         _check_phases(stmt, kernel, frozenset())
         _synchronized(stmt, kernel, (frozenset(), frozenset()))

@@ -37,7 +37,7 @@ from ..loop.ir import (
 )
 from ..loop.simplify import simplify
 from ..loop.templates import instantiate
-from ..loop.visit import free_vars, perfect_nest, substitute, walk
+from ..loop.visit import free_vars, perfect_nest, substitute, transform, walk
 from .directives import TileContraction
 
 THREADS = "threadIdx.x"
@@ -351,7 +351,6 @@ def _check(d: TileContraction) -> None:
 
 
 def _replace(stmt: Stmt, old: For, new: Stmt) -> Stmt:
-    from ..loop.visit import transform
     return transform(stmt, lambda n: new if n is old else n)
 
 

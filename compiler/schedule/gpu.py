@@ -99,6 +99,8 @@ TILE_STEP = 16
 TILE_STAGES = 2
 # The smallest rows, columns and reduction worth a tile; below, one thread per output.
 MIN_TILED = 16
+# Blocks a launch may have along y and z (x: 2**31 - 1).
+GRID_YZ = 65535
 # Shared memory a block may declare statically (more needs the dynamic opt-in).
 STATIC_SHARED_BYTES = 48 * 1024
 
@@ -110,12 +112,20 @@ def _tile(nest: For, accumulated: str, target: Target) -> TileContraction | None
     if c is None or min(c.extent("rows"), c.extent("cols"), c.extent("reduce")) < MIN_TILED:
         return None
     itemsize = max(dtypes.itemsize(c.a.dtype), dtypes.itemsize(c.b.dtype))
-    fits = [(block, thread) for block, thread in TILES
-            if TILE_STAGES * TILE_STEP * sum(block) * itemsize <= STATIC_SHARED_BYTES]
+    rows, cols, batch = c.extent("rows"), c.extent("cols"), c.extent("batch")
 
-    def blocks(tile):
+    def allowed(tile) -> bool:
         (bm, bn), _ = tile
-        return c.extent("batch") * -(-c.extent("rows") // bm) * -(-c.extent("cols") // bn)
+        shared = TILE_STAGES * TILE_STEP * (bm + bn) * itemsize
+        # row tiles go to blockIdx.y and the batch to blockIdx.z
+        return shared <= STATIC_SHARED_BYTES and -(-rows // bm) <= GRID_YZ and batch <= GRID_YZ
+
+    def blocks(tile) -> int:
+        (bm, bn), _ = tile
+        return batch * -(-rows // bm) * -(-cols // bn)
+    fits = [t for t in TILES if allowed(t)]
+    if not fits:
+        return None
     enough = [t for t in fits if blocks(t) >= target.gpu.multiprocessors]
     block, thread = enough[0] if enough else max(fits, key=blocks)
     return TileContraction(nest.var.name, block, thread, TILE_STEP, TILE_STAGES)

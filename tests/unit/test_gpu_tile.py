@@ -133,6 +133,18 @@ def test_the_tile_gives_every_multiprocessor_a_block_when_it_can():
     assert tile.block == (16, 16)           # 64 blocks: the most any tile gives
 
 
+def test_no_tile_needs_more_row_blocks_than_a_grid_has():
+    """Rows go to blockIdx.y, at most 65535 blocks: 65535 * 64 + 1 rows take no tile."""
+    from onnxc.loop.visit import transform
+    from onnxc.schedule import gpu
+    k = _lowered(MATMUL, "MatMul")
+    rows = 65535 * 64 + 1          # the 2 x 9 rows' inner loop stretched (never run)
+    stretched = transform(k.body, lambda n: For(n.var, const_int(rows), n.body, n.kind)
+                          if isinstance(n, For) and n.var.name == "i" else n)
+    assert gpu._tile(k.body, k.prologue.buffer.name, CUDA) is not None
+    assert gpu._tile(stretched, k.prologue.buffer.name, CUDA) is None
+
+
 def test_tile_directives_round_trip_through_json():
     schedule = {"k": (TileContraction("i", (32, 64), (2, 4), 8, 1),)}
     assert from_json(to_json(schedule)) == schedule
@@ -259,6 +271,8 @@ ONE = as_expr(1.0, "float32")
                 _thread("u", Store(OUT, (Var("u"),), ONE), 32))), "extents"),
     (_block(_thread("t", _thread("u", Store(OUT, (Var("u"),), ONE)))), "inside another"),
     (_thread("t", _block(Store(OUT, (Var("t"),), ONE))), "blockIdx inside"),
+    (For(Var("y"), const_int(70000), _block(_thread("t", Store(OUT, (Var("t"),), ONE))),
+         "blockIdx.y"), "beyond CUDA's"),
     (_block(_thread("t", Allocate(SHARED, Store(SHARED, (Var("t"),), ONE)))),
      "allocated inside a thread loop"),
     (_block(Allocate(ROWS, _thread("t", loops([("i", 2)], lambda i: Store(

@@ -158,10 +158,8 @@ class KernelPrinter:
         (size,) = static_shape(b) if b.rank == 1 else (None,)
         if b.scope == "register":
             return f"{vector_type(b.dtype, size) if size > 1 else c_type(b.dtype)} {b.name}"
-        count = 1
-        for d in static_shape(b):
-            count *= d
-        return f"{c_type(b.dtype)} {b.name}[{count}] __attribute__((aligned(64)))"
+        return f"{c_type(b.dtype)} {b.name}[{math.prod(static_shape(b))}] " \
+            "__attribute__((aligned(64)))"
 
     def parallel(self, loop: For, pad: str) -> list[str]:
         """Outline the loop into a task over [begin, end) run by onnxc_parallel_for."""

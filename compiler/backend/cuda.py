@@ -9,6 +9,8 @@ It decides nothing: the IR says what runs where.
 """
 from __future__ import annotations
 
+import math
+
 from ..errors import IRError
 from ..loop.affine import from_linear, linear_form
 from ..loop.ir import (
@@ -58,9 +60,11 @@ class CudaKernelPrinter(KernelPrinter):
     def stmt(self, s: Stmt, pad: str) -> list[str]:
         if isinstance(s, For) and s.kind in GPU_AXES:
             per_thread = s.kind.startswith("threadIdx")
-            self.threads += [s.var] if per_thread else []
+            if per_thread:
+                self.threads.append(s.var)
             body = self.stmt(s.body, pad + "  ")
-            del self.threads[len(self.threads) - per_thread:]
+            if per_thread:
+                self.threads.pop()
             return [f"{pad}{{", f"{pad}  const int64_t {s.var.name} = (int64_t){s.kind};"] + \
                 body + [f"{pad}}}"]
         return super().stmt(s, pad)
@@ -70,7 +74,8 @@ class CudaKernelPrinter(KernelPrinter):
 
     def declare(self, b: Buffer) -> str:
         if b.scope == "shared":
-            return f"__shared__ __align__(16) {c_type(b.dtype)} {b.name}[{_count(b)}]"
+            count = math.prod(static_shape(b))
+            return f"__shared__ __align__(16) {c_type(b.dtype)} {b.name}[{count}]"
         if b.scope == "thread":        # this thread's row
             return f"{c_type(b.dtype)} {b.name}[{static_shape(b)[1]}]"
         return super().declare(b)
@@ -89,13 +94,6 @@ class CudaKernelPrinter(KernelPrinter):
 
     def parallel(self, loop: For, pad: str) -> list[str]:
         raise IRError(f"{self.kernel.name}: a thread-pool loop in a CUDA kernel")
-
-
-def _count(b: Buffer) -> int:
-    count = 1
-    for d in static_shape(b):
-        count *= d
-    return count
 
 
 def launches(body: Stmt) -> list[Stmt]:

@@ -9,6 +9,8 @@ becomes a task function run by the runtime's onnxc_parallel_for, as in C.
 """
 from __future__ import annotations
 
+import math
+
 from llvmlite import ir
 
 from ..errors import IRError
@@ -251,9 +253,7 @@ class FunctionEmitter:
         if b.scope == "register":
             self.buffers[b.name] = self.alloca(self.register_type(b), b.name)
             return
-        count = 1
-        for d in static_shape(b):
-            count *= d
+        count = math.prod(static_shape(b))
         self.buffers[b.name] = self.alloca(ir.ArrayType(ops.storage_type(b.dtype), count),
                                            b.name, LOCAL_ALIGNMENT)
 

@@ -8,10 +8,6 @@ from typing import Callable, Iterator
 from .ir import Buffer, Expr, For, Kernel, Load, Node, Stmt, Store, Var
 
 
-def _is_ir(value) -> bool:
-    return isinstance(value, Node)
-
-
 @functools.cache
 def _field_names(cls: type) -> tuple[str, ...]:
     # dataclasses.fields() rebuilds its tuple on every call: the walks call it millions of times
@@ -41,12 +37,12 @@ def transform(node: Node, post: Callable[[Node], Node]) -> Node:
     changes = {}
     for name in _field_names(type(node)):
         value = getattr(node, name)
-        if _is_ir(value):
+        if isinstance(value, Node):
             new = transform(value, post)
             if new is not value:
                 changes[name] = new
-        elif isinstance(value, tuple) and any(_is_ir(v) for v in value):
-            new_items = tuple(transform(v, post) if _is_ir(v) else v for v in value)
+        elif isinstance(value, tuple) and any(isinstance(v, Node) for v in value):
+            new_items = tuple(transform(v, post) if isinstance(v, Node) else v for v in value)
             if any(a is not b for a, b in zip(new_items, value)):
                 changes[name] = new_items
     rebuilt = dataclasses.replace(node, **changes) if changes else node

@@ -13,6 +13,7 @@ threads compute at once, which is what the CPU-side check runs.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..errors import ScheduleError
@@ -55,10 +56,7 @@ class Contraction:
     b: Expr
 
     def extent(self, part: str) -> int:
-        total = 1
-        for loop in getattr(self, part):
-            total *= as_int(loop.extent)
-        return total
+        return math.prod(as_int(loop.extent) for loop in getattr(self, part))
 
 
 def _product(value: Expr, acc: Load) -> tuple[Expr, Expr] | None:
@@ -150,6 +148,17 @@ class _Plan:
         return Var(f"{self.name}_{suffix}")
 
 
+@dataclass(frozen=True)
+class _Side:
+    """One operand's view of the tile: `a` over the rows, `b` over the columns."""
+    operand: Expr
+    loops: tuple[For, ...]       # the tile dimension's loops (rows or columns)
+    extent: int                  # their product
+    width: int                   # the block tile along them
+    block: Var                   # the block index along them
+    shared: Buffer               # the staged values, stages x step x width
+
+
 class _Tile:
     """Builds the tiled statement of one contraction (see the module's description)."""
 
@@ -159,15 +168,18 @@ class _Tile:
         self.m, self.n, self.k = (self.c.extent(part) for part in ("rows", "cols", "reduce"))
         self.steps = -(-self.k // self.d.step)
         (bm, bn), acc = self.d.block, self.c.store.buffer
-        size = self.d.stages * self.d.step
-        self.shared = {"a": Buffer(f"{acc.name}_tile_a", self.c.a.dtype, (const_int(size * bm),),
-                                   "shared"),
-                       "b": Buffer(f"{acc.name}_tile_b", self.c.b.dtype, (const_int(size * bn),),
-                                   "shared")}
         tm, tn = self.d.thread
         self.acc = Buffer(f"{acc.name}_tile_acc", acc.dtype,
                           (const_int(plan.threads), const_int(tm * tn)), "thread")
         self.batch_var, self.row_block, self.col_block = (plan.var(s) for s in ("z", "y", "x"))
+        size = self.d.stages * self.d.step
+        self.sides = {
+            name: _Side(operand, loops, extent, width, block,
+                        Buffer(f"{acc.name}_tile_{name}", operand.dtype,
+                               (const_int(size * width),), "shared"))
+            for name, operand, loops, extent, width, block in (
+                ("a", self.c.a, self.c.rows, self.m, bm, self.row_block),
+                ("b", self.c.b, self.c.cols, self.n, bn, self.col_block))}
 
     # -- where a thread's outputs are --------------------------------------------------------
     def outputs(self, t: Var, body) -> Stmt:
@@ -206,77 +218,72 @@ class _Tile:
     def _element(self, side: str, e: Expr, step: Expr) -> tuple[Expr, Expr, Expr | None]:
         """(value, shared offset within a stage, in-range condition) of a thread's element e
         of the step's `side` tile (zeros past the ends of its rows/columns or reduction)."""
-        loops = self.c.rows if side == "a" else self.c.cols
-        width = self.d.block[0] if side == "a" else self.d.block[1]
-        block = self.row_block if side == "a" else self.col_block
-        extent = self.m if side == "a" else self.n
-        operand = self.c.a if side == "a" else self.c.b
+        s = self.sides[side]
+        width = s.width
         # neighbouring threads read neighbouring addresses: walk the tile along the
         # operand's innermost (fastest in memory) axis
-        last = _last_index(operand)
+        last = _last_index(s.operand)
         along_k = last is not None and self.c.reduce[-1].var in free_vars(last)
         if along_k:
             kk, mm = Binary("mod", e, const_int(self.d.step)), \
                 Binary("floordiv", e, const_int(self.d.step))
         else:
             mm, kk = Binary("mod", e, const_int(width)), Binary("floordiv", e, const_int(width))
-        outer, k = block * width + mm, step * self.d.step + kk
-        mapping = {**_decode(simplify(outer), loops), **_decode(simplify(k), self.c.reduce),
+        outer, k = s.block * width + mm, step * self.d.step + kk
+        mapping = {**_decode(simplify(outer), s.loops), **_decode(simplify(k), self.c.reduce),
                    **_decode(self.batch_var, self.c.batch)}
-        value = simplify(substitute(operand, mapping))
-        cond = _all(_below(simplify(outer), extent, width), _below(simplify(k), self.k,
-                                                                    self.d.step))
+        value = simplify(substitute(s.operand, mapping))
+        cond = _all(_below(simplify(outer), s.extent, width), _below(simplify(k), self.k,
+                                                                      self.d.step))
         return value, simplify(kk * width + mm), cond
 
     def per_thread(self, side: str) -> int:
-        width = self.d.block[0] if side == "a" else self.d.block[1]
-        return -(-(width * self.d.step) // self.p.threads)
+        return -(-(self.sides[side].width * self.d.step) // self.p.threads)
 
-    def _elements(self, side: str, t: Var, body) -> Stmt:
-        """body(e, slot) over the thread's elements of a `side` tile, e = slot*threads + t."""
-        width = self.d.block[0] if side == "a" else self.d.block[1]
-        total, count = width * self.d.step, self.per_thread(side)
-        slot = Var(f"{t.name}_{side}")
-        e = simplify(slot * self.p.threads + t)
-        inner = body(e, slot)
-        if total % self.p.threads:
-            inner = IfThen(cmp("lt", e, total), inner)
-        return For(slot, const_int(count), inner, "unroll")
+    def _per_element(self, t: Var, body) -> Stmt:
+        """body(side, e, slot) over the thread's elements of both tiles, e = slot*threads + t
+        (the a tile's, then the b tile's)."""
+        parts = []
+        for side in ("a", "b"):
+            total = self.sides[side].width * self.d.step
+            slot = Var(f"{t.name}_{side}")
+            e = simplify(slot * self.p.threads + t)
+            inner = body(side, e, slot)
+            if total % self.p.threads:
+                inner = IfThen(cmp("lt", e, total), inner)
+            parts.append(For(slot, const_int(self.per_thread(side)), inner, "unroll"))
+        return seq(*parts)
 
     def _stage_offset(self, side: str, stage: Expr) -> Expr:
-        width = self.d.block[0] if side == "a" else self.d.block[1]
-        return stage * (self.d.step * width)
+        return stage * (self.d.step * self.sides[side].width)
+
+    def _staged(self, side: str, stage: Expr, *offset: Expr) -> tuple[Buffer, tuple]:
+        """Where an element at the sum of `offset` within a stage sits in shared memory."""
+        index = self._stage_offset(side, stage)
+        for term in offset:
+            index = index + term
+        return self.sides[side].shared, (simplify(index),)
 
     def load_direct(self, t: Var, step: Expr, stage: Expr) -> Stmt:
         """The step's tiles from global into shared memory."""
-        parts = []
-        for side in ("a", "b"):
-            def put(e, slot, side=side):
-                value, offset, cond = self._element(side, e, step)
-                target = (simplify(self._stage_offset(side, stage) + offset),)
-                return _guarded_store(self.shared[side], target, value, cond)
-            parts.append(self._elements(side, t, put))
-        return seq(*parts)
+        def put(side, e, slot):
+            value, offset, cond = self._element(side, e, step)
+            return _guarded_store(*self._staged(side, stage, offset), value, cond)
+        return self._per_element(t, put)
 
     def fetch(self, t: Var, step: Expr, registers: dict) -> Stmt:
         """The step's elements into the thread's registers (global loads in flight)."""
-        parts = []
-        for side in ("a", "b"):
-            def put(e, slot, side=side):
-                value, _, cond = self._element(side, e, step)
-                return _guarded_store(registers[side], (slot,), value, cond)
-            parts.append(self._elements(side, t, put))
-        return seq(*parts)
+        def put(side, e, slot):
+            value, _, cond = self._element(side, e, step)
+            return _guarded_store(registers[side], (slot,), value, cond)
+        return self._per_element(t, put)
 
     def deposit(self, t: Var, step: Expr, stage: Expr, registers: dict) -> Stmt:
-        parts = []
-        for side in ("a", "b"):
-            def put(e, slot, side=side):
-                _, offset, _ = self._element(side, e, step)
-                target = (simplify(self._stage_offset(side, stage) + offset),)
-                return Store(self.shared[side], target, Load(registers[side], (slot,)))
-            parts.append(self._elements(side, t, put))
-        return seq(*parts)
+        """The registers fetch filled into the stage."""
+        def put(side, e, slot):
+            _, offset, _ = self._element(side, e, step)
+            return Store(*self._staged(side, stage, offset), Load(registers[side], (slot,)))
+        return self._per_element(t, put)
 
     # -- products ----------------------------------------------------------------------------
     def products(self, t: Var, stage: Expr) -> Stmt:
@@ -284,10 +291,8 @@ class _Tile:
         ty, tx = bm // tm, bn // tn
         kk = Var(f"{t.name}_k")
         i, j = Var(f"{t.name}_pi"), Var(f"{t.name}_pj")
-        a = Load(self.shared["a"], (simplify(self._stage_offset("a", stage) + kk * bm
-                                             + Binary("floordiv", t, const_int(tx)) + i * ty),))
-        b = Load(self.shared["b"], (simplify(self._stage_offset("b", stage) + kk * bn
-                                             + Binary("mod", t, const_int(tx)) + j * tx),))
+        a = Load(*self._staged("a", stage, kk * bm, Binary("floordiv", t, const_int(tx)), i * ty))
+        b = Load(*self._staged("b", stage, kk * bn, Binary("mod", t, const_int(tx)), j * tx))
         register = (t, simplify(i * tn + j))
         acc_load = Load(self.acc, register)
         store = self.c.store
@@ -312,8 +317,7 @@ def _guarded_store(buffer: Buffer, index, value: Expr, cond: Expr | None) -> Stm
 def _combine(value: Expr, acc: Load, register: Load, c: Contraction, a: Expr, b: Expr) -> Expr:
     """The body's update with the tile's operands: the same operations, in the same order."""
     def swap(e):
-        return a if e is c.a or e == c.a else b if e is c.b or e == c.b else \
-            register if e == acc else e
+        return a if e == c.a else b if e == c.b else register if e == acc else e
     match value:
         case Fma(a=x, b=y, c=z):
             return Fma(swap(x), swap(y), swap(z))
@@ -367,7 +371,7 @@ def _tiled(tile: _Tile) -> Stmt:
     block = seq(For(t_start, threads, first, THREADS), Barrier(), steps,
                 For(t_end, threads, seq(tile.products(t_end, last), tile.finish(t_end)),
                     THREADS))
-    for buffer in (tile.acc, tile.shared["b"], tile.shared["a"]):
+    for buffer in (tile.acc, tile.sides["b"].shared, tile.sides["a"].shared):
         block = Allocate(buffer, block)
     rows, cols = -(-tile.m // d.block[0]), -(-tile.n // d.block[1])
     out: Stmt = For(tile.col_block, const_int(cols), block, "blockIdx.x")
@@ -391,9 +395,9 @@ def _double_stage(tile: _Tile, t_step: Var, step: Var) -> Stmt | None:
     products, the registers into the other stage; one barrier."""
     if tile.steps == 1:
         return None
-    registers = {side: Buffer(f"{tile.shared[side].name}_next", tile.shared[side].dtype,
+    registers = {side: Buffer(f"{s.shared.name}_next", s.shared.dtype,
                               (const_int(tile.per_thread(side)),), "local")
-                 for side in ("a", "b")}
+                 for side, s in tile.sides.items()}
     nxt = simplify(Binary("add", step, const_int(1)))
     here, there = Binary("mod", step, const_int(2)), Binary("mod", nxt, const_int(2))
     work: Stmt = seq(tile.fetch(t_step, nxt, registers), tile.products(t_step, here),

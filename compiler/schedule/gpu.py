@@ -109,10 +109,12 @@ def _tile(nest: For, accumulated: str, target: Target) -> TileContraction | None
     """Block tiles for a contraction big enough to fill them: the largest tile that still
     gives every multiprocessor a block, else the one that gives the most blocks."""
     c = match_contraction(nest, accumulated) if accumulated else None
-    if c is None or min(c.extent("rows"), c.extent("cols"), c.extent("reduce")) < MIN_TILED:
+    if c is None:
+        return None
+    rows, cols, batch = c.extent("rows"), c.extent("cols"), c.extent("batch")
+    if min(rows, cols, c.extent("reduce")) < MIN_TILED:
         return None
     itemsize = max(dtypes.itemsize(c.a.dtype), dtypes.itemsize(c.b.dtype))
-    rows, cols, batch = c.extent("rows"), c.extent("cols"), c.extent("batch")
 
     def allowed(tile) -> bool:
         (bm, bn), _ = tile

@@ -9,6 +9,10 @@ times the two alternately. Both sides take CUDA tensors and leave their result o
 GPU idle. Medians in ms; the ratio is onnxc / PyTorch (below 1: onnxc is faster). Batch
 sizes above 1 apply to the convolutional models. Without PyTorch CUDA, onnxc is timed with
 host arrays alone and the ratio is left empty.
+
+Precision is the same on both sides: float32 throughout by default (PyTorch's cuDNN TF32
+switched off, which its default leaves on for convolutions), or with --tf32 TF32 tensor cores
+on both (onnxc's --tf32; PyTorch's allow_tf32 for cuBLAS and cuDNN).
 """
 
 import argparse
@@ -41,6 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--budget", type=float, default=2.0,
                    help="seconds of timed runs per model and batch")
     p.add_argument("--json", type=Path, help="also write the results to this file")
+    p.add_argument("--tf32", action="store_true",
+                   help="float32 products on TF32 tensor cores, onnxc's and PyTorch's")
     return p.parse_args(argv)
 
 
@@ -52,22 +58,22 @@ def torch_cuda():
     return torch if torch.cuda.is_available() else None
 
 
-def compile_batch(name: str, batch: int, target: str, out: Path):
+def compile_batch(name: str, batch: int, target: str, out: Path, tf32: bool = False):
     """The model exported with a symbolic batch, compiled for this batch."""
     import onnxc
     path = out / f"{name}.onnx"
     path.write_bytes(export_bytes(name, dynamic_batch=True))
     return onnxc.compile(path, target=target, out_dir=out / "build", name=name,
-                         dims={"batch": (batch, batch)})
+                         dims={"batch": (batch, batch)}, tf32=tf32)
 
 
 def bench(name: str, batch: int, target: str, torch, args) -> dict:
     shape = (batch, *INPUT_SHAPES[name][1:])
     x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     with tempfile.TemporaryDirectory(prefix="onnxc_gpu_") as tmp:
-        compiled = compile_batch(name, batch, target, Path(tmp))
+        compiled = compile_batch(name, batch, target, Path(tmp), args.tf32)
         (host_out,) = compiled.run(None, {"input": x})
-        row = {"model": name, "batch": batch, "target": target}
+        row = {"model": name, "batch": batch, "target": target, "tf32": args.tf32}
         if torch is None:
             (ms,), runs = time_alternating([lambda: compiled.run(None, {"input": x})], args)
             return {**row, "onnxc_ms": ms, "torch_ms": None, "ratio": None, "runs": runs,
@@ -111,10 +117,12 @@ def main(argv=None) -> int:
         print("benchmarks/gpu.py: no NVIDIA GPU with a CUDA driver here", file=sys.stderr)
         return 2
     torch = torch_cuda()
+    if torch is not None:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
     rows = [bench(name, batch, gpu.tag, torch, args) for name in args.models
             for batch in args.batch if batch == 1 or name in BATCHED]
     print(f"GPU target {gpu.tag}; PyTorch {'with CUDA' if torch else 'CUDA unavailable'}; "
-          f"pid {os.getpid()}")
+          f"{'TF32' if args.tf32 else 'float32'} products; pid {os.getpid()}")
     print(markdown(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

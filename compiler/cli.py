@@ -89,7 +89,7 @@ def cmd_compile(args) -> int:
     out = Path(args.output)
     lib = compile_to_dir(args.model, out, target=args.target, name=args.name,
                          schedule_file=args.schedule, dump_ir=args.dump_ir,
-                         dims=_dims(args.dim), backend=args.backend)
+                         dims=_dims(args.dim), backend=args.backend, tf32=args.tf32)
     name = lib.stem
     print(f"onnxc: compiled {args.model} for target {args.target} into {out}/")
     for fname, what in ((f"{name}.so", "shared library"), (f"{name}.h", "C header"),
@@ -240,6 +240,10 @@ def _add_compile(sub) -> None:
     p.add_argument("--dim", action="append", default=[], metavar="NAME=N|NAME=LOW..HIGH",
                    help="bind a symbolic input dimension to a value, or to a range whose "
                         "every value is compiled (repeatable)")
+    p.add_argument("--tf32", action="store_true",
+                   help="GPU targets: run float32 MatMul, Gemm and Conv on the tensor cores "
+                        "with operands rounded to TF32 (10 mantissa bits; faster, about 1e-3 "
+                        "relative error)")
     p.set_defaults(func=cmd_compile)
 
 

@@ -19,7 +19,7 @@ from .lower.pipeline import compile_program
 from .names import c_identifier
 from .runtime.loader import CompiledModel
 from .schedule.directives import from_json
-from .targets import Target, get_target
+from .targets import Target, get_target, with_tf32
 
 
 def _model_and_name(model_or_path, name: str | None):
@@ -86,9 +86,10 @@ class Plan:
 
 def plan(model_or_path, target: str = "host", name: str | None = None,
          schedule_file: str | None = None, dump_ir: str | None = None,
-         dims: dict[str, tuple[int, int]] | None = None) -> Plan:
+         dims: dict[str, tuple[int, int]] | None = None, tf32: bool = False) -> Plan:
     """The pipeline up to the final loop IR. dims binds each symbolic input dimension to a
-    range (low, high) of values."""
+    range (low, high) of values; tf32 lets a GPU target's float32 contractions round their
+    operands to TF32 on the tensor cores."""
     source, name = _model_and_name(model_or_path, name)
     if not c_identifier(name) == name:
         raise ModelError(f"--name {name!r} is not a C identifier")
@@ -97,12 +98,13 @@ def plan(model_or_path, target: str = "host", name: str | None = None,
                          "choose another with --name")
     model = load_model(source)
     check_supported(model)
-    tgt = get_target(target)
+    tgt = with_tf32(get_target(target)) if tf32 else get_target(target)
     schedules = from_json(Path(schedule_file).read_text()) if schedule_file else None
     ranges, specs = _specializations(model, tgt, schedules, dims, dump_ir)
     options = f"target={target} name={name}" + (f" schedule={Path(schedule_file).name}"
                                                 if schedule_file else "")
     options += "".join(f" dim={r.name}={r.low}..{r.high}" for r in ranges)
+    options += " tf32" if tf32 else ""
     return Plan(model, name, tgt, ranges, specs, options)
 
 
@@ -121,10 +123,10 @@ def build(compiled: Plan, out_dir, backend: str | None = None, strict: bool = Fa
 def compile_to_dir(model_or_path, out_dir, target: str = "host", name: str | None = None,
                    schedule_file: str | None = None, dump_ir: str | None = None,
                    strict: bool = False, dims: dict[str, tuple[int, int]] | None = None,
-                   backend: str | None = None) -> Path:
+                   backend: str | None = None, tf32: bool = False) -> Path:
     """Compile to out_dir/<name>.so (+ .h, CMake config); returns the library path: plan()
     then build()."""
-    return build(plan(model_or_path, target, name, schedule_file, dump_ir, dims), out_dir,
+    return build(plan(model_or_path, target, name, schedule_file, dump_ir, dims, tf32), out_dir,
                  backend, strict)
 
 

@@ -22,8 +22,11 @@ class Gpu:
     max_threads_per_block: int
     shared_bytes_per_block: int       # opt-in maximum
     registers_per_block: int
-    # tensor-core MMA shapes (m, n, k) per input dtype
+    # tensor-core MMA shapes (m, n, k) per operand type, as the warp-level wmma API takes them
     mma_shapes: tuple[tuple[str, tuple[int, int, int]], ...] = ()
+    # float32 contractions may round their operands to TF32 on the tensor cores (opt-in:
+    # `--tf32`, like PyTorch's allow_tf32): about 3 decimal digits per operand
+    tf32: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +158,13 @@ def _from_triple(spec: str, targets: dict[str, Target]) -> Target:
         removed = [f"-mno-{f}" for f in base.features if f not in features]
         cflags = (f"-march={base.cpu}", *added, *removed)
     return replace(base, tag=spec, triple=words[0], features=tuple(features), cflags=cflags)
+
+
+def with_tf32(target: Target) -> Target:
+    """The target with float32 contractions allowed onto TF32 tensor cores."""
+    if target.gpu is None or "tfloat32" not in dict(target.gpu.mma_shapes):
+        raise OnnxcError(f"--tf32: target {target.tag!r} has no TF32 tensor cores")
+    return replace(target, gpu=replace(target.gpu, tf32=True))
 
 
 def get_target(spec: str = "host") -> Target:

@@ -21,6 +21,7 @@ from ..loop.ir import (
     IfThen,
     Kernel,
     Load,
+    Mma,
     Pack,
     Select,
     Seq,
@@ -145,11 +146,17 @@ class KernelPrinter:
                 return lines + [f"{pad}}}"]
             case Barrier():
                 return self.barrier(pad)
+            case Mma():
+                return self.mma(s, pad)
             case Allocate(buffer=b, body=body):
                 # its own block: a peeled copy of the same nest declares the same name
                 return [f"{pad}{{", f"{pad}  {self.declare(b)};"] + self.stmt(body, pad + "  ") \
                     + [f"{pad}}}"]
         raise IRError(f"C backend cannot print {s!r}")
+
+    def mma(self, s: Mma, pad: str) -> list[str]:
+        return [f"{pad}/* the warp's tensor-core {s.op} of {s.fragment.name}, as loops */"] + \
+            self.stmt(s.body, pad)
 
     def barrier(self, pad: str) -> list[str]:
         return [f"{pad}/* barrier: the thread loops run one after another here */"]

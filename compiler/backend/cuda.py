@@ -26,11 +26,11 @@ from ..loop.ir import (
     IfThen,
     Kernel,
     Load,
+    Mma,
     Pack,
     Seq,
     Stmt,
     Store,
-    Var,
     as_int,
     static_shape,
 )
@@ -42,17 +42,29 @@ from .c import GLOBAL_SCOPES, KernelPrinter, c_type, kernel_params, param_decl
 DEVICE_HEADER = "onnxc_cuda_device.h"
 
 
+# Threads of a warp (every NVIDIA GPU's): the lanes a tensor-core operation takes together.
+WARP_SIZE = 32
+
 # Blocks a launch may have along x, y and z (every GPU since compute capability 3.0).
 GRID_LIMITS = (2 ** 31 - 1, 65535, 65535)
 
 # Where vector values come from: a GPU schedule never makes them.
 VECTOR_FORMS = (Broadcast, Pack, HReduce)
 
+# Tensor cores (wmma): the fragment element type of each operand type, and how a pointer to
+# its staged values is passed (16-bit floats are stored as uint16_t).
+MMA_TYPES = {"tfloat32": ("wmma::precision::tf32", "{0}"),
+             "float16": ("__half", "reinterpret_cast<const __half *>({0})"),
+             "bfloat16": ("__nv_bfloat16", "reinterpret_cast<const __nv_bfloat16 *>({0})")}
+MMA_HEADER = "mma.h"
+# wmma::load_matrix_sync and store_matrix_sync need 256-bit aligned pointers
+SHARED_ALIGN = 32
+
 
 class CudaKernelPrinter(KernelPrinter):
     def __init__(self, kernel: Kernel, features=()):
         super().__init__(kernel, features)
-        self.threads: list[Var] = []      # the enclosing thread loops' variables
+        self.threads: list[For] = []      # the enclosing thread loops, outermost first
 
     def bitcast(self, e: Bitcast) -> str:
         return f"onnxc_bitcast<{c_type(e.dtype)}>({self.expr(e.a)})"
@@ -61,13 +73,45 @@ class CudaKernelPrinter(KernelPrinter):
         if isinstance(s, For) and s.kind in GPU_AXES:
             per_thread = s.kind.startswith("threadIdx")
             if per_thread:
-                self.threads.append(s.var)
+                self.threads.append(s)
             body = self.stmt(s.body, pad + "  ")
             if per_thread:
                 self.threads.pop()
             return [f"{pad}{{", f"{pad}  const int64_t {s.var.name} = (int64_t){s.kind};"] + \
                 body + [f"{pad}}}"]
+        if isinstance(s, Allocate) and s.buffer.scope == "fragment":
+            return [f"{pad}{{", f"{pad}  {self.fragments(s)};"] + self.stmt(s.body, pad + "  ") \
+                + [f"{pad}}}"]
         return super().stmt(s, pad)
+
+    def fragments(self, a: Allocate) -> str:
+        """A warp's accumulator tiles: each thread holds its part of each."""
+        use = next((n for n in walk(a.body) if isinstance(n, Mma)
+                    and n.fragment.name == a.buffer.name), None)
+        if use is None:
+            raise IRError(f"{self.kernel.name}: fragment {a.buffer.name} without an MMA")
+        m, n, k = use.shape
+        count = static_shape(a.buffer)[1]
+        return f"wmma::fragment<wmma::accumulator, {m}, {n}, {k}, float> {a.buffer.name}[{count}]"
+
+    def mma(self, s: Mma, pad: str) -> list[str]:
+        frag = f"{s.fragment.name}[{self.expr(s.slot)}]"
+        if s.op == "fill":
+            return [f"{pad}wmma::fill_fragment({frag}, 0.0f);"]
+        at = [f"&{b.name}[{self.expr(offset)}]" for b, offset in zip(s.sources, s.operands[::2])]
+        ld = [self.expr(x) for x in s.operands[1::2]]
+        if s.op == "store":
+            return [f"{pad}wmma::store_matrix_sync({at[0]}, {frag}, {ld[0]}, "
+                    f"wmma::mem_{s.layouts[0]});"]
+        element, pointer = MMA_TYPES[s.precision]
+        m, n, k = s.shape
+        lines = [f"{pad}{{"]
+        for name, role, layout, where, stride in zip("ab", ("matrix_a", "matrix_b"), s.layouts,
+                                                      at, ld):
+            lines += [f"{pad}  wmma::fragment<wmma::{role}, {m}, {n}, {k}, {element}, "
+                      f"wmma::{layout}> {name};",
+                      f"{pad}  wmma::load_matrix_sync({name}, {pointer.format(where)}, {stride});"]
+        return lines + [f"{pad}  wmma::mma_sync({frag}, a, b, {frag});", f"{pad}}}"]
 
     def barrier(self, pad: str) -> list[str]:
         return [f"{pad}__syncthreads();"]
@@ -75,22 +119,25 @@ class CudaKernelPrinter(KernelPrinter):
     def declare(self, b: Buffer) -> str:
         if b.scope == "shared":
             count = math.prod(static_shape(b))
-            return f"__shared__ __align__(16) {c_type(b.dtype)} {b.name}[{count}]"
+            return f"__shared__ __align__({SHARED_ALIGN}) {c_type(b.dtype)} {b.name}[{count}]"
         if b.scope == "thread":        # this thread's row
             return f"{c_type(b.dtype)} {b.name}[{static_shape(b)[1]}]"
         return super().declare(b)
 
     def subscript(self, b: Buffer, index: Expr) -> str:
-        """A thread buffer's offset t * row + r, with t the enclosing thread loop's
-        variable, prints as r: each GPU thread holds only its row."""
+        """A thread buffer's offset t * row + r, with t the thread's index in the block
+        (the enclosing thread loops' variables, the innermost fastest), prints as r: each
+        GPU thread holds only its row."""
         if b.scope != "thread":
             return super().subscript(b, index)
         form = linear_form(index) or {}
-        row = static_shape(b)[1]
-        t = self.threads[-1] if self.threads else None
-        if t is None or form.get(t) != row:
+        stride, own = static_shape(b)[1], {}
+        for loop in reversed(self.threads):
+            own[loop.var] = stride
+            stride *= as_int(loop.extent)
+        if not own or any(form.get(v) != c for v, c in own.items()):
             raise IRError(f"{self.kernel.name}: {b.name} is not indexed by its thread's row")
-        return self.expr(from_linear({k: v for k, v in form.items() if k != t}))
+        return self.expr(from_linear({k: v for k, v in form.items() if k not in own}))
 
     def parallel(self, loop: For, pad: str) -> list[str]:
         raise IRError(f"{self.kernel.name}: a thread-pool loop in a CUDA kernel")
@@ -126,6 +173,9 @@ def geometry(stmt: Stmt, kernel: str, max_threads: int) -> tuple[list[int], list
         raise IRError(f"{kernel}: {block} threads per block, more than the GPU's {max_threads}")
     if any(size > limit for size, limit in zip(grid, GRID_LIMITS)):
         raise IRError(f"{kernel}: a grid of {grid} blocks, beyond CUDA's {list(GRID_LIMITS)}")
+    if block[0] != WARP_SIZE and any(isinstance(n, Mma) for n in walk(stmt)):
+        raise IRError(f"{kernel}: tensor-core operations need blocks {WARP_SIZE} threads "
+                      f"wide (a warp's lanes along x), not {block[0]}")
     if block != [1, 1, 1]:
         _check_phases(stmt, kernel, frozenset())
         _synchronized(stmt, kernel, (frozenset(), frozenset()))
@@ -184,7 +234,11 @@ def _check_phases(stmt: Stmt, kernel: str, axes: frozenset) -> None:
     elif isinstance(stmt, Store) and not axes and stmt.buffer.scope in _SHARED_SCOPES:
         raise IRError(f"{kernel}: a store to {stmt.buffer.name} outside the thread loops "
                       f"(every thread would make it)")
-    elif isinstance(stmt, Allocate) and axes and stmt.buffer.scope in ("shared", "thread"):
+    elif isinstance(stmt, Mma) and (not axes or "threadIdx.x" in axes):
+        raise IRError(f"{kernel}: a tensor-core operation must run on whole warps: under a "
+                      f"loop bound to threadIdx.y or z, outside the lanes' threadIdx.x")
+    elif isinstance(stmt, Allocate) and axes and stmt.buffer.scope in ("shared", "thread",
+                                                                       "fragment"):
         raise IRError(f"{kernel}: {stmt.buffer.name} ({stmt.buffer.scope}) allocated inside "
                       f"a thread loop")
     for child in _statements(stmt):
@@ -214,11 +268,15 @@ class CudaModule:
         self.name, self.target = name, target
         self.entries: list[str] = []
         self.functions: list[str] = []
+        self.tensor_cores = False          # some kernel calls wmma
 
     def __str__(self) -> str:
         head = [f"/* {self.name}_kernels.cu: generated by onnxc; the device code of {self.name}.",
                 f" * GPU: {self.target.gpu.arch} ({c_comment(self.target.tag)}) */",
-                "#include <stdint.h>", f'#include "{DEVICE_HEADER}"', ""]
+                "#include <stdint.h>", f'#include "{DEVICE_HEADER}"']
+        if self.tensor_cores:
+            head += [f"#include <{MMA_HEADER}>", "namespace wmma = nvcuda::wmma;"]
+        head.append("")
         return "\n".join(head + ["\n\n".join(self.functions), ""])
 
     def add(self, k: Kernel, stmt: Stmt, launch: int, features
@@ -233,6 +291,7 @@ class CudaModule:
                    or (isinstance(x, Load) and x.count > 1)]
         if vectors:
             raise IRError(f"{k.name}: CUDA kernels have no vector forms ({vectors[0]!r})")
+        self.tensor_cores |= any(isinstance(x, Mma) for x in walk(stmt))
         written = {x.buffer.name for x in walk(stmt) if isinstance(x, Store)}
         bufs = [b for b in buffers_of(stmt).values() if b.scope in GLOBAL_SCOPES]
         params = ", ".join(_device_param(b, b.name in written) for b in bufs) or "void"

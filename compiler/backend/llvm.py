@@ -30,6 +30,7 @@ from ..loop.ir import (
     IfThen,
     Kernel,
     Load,
+    Mma,
     Pack,
     Select,
     Seq,
@@ -202,6 +203,8 @@ class FunctionEmitter:
                 self.if_then(s)
             case Barrier():
                 pass                 # thread loops run one after another on a CPU
+            case Mma(body=body):
+                self.stmt(body)      # what the warp's tensor-core operation computes
             case Allocate(buffer=b, body=body):
                 self.allocate(b)
                 self.stmt(body)

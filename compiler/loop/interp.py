@@ -25,6 +25,7 @@ from .ir import (
     IfThen,
     Kernel,
     Load,
+    Mma,
     Pack,
     Program,
     Select,
@@ -167,6 +168,8 @@ class Interpreter:
                     self.run(o)
             case Barrier():
                 pass
+            case Mma(body=body):
+                self.run(body)
             case Allocate(buffer=b, body=body):
                 self.arrays[b.name] = _fresh(b)
                 self.run(body)

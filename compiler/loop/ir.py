@@ -59,7 +59,8 @@ class Buffer:
     """A named n-d array. scope 'global' lives in the model's memory ('constant' if it holds
     weights known at compile time); 'local' and 'register' in the kernel. On a GPU, 'shared'
     is one array per block, and 'thread' is [threads, n]: row t is thread t's own (indexed
-    by the enclosing thread loop's variable; a GPU thread keeps just its row). A margin, per
+    by the enclosing thread loops' linear index; a GPU thread keeps just its row), and
+    'fragment' is [warps, fragments, m * n]: a warp's tensor-core tiles (see Mma). A margin, per
     dimension (before, after), says the buffer is the interior of a larger one of that name
     (a producer writing straight into its consumer's padded input). A block (dim, factor)
     stores that dimension in blocks of `factor` innermost (channels-blocked NCHWc: element
@@ -246,6 +247,29 @@ class Barrier(Stmt):
 
 
 @dataclass(frozen=True, slots=True)
+class Mma(Stmt):
+    """One warp's tensor-core operation on its tile `slot` of `fragment` (an m x n float
+    accumulator, `shape` (m, n, k)). `body` is what it computes, as scalar loops the
+    interpreter and the CPU printers run; the CUDA printer prints the warp-level call:
+      fill   the tile = 0
+      mma    the tile += A (m x k) @ B (k x n), A at operands[0] + i * operands[1] + k (its
+             `layouts[0]` "row_major") or + k * operands[1] + i ("col_major"), B likewise
+             with operands[2:4], from `sources` (a, b) holding `precision` values
+      store  sources[0][operands[0] + i * operands[1] + j] = the tile's (i, j)
+    Every lane of the warp runs it: it sits under a loop bound to the warp, outside the
+    lanes' loop."""
+    op: str
+    fragment: Buffer
+    slot: Expr
+    shape: tuple[int, int, int]
+    precision: str
+    sources: tuple[Buffer, ...]
+    operands: tuple[Expr, ...]
+    layouts: tuple[str, ...]
+    body: Stmt
+
+
+@dataclass(frozen=True, slots=True)
 class Allocate(Stmt):
     """A kernel-local buffer (registers or stack) live over `body`."""
     buffer: Buffer
@@ -265,6 +289,9 @@ class Kernel:
     # copies; otherwise materialize_templates runs them as loops before and after the body.
     prologue: Stmt | None = None
     epilogue: Stmt | None = None
+    # The 16-bit float type ("float16", "bfloat16") the model holds this kernel's tensors in,
+    # which widen_half_floats computes in float32: what tensor cores may round operands to.
+    narrow_float: str | None = None
 
     @property
     def parts(self) -> tuple[Stmt, ...]:

@@ -16,6 +16,7 @@ from .ir import (
     IfThen,
     Kernel,
     Load,
+    Mma,
     Pack,
     Program,
     Select,
@@ -82,6 +83,11 @@ def stmt_lines(s: Stmt, indent: int = 0) -> list[str]:
             return lines
         case Barrier():
             return [f"{pad}barrier"]
+        case Mma(op=op, fragment=f, slot=slot, shape=shape, precision=p, operands=args):
+            head = f"{pad}mma_{op} {f.name}[{expr_str(slot)}] {'x'.join(map(str, shape))} {p}"
+            where = ", ".join(f"{b.name}" for b in s.sources)
+            return [f"{head} ({where}; {', '.join(expr_str(a) for a in args)}) "
+                    f"{' '.join(s.layouts)}:"] + stmt_lines(s.body, indent + 1)
         case Allocate(buffer=b, body=body):
             dims = ", ".join(expr_str(d) for d in b.shape)
             return [f"{pad}alloc {b.name}: {b.dtype}[{dims}] {b.scope}"] + stmt_lines(body, indent)

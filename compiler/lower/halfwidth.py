@@ -107,6 +107,17 @@ def _shadow_read_back_outputs(prog: Program, kept: set[str]) -> tuple[Program, s
                                temps=prog.temps + tuple(shadows.values())), kept
 
 
+# The 16-bit floats tensor cores take (the float8 formats are not widened to them).
+TENSOR_CORE_FLOATS = ("float16", "bfloat16")
+
+
+def _narrow_float(k: Kernel) -> str | None:
+    """The one 16-bit float type the kernel's buffers have (before widening), if any."""
+    found = {n.buffer.dtype for part in k.parts for n in walk(part)
+             if isinstance(n, (Load, Store)) and n.buffer.dtype in TENSOR_CORE_FLOATS}
+    return found.pop() if len(found) == 1 else None
+
+
 def widen_half_floats(prog: Program) -> Program:
     # 16-bit values only come from 16-bit tensors: without those there is nothing to do
     if not any(_compute(b.dtype) for b in prog.inputs + prog.outputs + prog.temps) and \
@@ -119,7 +130,9 @@ def widen_half_floats(prog: Program) -> Program:
                  np.asarray(c.data).astype(dtypes.dtype(_compute(c.buffer.dtype)).numpy))
         if _compute(c.buffer.dtype) else c for c in prog.constants)
     return dataclasses.replace(
-        prog, kernels=tuple(transform_kernel(k, post) for k in prog.kernels),
+        prog, kernels=tuple(dataclasses.replace(transform_kernel(k, post),
+                                                narrow_float=_narrow_float(k))
+                            for k in prog.kernels),
         temps=tuple(_widened(b, kept) for b in prog.temps),
         aliases=tuple((_widened(v, kept), _widened(s, kept)) for v, s in prog.aliases),
         constants=constants)

@@ -17,6 +17,7 @@ from .directives import (
     Unroll,
     Vectorize,
 )
+from .tensorcore import tile_with_mma
 
 _APPLY = {
     Split: lambda s, d: P.split(s, d.loop, d.factor, d.outer, d.inner),
@@ -38,7 +39,8 @@ def apply_schedule(kernel: Kernel, directives) -> Kernel:
             body = P.cache_write(body, d.buffer, d.at, prologue, epilogue)
             prologue = epilogue = None       # the tile copies now do their work
         elif isinstance(d, TileContraction):
-            body = tile_contraction(body, d, prologue, epilogue)
+            tile = tile_with_mma if d.mma else tile_contraction
+            body = tile(body, d, prologue, epilogue)
             prologue = epilogue = None       # each thread starts and finishes its outputs
         else:
             body = _APPLY[type(d)](body, d)

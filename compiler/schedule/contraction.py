@@ -42,6 +42,8 @@ from ..loop.visit import free_vars, perfect_nest, substitute, transform, walk
 from .directives import TileContraction
 
 THREADS = "threadIdx.x"
+# The threads of a warp, which tensor-core operations take together (every NVIDIA GPU's).
+WARP_LANES = 32
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,9 @@ class _Plan:
 
     @property
     def threads(self) -> int:
+        """A thread per `thread` tile, or with tensor cores a warp."""
         (bm, bn), (tm, tn) = self.d.block, self.d.thread
-        return (bm // tm) * (bn // tn)
+        return (bm // tm) * (bn // tn) * (WARP_LANES if self.d.mma else 1)
 
     def var(self, suffix: str) -> Var:
         return Var(f"{self.name}_{suffix}")
@@ -175,11 +178,22 @@ class _Tile:
         size = self.d.stages * self.d.step
         self.sides = {
             name: _Side(operand, loops, extent, width, block,
-                        Buffer(f"{acc.name}_tile_{name}", operand.dtype,
+                        Buffer(f"{acc.name}_tile_{name}", self.staged_dtype(operand),
                                (const_int(size * width),), "shared"))
             for name, operand, loops, extent, width, block in (
                 ("a", self.c.a, self.c.rows, self.m, bm, self.row_block),
                 ("b", self.c.b, self.c.cols, self.n, bn, self.col_block))}
+
+    def staged_dtype(self, operand: Expr) -> str:
+        return operand.dtype
+
+    def staged_value(self, value: Expr) -> Expr:
+        """An operand's value as shared memory holds it."""
+        return value
+
+    def staged_zero(self, dtype: str) -> Expr:
+        """What shared memory holds past the ends of the rows, columns or reduction."""
+        return as_expr(0, dtype)
 
     # -- where a thread's outputs are --------------------------------------------------------
     def outputs(self, t: Var, body) -> Stmt:
@@ -208,11 +222,15 @@ class _Tile:
 
     def finish(self, t: Var) -> Stmt:
         def out(register, row, col, in_range):
-            index, value = self.output_index(row, col), Load(self.acc, (t, register))
-            store = simplify(instantiate(self.epilogue, index, self.c.store.buffer.name, value)) \
-                if self.epilogue is not None else Store(self.c.store.buffer, index, value)
-            return IfThen(in_range, store) if in_range is not None else store
+            return self.store_output(row, col, in_range, Load(self.acc, (t, register)))
         return self.outputs(t, out)
+
+    def store_output(self, row: Expr, col: Expr, in_range: Expr | None, value: Expr) -> Stmt:
+        """The output at (row, col) of the GEMM, through the kernel's epilogue."""
+        index = self.output_index(row, col)
+        store = simplify(instantiate(self.epilogue, index, self.c.store.buffer.name, value)) \
+            if self.epilogue is not None else Store(self.c.store.buffer, index, value)
+        return IfThen(in_range, store) if in_range is not None else store
 
     # -- staging -----------------------------------------------------------------------------
     def _element(self, side: str, e: Expr, step: Expr) -> tuple[Expr, Expr, Expr | None]:
@@ -232,7 +250,7 @@ class _Tile:
         outer, k = s.block * width + mm, step * self.d.step + kk
         mapping = {**_decode(simplify(outer), s.loops), **_decode(simplify(k), self.c.reduce),
                    **_decode(self.batch_var, self.c.batch)}
-        value = simplify(substitute(s.operand, mapping))
+        value = self.staged_value(simplify(substitute(s.operand, mapping)))
         cond = _all(_below(simplify(outer), s.extent, width), _below(simplify(k), self.k,
                                                                       self.d.step))
         return value, simplify(kk * width + mm), cond
@@ -268,22 +286,29 @@ class _Tile:
         """The step's tiles from global into shared memory."""
         def put(side, e, slot):
             value, offset, cond = self._element(side, e, step)
-            return _guarded_store(*self._staged(side, stage, offset), value, cond)
+            return self._guarded_store(*self._staged(side, stage, offset), value, cond)
         return self._per_element(t, put)
 
     def fetch(self, t: Var, step: Expr, registers: dict) -> Stmt:
         """The step's elements into the thread's registers (global loads in flight)."""
         def put(side, e, slot):
             value, _, cond = self._element(side, e, step)
-            return _guarded_store(registers[side], (slot,), value, cond)
+            return self._guarded_store(*_register(registers[side], t, slot), value, cond)
         return self._per_element(t, put)
 
     def deposit(self, t: Var, step: Expr, stage: Expr, registers: dict) -> Stmt:
         """The registers fetch filled into the stage."""
         def put(side, e, slot):
             _, offset, _ = self._element(side, e, step)
-            return Store(*self._staged(side, stage, offset), Load(registers[side], (slot,)))
+            return Store(*self._staged(side, stage, offset),
+                         Load(*_register(registers[side], t, slot)))
         return self._per_element(t, put)
+
+    def _guarded_store(self, buffer: Buffer, index, value: Expr, cond: Expr | None) -> Stmt:
+        store = Store(buffer, index, value)
+        if cond is None:
+            return store
+        return IfThen(cond, store, Store(buffer, index, self.staged_zero(value.dtype)))
 
     # -- products ----------------------------------------------------------------------------
     def products(self, t: Var, stage: Expr) -> Stmt:
@@ -307,11 +332,9 @@ def _last_index(operand: Expr) -> Expr | None:
     return loads[0].index[-1] if loads else None
 
 
-def _guarded_store(buffer: Buffer, index, value: Expr, cond: Expr | None) -> Stmt:
-    store = Store(buffer, index, value)
-    if cond is None:
-        return store
-    return IfThen(cond, store, Store(buffer, index, as_expr(0, value.dtype)))
+def _register(buffer: Buffer, t: Var, slot: Expr) -> tuple[Buffer, tuple]:
+    """Element `slot` of a thread's staging registers: its own array, or its row."""
+    return buffer, ((t, slot) if buffer.scope == "thread" else (slot,))
 
 
 def _combine(value: Expr, acc: Load, register: Load, c: Contraction, a: Expr, b: Expr) -> Expr:
@@ -328,8 +351,8 @@ def _combine(value: Expr, acc: Load, register: Load, c: Contraction, a: Expr, b:
     raise ScheduleError("tile: the update is not a sum of products")
 
 
-def tile_contraction(stmt: Stmt, d: TileContraction, prologue, epilogue) -> Stmt:
-    """The primitive behind the TileContraction directive (see the module's description)."""
+def matched_nest(stmt: Stmt, d: TileContraction, prologue) -> tuple[Contraction, For]:
+    """The contraction the directive names, and its nest."""
     nest = next((n for n in walk(stmt) if isinstance(n, For) and n.var.name == d.loop), None)
     if nest is None:
         raise ScheduleError(f"tile {d.loop!r}: loop not found")
@@ -339,10 +362,15 @@ def tile_contraction(stmt: Stmt, d: TileContraction, prologue, epilogue) -> Stmt
     if c is None:
         raise ScheduleError(f"tile {d.loop!r}: not a contraction acc[..] += a * b into "
                             f"{prologue.buffer.name!r}")
+    return c, nest
+
+
+def tile_contraction(stmt: Stmt, d: TileContraction, prologue, epilogue) -> Stmt:
+    """The primitive behind the TileContraction directive (see the module's description)."""
+    c, nest = matched_nest(stmt, d, prologue)
     _check(d)
     tile = _Tile(_Plan(c, d, f"{d.loop}_tile"), prologue, epilogue)
-    replaced = _tiled(tile)
-    return _replace(stmt, nest, replaced)
+    return replace_nest(stmt, nest, _tiled(tile))
 
 
 def _check(d: TileContraction) -> None:
@@ -354,7 +382,7 @@ def _check(d: TileContraction) -> None:
         raise ScheduleError(f"tile {d.loop!r}: {d.stages} stages (1 or 2)")
 
 
-def _replace(stmt: Stmt, old: For, new: Stmt) -> Stmt:
+def replace_nest(stmt: Stmt, old: For, new: Stmt) -> Stmt:
     return transform(stmt, lambda n: new if n is old else n)
 
 

@@ -68,12 +68,17 @@ class TileContraction:
     and Conv lower), as GPU block tiles: `block` (rows, cols) outputs per block, `thread`
     (rows, cols) of them per thread in registers, the reduction in steps of `step` staged in
     shared memory through `stages` buffers (2: a step's global loads overlap the previous
-    step's products). The kernel's templates start and finish each thread's outputs."""
+    step's products). The kernel's templates start and finish each thread's outputs.
+    With `mma` (the operands' tensor-core type: "tfloat32", "float16" or "bfloat16") each warp
+    computes a `thread` tile of outputs instead, as warp-level MMAs of `mma_shape` (m, n, k)
+    on the tensor cores, the staged values rounded to that type."""
     loop: str
     block: tuple[int, int] = (64, 64)
     thread: tuple[int, int] = (4, 4)
     step: int = 16
     stages: int = 2
+    mma: str = ""
+    mma_shape: tuple[int, int, int] = ()
 
 
 @dataclass(frozen=True, slots=True)

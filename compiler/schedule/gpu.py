@@ -1,9 +1,9 @@
 """Default GPU schedules: each top-level loop nest of a kernel is one launch. A contraction
 large enough to fill tiles (MatMul, Gemm, Conv) runs as block tiles staged in shared memory
-(contraction.py). Otherwise the nest's outer loops whose iterations are independent are
-fused into one index space and split into blocks of threads; a kernel that accumulates (a
-template prologue) keeps each thread's value in a register. Loops that carry a dependence
-run inside each thread."""
+(contraction.py), on the tensor cores where the operand type allows (tensorcore.py).
+Otherwise the nest's outer loops whose iterations are independent are fused into one index
+space and split into blocks of threads; a kernel that accumulates (a template prologue) keeps
+each thread's value in a register. Loops that carry a dependence run inside each thread."""
 from __future__ import annotations
 
 from .. import dtypes
@@ -13,6 +13,7 @@ from ..loop.visit import perfect_nest, walk
 from ..targets import Target
 from .contraction import match_contraction
 from .directives import Bind, CacheWrite, Fuse, Split, TileContraction
+from .tensorcore import STAGED
 
 # Warps per block: enough resident warps to hide memory latency, few enough that a small
 # kernel still spreads over several multiprocessors.
@@ -105,32 +106,58 @@ GRID_YZ = 65535
 STATIC_SHARED_BYTES = 48 * 1024
 
 
-def _tile(nest: For, accumulated: str, target: Target) -> TileContraction | None:
-    """Block tiles for a contraction big enough to fill them: the largest tile that still
-    gives every multiprocessor a block, else the one that gives the most blocks."""
+# Tensor-core tiles: (block tile, warp tile), 8 warps each but the smallest two; a warp's
+# fragments share the operand fragments it loads along its rows and columns.
+MMA_TILES = (((64, 64), (32, 16)), ((64, 32), (16, 16)), ((32, 64), (16, 16)),
+             ((32, 32), (16, 16)), ((16, 64), (16, 16)), ((64, 16), (16, 16)))
+# The accumulators' float32 tile a tensor-core block leaves its outputs in
+MMA_OUT_ITEMSIZE = 4
+
+
+def _mma_type(kernel: Kernel, c, target: Target) -> str | None:
+    """The tensor cores' operand type for a float32 contraction: the 16-bit float the model
+    keeps its tensors in, else TF32 where the user allowed it, if the GPU has it."""
+    if {c.a.dtype, c.b.dtype, c.store.buffer.dtype} != {"float32"}:
+        return None
+    wanted = kernel.narrow_float or ("tfloat32" if target.gpu.tf32 else None)
+    return wanted if wanted in dict(target.gpu.mma_shapes) else None
+
+
+def _tile(nest: For, kernel: Kernel, target: Target) -> TileContraction | None:
+    """Block tiles for a contraction big enough to fill them, on the tensor cores where the
+    operand type allows: the largest tile that still gives every multiprocessor a block,
+    else the one that gives the most blocks."""
+    accumulated = kernel.prologue.buffer.name if kernel.prologue is not None else None
     c = match_contraction(nest, accumulated) if accumulated else None
     if c is None:
         return None
     rows, cols, batch = c.extent("rows"), c.extent("cols"), c.extent("batch")
     if min(rows, cols, c.extent("reduce")) < MIN_TILED:
         return None
-    itemsize = max(dtypes.itemsize(c.a.dtype), dtypes.itemsize(c.b.dtype))
+    mma = _mma_type(kernel, c, target)
+    shape = dict(target.gpu.mma_shapes)[mma] if mma else ()
+    itemsize = dtypes.itemsize(STAGED[mma]) if mma else \
+        max(dtypes.itemsize(c.a.dtype), dtypes.itemsize(c.b.dtype))
+    table = [t for t in MMA_TILES if t[1][0] % shape[0] == 0 and t[1][1] % shape[1] == 0
+             and TILE_STEP % shape[2] == 0] if mma else TILES
 
     def allowed(tile) -> bool:
         (bm, bn), _ = tile
-        shared = TILE_STAGES * TILE_STEP * (bm + bn) * itemsize
+        shared = TILE_STAGES * TILE_STEP * (bm + bn) * itemsize + \
+            (bm * bn * MMA_OUT_ITEMSIZE if mma else 0)
         # row tiles go to blockIdx.y and the batch to blockIdx.z
         return shared <= STATIC_SHARED_BYTES and -(-rows // bm) <= GRID_YZ and batch <= GRID_YZ
 
     def blocks(tile) -> int:
         (bm, bn), _ = tile
         return batch * -(-rows // bm) * -(-cols // bn)
-    fits = [t for t in TILES if allowed(t)]
+    fits = [t for t in table if allowed(t)]
     if not fits:
         return None
     enough = [t for t in fits if blocks(t) >= target.gpu.multiprocessors]
     block, thread = enough[0] if enough else max(fits, key=blocks)
-    return TileContraction(nest.var.name, block, thread, TILE_STEP, TILE_STAGES)
+    return TileContraction(nest.var.name, block, thread, TILE_STEP, TILE_STAGES, mma or "",
+                           tuple(shape))
 
 
 def gpu_schedule(kernel: Kernel, target: Target) -> tuple:
@@ -141,7 +168,7 @@ def gpu_schedule(kernel: Kernel, target: Target) -> tuple:
     accumulated = kernel.prologue.buffer.name if kernel.prologue is not None else None
     d: list = []
     for index, stmt in enumerate(_top_level(kernel.body)):
-        tile = _tile(stmt, accumulated, target) if isinstance(stmt, For) else None
+        tile = _tile(stmt, kernel, target) if isinstance(stmt, For) else None
         if tile is not None:
             d.append(tile)
             continue

@@ -62,3 +62,38 @@ def test_gpu_arrays_in_and_out(model):
 
     (host_out,) = compiled.run(None, {"input": DLPackOnly(x)})
     np.testing.assert_array_equal(host_out, want)
+
+
+def _tensor_core_cases():
+    from tests.ops.harness import node_model, rand
+    half = np.float16
+    return {
+        "matmul-tf32": (node_model("MatMul", [rand(3, 100, 72), rand(72, 90)], constant=(1,)),
+                        True),
+        "conv-f16": (node_model("Conv", [rand(2, 32, 14, 14).astype(half),
+                                         rand(64, 32, 3, 3).astype(half),
+                                         rand(64).astype(half)], {"pads": [1, 1, 1, 1]},
+                                constant=(1, 2)), False),
+    }
+
+
+@pytest.mark.parametrize("case", ["matmul-tf32", "conv-f16"])
+def test_tensor_cores_compute_what_the_cpu_side_check_computes(case, tmp_path):
+    """The wmma calls against the scalar loops each Mma statement carries (run as C on the
+    CPU): the same rounded operands, summed in another order; and near onnxruntime."""
+    from onnxc.driver import build, plan
+    model, tf32 = _tensor_core_cases()[case]
+    compiled = plan(model, GPU.tag, tf32=tf32)
+    gpu = onnxc.CompiledModel(build(compiled, tmp_path / "gpu", "cuda", strict=True))
+    assert "wmma::mma_sync" in (tmp_path / "gpu" / f"{compiled.name}_kernels.cu").read_text()
+    cpu = onnxc.CompiledModel(build(compiled, tmp_path / "cpu", "c", strict=True))
+    x = model.graph.input[0]
+    shape = [d.dim_value for d in x.type.tensor_type.shape.dim]
+    feed = {x.name: np.random.default_rng(0).standard_normal(shape).astype(
+        np.float16 if case.endswith("f16") else np.float32)}
+    (got,), (emulated,) = gpu.run(None, feed), cpu.run(None, feed)
+    (want,) = ort.InferenceSession(model.SerializeToString()).run(None, feed)
+    scale = np.abs(want.astype(np.float64)).max()
+    assert np.abs(got.astype(np.float64) - emulated).max() <= 1e-3 * scale
+    assert np.abs(got.astype(np.float64) - want).max() <= 3e-3 * scale
+

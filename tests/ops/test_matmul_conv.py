@@ -77,3 +77,16 @@ def test_matmul_threads_agree(tmp_path):
         compiled.set_num_threads(threads)
         outs.append(compiled.run(None, {"x0": a})[0])
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("op_type, inputs, attrs, constant", [
+    ("MatMul", [rand(2, 24, 40), rand(40, 48, seed=1)], {}, (1,)),
+    ("Gemm", [rand(33, 40), rand(36, 40, seed=1), rand(36, seed=2)], {"transB": 1}, (1, 2)),
+    ("Conv", [rand(1, 16, 10, 10), rand(32, 16, 3, 3, seed=1), rand(32, seed=2)],
+     {"pads": [1, 1, 1, 1]}, (1, 2)),
+], ids=["matmul", "gemm", "conv"])
+def test_float16_contractions(tmp_path, op_type, inputs, attrs, constant):
+    """Large enough for GPU tiles: on a cuda target their products run on the tensor cores
+    (float16 operands, float32 accumulators); on a CPU in float32."""
+    check_node(tmp_path, op_type, [x.astype(np.float16) for x in inputs], attrs,
+               constant=constant, rtol=1e-2, atol=1e-2)

@@ -141,8 +141,8 @@ def test_no_tile_needs_more_row_blocks_than_a_grid_has():
     rows = 65535 * 64 + 1          # the 2 x 9 rows' inner loop stretched (never run)
     stretched = transform(k.body, lambda n: For(n.var, const_int(rows), n.body, n.kind)
                           if isinstance(n, For) and n.var.name == "i" else n)
-    assert gpu._tile(k.body, k.prologue.buffer.name, CUDA) is not None
-    assert gpu._tile(stretched, k.prologue.buffer.name, CUDA) is None
+    assert gpu._tile(k.body, k, CUDA) is not None
+    assert gpu._tile(stretched, k, CUDA) is None
 
 
 def test_tile_directives_round_trip_through_json():
@@ -222,7 +222,7 @@ def test_the_cuda_text_of_a_tile(tmp_path):
     compiled = plan(model, "cuda-sm80")                   # tiles of 32 x 64, 2 x 4 a thread
     build(compiled, tmp_path, "cuda", strict=True)        # nvcc -Werror accepts it
     cu = (tmp_path / f"{compiled.name}_kernels.cu").read_text()
-    assert "__shared__ __align__(16) float" in cu and "__syncthreads();" in cu
+    assert "__shared__ __align__(32) float" in cu and "__syncthreads();" in cu
     # each thread declares its row of the accumulators and indexes it without its number
     assert "out_y0_tile_acc[3] =" in cu
     assert "float out_y0_tile_acc[8];" in cu
@@ -303,5 +303,5 @@ def test_the_printer_keeps_a_threads_row_and_waits_at_barriers():
     emit_kernel(module, Kernel("k", "node", "Fill", body))
     text = str(module)
     assert "grid [2, 1, 1], block [64, 1, 1]" in text
-    assert "__shared__ __align__(16) float s[64];" in text and "float r[2];" in text
+    assert "__shared__ __align__(32) float s[64];" in text and "float r[2];" in text
     assert "r[1] = 1.0f;" in text and "__syncthreads();" in text

@@ -1,0 +1,249 @@
+"""Tensor-core block tiles: a contraction's block tile (contraction.py) whose products run as
+warp-level MMAs on the tensor cores.
+
+A block is warps (threadIdx.y) of 32 lanes (threadIdx.x). Staging is the CUDA-core tile's,
+each value rounded to the MMA's operand type on its way into shared memory: float16 or
+bfloat16 (to nearest even), or TF32 (float32 with 10 mantissa bits, to nearest, ties away from
+zero: what cvt.rna.tf32.f32 does). Each warp owns a `thread` tile of outputs, held as m x n
+fragments of float32 accumulators that start at zero. After the last step the warps store them
+into a shared tile of the block's outputs; from there each lane adds an output's starting value
+(the kernel's prologue) and stores it through the epilogue. Each Mma statement carries the
+scalar loops it computes: the interpreter and the CPU printers run those, so the CPU-side check
+covers every index of the tile the GPU's calls are given.
+"""
+from __future__ import annotations
+
+from ..errors import ScheduleError
+from ..loop.ir import (
+    Allocate,
+    Barrier,
+    Binary,
+    Bitcast,
+    Buffer,
+    Cast,
+    Const,
+    Expr,
+    For,
+    Load,
+    Mma,
+    Select,
+    Stmt,
+    Store,
+    Var,
+    cmp,
+    const_int,
+    seq,
+)
+from ..loop.simplify import simplify
+from ..loop.templates import instantiate
+from ..loop.visit import substitute
+from .contraction import WARP_LANES, _all, _below, _Plan, _Tile, matched_nest, replace_nest
+from .directives import TileContraction
+
+WARPS, LANES = "threadIdx.y", "threadIdx.x"
+
+# The type shared memory holds each operand type in (TF32 values are float32 bit patterns).
+STAGED = {"tfloat32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
+
+# float32 bits: the exponent field; TF32 keeps the top 10 of the 23 mantissa bits, rounding
+# by adding half of the dropped bits' unit before clearing them.
+F32_EXPONENT = 0x7F800000
+TF32_DROPPED_BITS = 13
+TF32_HALF_UNIT = 1 << (TF32_DROPPED_BITS - 1)
+
+
+def round_tf32(x: Expr) -> Expr:
+    """x (float32) rounded to TF32, to nearest with ties away from zero (the magnitude's bits
+    round; a carry into the exponent gives the next power of two or infinity); NaN and
+    infinities stay."""
+    bits = Bitcast("uint32", x)
+    finite = cmp("ne", Binary("bitand", bits, Const(F32_EXPONENT, "uint32")), F32_EXPONENT)
+    up = Binary("add", Select(finite, bits, Const(0, "uint32")), Const(TF32_HALF_UNIT, "uint32"))
+    dropped = Const(TF32_DROPPED_BITS, "uint32")
+    rounded = Binary("shl", Binary("shr", up, dropped), dropped)
+    return Select(finite, Bitcast("float32", rounded), x)
+
+
+class _MmaTile(_Tile):
+    """The tile's pieces for tensor cores (the staging is _Tile's)."""
+
+    def __init__(self, plan: _Plan, prologue, epilogue):
+        super().__init__(plan, prologue, epilogue)
+        d = self.d
+        (bm, bn), (wm, wn) = d.block, d.thread
+        self.m_mma, self.n_mma, self.k_mma = d.mma_shape
+        self.warps_x = bn // wn
+        self.frags = (wm // self.m_mma, wn // self.n_mma)
+        warps = (bm // wm) * self.warps_x
+        acc = self.c.store.buffer.name
+        self.fragment = Buffer(f"{acc}_tile_frag", "float32",
+                               (const_int(warps), const_int(self.frags[0] * self.frags[1]),
+                                const_int(self.m_mma * self.n_mma)), "fragment")
+        self.out = Buffer(f"{acc}_tile_out", "float32", (const_int(bm * bn),), "shared")
+        self.warp, self.lane = plan.var("w"), plan.var("l")
+
+    def staged_dtype(self, operand: Expr) -> str:
+        return STAGED[self.d.mma]
+
+    def staged_value(self, value: Expr) -> Expr:
+        if self.d.mma == "tfloat32":
+            return round_tf32(value)
+        if isinstance(value, Cast) and value.a.dtype == self.d.mma:
+            return value.a            # already of that type (a model input, widened)
+        return Cast(self.d.mma, value)
+
+    def staged_zero(self, dtype: str) -> Expr:
+        return self.staged_value(Const(0.0, "float32"))
+
+    # -- phases ------------------------------------------------------------------------------
+    def per_warp(self, *stmts: Stmt | None) -> Stmt:
+        return For(self.warp, const_int(self.p.threads // WARP_LANES), seq(*stmts), WARPS)
+
+    def per_lane(self, staging) -> Stmt:
+        """staging(t), a thread's part with t its index in the block, for each lane."""
+        t = self.p.var("t")
+        body = substitute(staging(t), {t: simplify(self.warp * WARP_LANES + self.lane)})
+        return For(self.lane, const_int(WARP_LANES), body, LANES)
+
+    def each_fragment(self, body) -> Stmt:
+        """body(slot, row, col) over the warp's fragments; row and col: where the fragment
+        starts in the block's tile."""
+        (wm, wn), (fm, fn) = self.d.thread, self.frags
+        i, j = self.p.var("fi"), self.p.var("fj")
+        row = Binary("floordiv", self.warp, const_int(self.warps_x)) * wm + i * self.m_mma
+        col = Binary("mod", self.warp, const_int(self.warps_x)) * wn + j * self.n_mma
+        inner = body(simplify(i * fn + j), simplify(row), simplify(col))
+        return For(i, const_int(fm), For(j, const_int(fn), inner, "unroll"), "unroll")
+
+    def _frag(self, slot: Expr, e: Expr) -> tuple[Buffer, tuple]:
+        return self.fragment, (self.warp, slot, e)
+
+    def fill(self) -> Stmt:
+        def zero(slot, row, col):
+            e = self.p.var("e")
+            body = For(e, const_int(self.m_mma * self.n_mma),
+                       Store(*self._frag(slot, e), Const(0.0, "float32")))
+            return self._mma("fill", slot, (), (), (), body)
+        return self.each_fragment(zero)
+
+    def products(self, stage: Expr) -> Stmt:
+        """The stage's products into the warp's fragments, k values a call."""
+        (bm, bn), step = self.d.block, self.p.var("s")
+        a, b = self.sides["a"].shared, self.sides["b"].shared
+
+        def product(slot, row, col):
+            a_at = simplify(self._stage_offset("a", stage) + step * (self.k_mma * bm) + row)
+            b_at = simplify(self._stage_offset("b", stage) + step * (self.k_mma * bn) + col)
+            i, j, q = (self.p.var(n) for n in ("i", "j", "q"))
+            value = self._widened(Load(a, (simplify(a_at + q * bm + i),))) * \
+                self._widened(Load(b, (simplify(b_at + q * bn + j),)))
+            frag = self._frag(slot, simplify(i * self.n_mma + j))
+            body = For(i, const_int(self.m_mma), For(j, const_int(self.n_mma), For(
+                q, const_int(self.k_mma), Store(*frag, Load(*frag) + value))))
+            return self._mma("mma", slot, (a, b), (a_at, const_int(bm), b_at, const_int(bn)),
+                             ("col_major", "row_major"), body)
+        return For(step, const_int(self.d.step // self.k_mma), self.each_fragment(product),
+                   "unroll")
+
+    def store(self) -> Stmt:
+        """The warp's fragments into the block's output tile (row-major)."""
+        bn = self.d.block[1]
+
+        def put(slot, row, col):
+            at = simplify(row * bn + col)
+            i, j = self.p.var("i"), self.p.var("j")
+            body = For(i, const_int(self.m_mma), For(j, const_int(self.n_mma), Store(
+                self.out, (simplify(at + i * bn + j),),
+                Load(*self._frag(slot, simplify(i * self.n_mma + j))))))
+            return self._mma("store", slot, (self.out,), (at, const_int(bn)), ("row_major",),
+                             body)
+        return self.each_fragment(put)
+
+    def results(self, t: Var) -> Stmt:
+        """Thread t's outputs: their starting value plus the products, through the
+        epilogue; neighbouring threads take neighbouring columns."""
+        (bm, bn), threads = self.d.block, self.p.threads
+        slot = Var(f"{t.name}_o")
+        e = simplify(slot * threads + t)
+        row = simplify(self.row_block * bm + Binary("floordiv", e, const_int(bn)))
+        col = simplify(self.col_block * bn + Binary("mod", e, const_int(bn)))
+        start = instantiate(self.prologue, self.output_index(row, col)).value
+        store = self.store_output(row, col, _all(_below(row, self.m, bm),
+                                                 _below(col, self.n, bn)),
+                                  Binary("add", start, Load(self.out, (e,))))
+        return For(slot, const_int(-(-(bm * bn) // threads)), store, "unroll")
+
+    def _widened(self, value: Load) -> Expr:
+        return value if value.dtype == "float32" else Cast("float32", value)
+
+    def _mma(self, op, slot, sources, operands, layouts, body) -> Mma:
+        return Mma(op, self.fragment, slot, self.d.mma_shape, self.d.mma, tuple(sources),
+                   tuple(operands), tuple(layouts), body)
+
+
+def tile_with_mma(stmt: Stmt, d: TileContraction, prologue, epilogue) -> Stmt:
+    """The TileContraction directive with `mma` set (see the module's description)."""
+    c, nest = matched_nest(stmt, d, prologue)
+    _check(d, c)
+    return replace_nest(stmt, nest, _tiled(_MmaTile(_Plan(c, d, f"{d.loop}_tile"), prologue,
+                                                     epilogue)))
+
+
+def _check(d: TileContraction, c) -> None:
+    (bm, bn), (wm, wn) = d.block, d.thread
+    if d.mma not in STAGED or len(d.mma_shape) != 3:
+        raise ScheduleError(f"tile {d.loop!r}: tensor-core type {d.mma!r} with shape "
+                            f"{d.mma_shape} (one of {', '.join(STAGED)}, and (m, n, k))")
+    m, n, k = d.mma_shape
+    if min(bm, bn, wm, wn, d.step, m, n, k) < 1 or bm % wm or bn % wn or wm % m or wn % n \
+            or d.step % k:
+        raise ScheduleError(f"tile {d.loop!r}: warp tile {d.thread} must divide block "
+                            f"{d.block} and be made of {m} x {n} MMAs; step {d.step} of "
+                            f"{k}-value MMAs")
+    if d.stages not in (1, 2):
+        raise ScheduleError(f"tile {d.loop!r}: {d.stages} stages (1 or 2)")
+    if {c.a.dtype, c.b.dtype, c.store.buffer.dtype} != {"float32"}:
+        raise ScheduleError(f"tile {d.loop!r}: tensor cores here take float32 products into "
+                            f"float32 (not {c.a.dtype} x {c.b.dtype})")
+
+
+def _tiled(tile: _MmaTile) -> Stmt:
+    """Phases: zero the fragments and stage step 0; each step but the last (its products,
+    the next step's staging); the last step's products into the output tile; the results."""
+    p, d = tile.p, tile.d
+    first = tile.per_warp(tile.fill(), tile.per_lane(
+        lambda t: tile.load_direct(t, const_int(0), const_int(0))))
+    last = const_int((tile.steps - 1) % d.stages)
+    block = seq(first, Barrier(), _steps(tile, p.var("k")),
+                tile.per_warp(tile.products(last), tile.store()), Barrier(),
+                tile.per_warp(tile.per_lane(tile.results)))
+    for buffer in (tile.fragment, tile.out, tile.sides["b"].shared, tile.sides["a"].shared):
+        block = Allocate(buffer, block)
+    rows, cols = -(-tile.m // d.block[0]), -(-tile.n // d.block[1])
+    out: Stmt = For(tile.col_block, const_int(cols), block, "blockIdx.x")
+    out = For(tile.row_block, const_int(rows), out, "blockIdx.y")
+    return For(tile.batch_var, const_int(tile.c.extent("batch")), out, "blockIdx.z")
+
+
+def _steps(tile: _MmaTile, step: Var) -> Stmt | None:
+    """Each step but the last. Two stages: the next step's elements into the lanes'
+    registers, this step's products, the registers into the other stage, one barrier. One:
+    the products, a barrier, the next step's staging, a barrier."""
+    if tile.steps == 1:
+        return None
+    nxt = simplify(Binary("add", step, const_int(1)))
+    if tile.d.stages == 1:
+        work = seq(tile.per_warp(tile.products(const_int(0))), Barrier(), tile.per_warp(
+            tile.per_lane(lambda t: tile.load_direct(t, nxt, const_int(0)))), Barrier())
+        return For(step, const_int(tile.steps - 1), work)
+    registers = {side: Buffer(f"{s.shared.name}_next", s.shared.dtype,
+                              (const_int(tile.p.threads), const_int(tile.per_thread(side))),
+                              "thread")
+                 for side, s in tile.sides.items()}
+    here, there = Binary("mod", step, const_int(2)), Binary("mod", nxt, const_int(2))
+    work: Stmt = seq(tile.per_warp(
+        tile.per_lane(lambda t: tile.fetch(t, nxt, registers)), tile.products(here),
+        tile.per_lane(lambda t: tile.deposit(t, nxt, there, registers))), Barrier())
+    for side in ("b", "a"):
+        work = Allocate(registers[side], work)
+    return For(step, const_int(tile.steps - 1), work)

@@ -106,8 +106,8 @@ GRID_YZ = 65535
 STATIC_SHARED_BYTES = 48 * 1024
 
 
-# Tensor-core tiles: (block tile, warp tile), 8 warps each but the smallest two; a warp's
-# fragments share the operand fragments it loads along its rows and columns.
+# Tensor-core tiles: (block tile, warp tile), of 8 warps, the last three of 4; a warp's tile is
+# whole 16 x 16 MMA fragments.
 MMA_TILES = (((64, 64), (32, 16)), ((64, 32), (16, 16)), ((32, 64), (16, 16)),
              ((32, 32), (16, 16)), ((16, 64), (16, 16)), ((64, 16), (16, 16)))
 # The accumulators' float32 tile a tensor-core block leaves its outputs in

@@ -150,6 +150,18 @@ ONNXC_SCALAR_FN int8_t onnxc_i2_to_i8(uint8_t v) { return (int8_t)(((v & 0x3) ^ 
 ONNXC_SCALAR_FN float onnxc_max_f(float a, float b) { return (a > b || a != a) ? a : b; }
 ONNXC_SCALAR_FN float onnxc_min_f(float a, float b) { return (a < b || a != a) ? a : b; }
 
+/* x rounded to TF32, the tensor cores' float32 operand (10 of the 23 mantissa bits): to
+   nearest, ties away from zero, as cvt.rna.tf32.f32 does; the magnitude's bits round, so a
+   carry reaches the next power of two or infinity; inf and NaN stay. */
+ONNXC_SCALAR_FN float onnxc_round_tf32(float x) {
+  uint32_t bits;
+  memcpy(&bits, &x, sizeof bits);
+  if ((bits & 0x7f800000u) == 0x7f800000u) return x;
+  bits = ((bits + 0x1000u) >> 13) << 13;
+  memcpy(&x, &bits, sizeof x);
+  return x;
+}
+
 ONNXC_SCALAR_FN double onnxc_sigmoid_d(double x) {
   /* stable both ways: exp of a non-positive number never overflows */
   double e = exp(-fabs(x));

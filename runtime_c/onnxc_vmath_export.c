@@ -30,6 +30,7 @@ ONNXC_X_WIDTHS(erf)
 /* scalars pass by value: their ABI is the same in every compiler */
 ONNXC_EXPORT float onnxc_x_sigmoid_f(float x) { return onnxc_sigmoid_f(x); }
 ONNXC_EXPORT double onnxc_x_sigmoid_d(double x) { return onnxc_sigmoid_d(x); }
+ONNXC_EXPORT float onnxc_x_round_tf32(float x) { return onnxc_round_tf32(x); }
 ONNXC_EXPORT int64_t onnxc_x_ipow(int64_t base, int64_t exp_) { return onnxc_ipow(base, exp_); }
 
 #define ONNXC_X_STORAGE(NAME, STORED)                                                  \

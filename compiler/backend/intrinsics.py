@@ -41,6 +41,7 @@ _LIBM_F32 = {"sqrt": "sqrtf", "exp": "expf", "log": "logf", "tanh": "tanhf", "er
              "floor": "floorf", "ceil": "ceilf", "round": "nearbyintf", "sin": "sinf",
              "cos": "cosf", "abs": "fabsf", "max": "onnxc_max_f", "min": "onnxc_min_f",
              "pow": "powf", "fma": "fmaf", "sigmoid": "onnxc_sigmoid_f", "fmod": "fmodf",
+             "round_tf32": "onnxc_round_tf32",
              **{f: f + "f" for f in _TRIG}}
 _LIBM_F64 = {"sqrt": "sqrt", "exp": "exp", "log": "log", "tanh": "tanh", "erf": "erf",
              "floor": "floor", "ceil": "ceil", "round": "nearbyint", "sin": "sin", "cos": "cos",

@@ -69,7 +69,17 @@ _UNARY = {
     "reciprocal": lambda x: np.divide(np.ones_like(x), x), "bitnot": np.invert,
     "sigmoid": lambda x: (1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))),
     "erf": lambda x: _erf(np.asarray(x, np.float64)),
+    "round_tf32": lambda x: _round_tf32(x),
 }
+
+
+def _round_tf32(x):
+    """As onnxc_round_tf32 (runtime_c/onnxc_scalar.h)."""
+    x = np.asarray(x, np.float32)
+    bits = x.view(np.uint32).astype(np.uint64)
+    finite = (bits & 0x7F800000) != 0x7F800000
+    rounded = ((((bits + 0x1000) >> 13) << 13) & 0xFFFFFFFF).astype(np.uint32)
+    return np.where(finite, rounded.view(np.float32), x)
 
 
 class Interpreter:

@@ -18,7 +18,8 @@ BINARY_OPS = frozenset({"add", "sub", "mul", "div", "floordiv", "mod", "fmod", "
     | COMPARISONS | LOGICAL | BITWISE
 UNARY_OPS = frozenset({"neg", "abs", "sqrt", "exp", "log", "tanh", "erf", "sigmoid", "floor",
                        "ceil", "round", "not", "sin", "cos", "reciprocal", "bitnot", "tan",
-                       "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh"})
+                       "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
+                       "round_tf32"})     # float32 to TF32's 10 mantissa bits (tensor cores)
 # A loop bound to a GPU index runs its iterations as the launch's blocks or threads: the
 # interpreter and the C printer run them one after another, which the binding allows.
 GPU_AXES = ("blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y",

@@ -18,7 +18,6 @@ from ..loop.ir import (
     Allocate,
     Barrier,
     Binary,
-    Bitcast,
     Buffer,
     Cast,
     Const,
@@ -26,11 +25,10 @@ from ..loop.ir import (
     For,
     Load,
     Mma,
-    Select,
     Stmt,
     Store,
+    Unary,
     Var,
-    cmp,
     const_int,
     seq,
 )
@@ -45,23 +43,9 @@ WARPS, LANES = "threadIdx.y", "threadIdx.x"
 # The type shared memory holds each operand type in (TF32 values are float32 bit patterns).
 STAGED = {"tfloat32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
 
-# float32 bits: the exponent field; TF32 keeps the top 10 of the 23 mantissa bits, rounding
-# by adding half of the dropped bits' unit before clearing them.
-F32_EXPONENT = 0x7F800000
-TF32_DROPPED_BITS = 13
-TF32_HALF_UNIT = 1 << (TF32_DROPPED_BITS - 1)
-
-
 def round_tf32(x: Expr) -> Expr:
-    """x (float32) rounded to TF32, to nearest with ties away from zero (the magnitude's bits
-    round; a carry into the exponent gives the next power of two or infinity); NaN and
-    infinities stay."""
-    bits = Bitcast("uint32", x)
-    finite = cmp("ne", Binary("bitand", bits, Const(F32_EXPONENT, "uint32")), F32_EXPONENT)
-    up = Binary("add", Select(finite, bits, Const(0, "uint32")), Const(TF32_HALF_UNIT, "uint32"))
-    dropped = Const(TF32_DROPPED_BITS, "uint32")
-    rounded = Binary("shl", Binary("shr", up, dropped), dropped)
-    return Select(finite, Bitcast("float32", rounded), x)
+    """x (float32) rounded to TF32 (runtime_c/onnxc_scalar.h: onnxc_round_tf32)."""
+    return Unary("round_tf32", x)
 
 
 class _MmaTile(_Tile):
@@ -93,7 +77,8 @@ class _MmaTile(_Tile):
         return Cast(self.d.mma, value)
 
     def staged_zero(self, dtype: str) -> Expr:
-        return self.staged_value(Const(0.0, "float32"))
+        zero = Const(0.0, "float32")
+        return zero if self.d.mma == "tfloat32" else self.staged_value(zero)   # TF32 has 0
 
     # -- phases ------------------------------------------------------------------------------
     def per_warp(self, *stmts: Stmt | None) -> Stmt:

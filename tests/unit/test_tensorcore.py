@@ -5,6 +5,8 @@ numbers within the operand type's precision; when the heuristic uses tensor core
 models, float32 with --tf32); the CUDA text nvcc accepts; and the errors."""
 from __future__ import annotations
 
+import subprocess
+
 import ml_dtypes
 import numpy as np
 import onnxruntime as ort
@@ -45,20 +47,37 @@ def tf32_reference(x: np.ndarray) -> np.ndarray:
     return np.where(finite, rounded, x)
 
 
+TF32_CASES = np.concatenate([np.array(
+    [1.0, 1 + 2 ** -11, 1 + 2 ** -10 + 2 ** -11, -(1 + 2 ** -11), 1 + 2 ** -11 - 2 ** -23,
+     3.4028235e38, -3.4028235e38, np.inf, -np.inf, np.nan, -0.0, 1e-45, 1.17e-38, 65504.0],
+    np.float32), rand(200, seed=2) * 1e3])
+
+
 def test_tf32_rounding_is_to_nearest_ties_away_from_zero():
-    specials = np.array([1.0, 1 + 2 ** -11, 1 + 2 ** -10 + 2 ** -11, -(1 + 2 ** -11),
-                         1 + 2 ** -11 - 2 ** -23, 3.4028235e38, -3.4028235e38, np.inf, -np.inf,
-                         np.nan, -0.0, 1e-45, 1.17e-38, 65504.0], np.float32)
-    values = np.concatenate([specials, rand(200, seed=2) * 1e3])
-    buf = Buffer("x", "float32", (const_int(values.size),))
-    i = const_int(0)
+    buf = Buffer("x", "float32", (const_int(1),))
     got = np.array([Interpreter({"x": np.array([v], np.float32)}).eval(
-        round_tf32(Load(buf, (i,)))) for v in values], np.float32)
-    want = tf32_reference(values)
-    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+        round_tf32(Load(buf, (const_int(0),)))) for v in TF32_CASES], np.float32)
+    assert np.array_equal(got.view(np.uint32), tf32_reference(TF32_CASES).view(np.uint32))
     # the cases spelled out: a tie rounds away, just below it rounds down, overflow is inf
     assert got[1] == 1 + 2 ** -10 and got[3] == -(1 + 2 ** -10) and got[4] == 1.0
     assert got[5] == np.inf and got[6] == -np.inf and np.isnan(got[9])
+
+
+def test_the_c_helper_rounds_to_tf32_as_the_gpu_does(tmp_path):
+    """onnxc_round_tf32, which the C and CUDA kernels call, bit for bit."""
+    from onnxc.resources import resource_dir
+    source = tmp_path / "round.c"
+    source.write_text(
+        '#include <stdio.h>\n#include "onnxc_scalar.h"\n'
+        "int main(void) { float x; unsigned bits;\n"
+        '  while (scanf("%x", &bits) == 1) { memcpy(&x, &bits, 4); x = onnxc_round_tf32(x);\n'
+        '    memcpy(&bits, &x, 4); printf("%08x\\n", bits); } return 0; }\n')
+    exe = tmp_path / "round"
+    subprocess.run(["cc", "-O2", "-Wall", "-Werror", f"-I{resource_dir('runtime_c')}",
+                    str(source), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], input=" ".join(f"{b:08x}" for b in TF32_CASES.view(
+        np.uint32)), capture_output=True, text=True, check=True).stdout.split()
+    assert [int(b, 16) for b in out] == list(tf32_reference(TF32_CASES).view(np.uint32))
 
 
 def _tiled(model, tile: TileContraction, op_type="MatMul"):

@@ -56,6 +56,8 @@ VECTOR_FORMS = (Broadcast, Pack, HReduce)
 MMA_TYPES = {"tfloat32": ("wmma::precision::tf32", "{0}"),
              "float16": ("__half", "reinterpret_cast<const __half *>({0})"),
              "bfloat16": ("__nv_bfloat16", "reinterpret_cast<const __nv_bfloat16 *>({0})")}
+# The operand each load fills
+MMA_OPERANDS = {"load_a": "matrix_a", "load_b": "matrix_b"}
 MMA_HEADER = "mma.h"
 # wmma::load_matrix_sync and store_matrix_sync need 256-bit aligned pointers
 SHARED_ALIGN = 32
@@ -85,33 +87,33 @@ class CudaKernelPrinter(KernelPrinter):
         return super().stmt(s, pad)
 
     def fragments(self, a: Allocate) -> str:
-        """A warp's accumulator tiles: each thread holds its part of each."""
+        """A warp's tiles of one kind (accumulators or an operand, as the first operation
+        that writes them says): each thread holds its part of each."""
         use = next((n for n in walk(a.body) if isinstance(n, Mma)
                     and n.fragment.name == a.buffer.name), None)
         if use is None:
             raise IRError(f"{self.kernel.name}: fragment {a.buffer.name} without an MMA")
         m, n, k = use.shape
-        count = static_shape(a.buffer)[1]
-        return f"wmma::fragment<wmma::accumulator, {m}, {n}, {k}, float> {a.buffer.name}[{count}]"
+        if use.op in MMA_OPERANDS:
+            kind = f"wmma::{MMA_OPERANDS[use.op]}, {m}, {n}, {k}, " \
+                f"{MMA_TYPES[use.precision][0]}, wmma::{use.layouts[0]}"
+        else:
+            kind = f"wmma::accumulator, {m}, {n}, {k}, float"
+        return f"wmma::fragment<{kind}> {a.buffer.name}[{static_shape(a.buffer)[1]}]"
 
     def mma(self, s: Mma, pad: str) -> list[str]:
         frag = f"{s.fragment.name}[{self.expr(s.slot)}]"
         if s.op == "fill":
             return [f"{pad}wmma::fill_fragment({frag}, 0.0f);"]
-        at = [f"&{b.name}[{self.expr(offset)}]" for b, offset in zip(s.sources, s.operands[::2])]
-        ld = [self.expr(x) for x in s.operands[1::2]]
+        if s.op == "mma":
+            a, b = (f"{f.name}[{self.expr(i)}]" for f, i in zip(s.sources, s.operands))
+            return [f"{pad}wmma::mma_sync({frag}, {a}, {b}, {frag});"]
+        at, ld = f"&{s.sources[0].name}[{self.expr(s.operands[0])}]", self.expr(s.operands[1])
         if s.op == "store":
-            return [f"{pad}wmma::store_matrix_sync({at[0]}, {frag}, {ld[0]}, "
+            return [f"{pad}wmma::store_matrix_sync({at}, {frag}, {ld}, "
                     f"wmma::mem_{s.layouts[0]});"]
-        element, pointer = MMA_TYPES[s.precision]
-        m, n, k = s.shape
-        lines = [f"{pad}{{"]
-        for name, role, layout, where, stride in zip("ab", ("matrix_a", "matrix_b"), s.layouts,
-                                                      at, ld):
-            lines += [f"{pad}  wmma::fragment<wmma::{role}, {m}, {n}, {k}, {element}, "
-                      f"wmma::{layout}> {name};",
-                      f"{pad}  wmma::load_matrix_sync({name}, {pointer.format(where)}, {stride});"]
-        return lines + [f"{pad}  wmma::mma_sync({frag}, a, b, {frag});", f"{pad}}}"]
+        pointer = MMA_TYPES[s.precision][1]
+        return [f"{pad}wmma::load_matrix_sync({frag}, {pointer.format(at)}, {ld});"]
 
     def barrier(self, pad: str) -> list[str]:
         return [f"{pad}__syncthreads();"]

@@ -249,14 +249,15 @@ class Barrier(Stmt):
 
 @dataclass(frozen=True, slots=True)
 class Mma(Stmt):
-    """One warp's tensor-core operation on its tile `slot` of `fragment` (an m x n float
-    accumulator, `shape` (m, n, k)). `body` is what it computes, as scalar loops the
+    """One warp's tensor-core operation on its tile `slot` of `fragment`, for MMAs of `shape`
+    (m, n, k) on `precision` operands. `body` is what it computes, as scalar loops the
     interpreter and the CPU printers run; the CUDA printer prints the warp-level call:
-      fill   the tile = 0
-      mma    the tile += A (m x k) @ B (k x n), A at operands[0] + i * operands[1] + k (its
-             `layouts[0]` "row_major") or + k * operands[1] + i ("col_major"), B likewise
-             with operands[2:4], from `sources` (a, b) holding `precision` values
-      store  sources[0][operands[0] + i * operands[1] + j] = the tile's (i, j)
+      fill          accumulator tile (m x n) = 0
+      load_a/load_b operand tile (m x k / k x n) = sources[0]'s elements (r, c) at
+                    operands[0] + r * operands[1] + c (layouts[0] "row_major") or
+                    + c * operands[1] + r ("col_major")
+      mma           accumulator tile += sources[0][operands[0]] @ sources[1][operands[1]]
+      store         sources[0][operands[0] + i * operands[1] + j] = the tile's (i, j)
     Every lane of the warp runs it: it sits under a loop bound to the warp, outside the
     lanes' loop."""
     op: str

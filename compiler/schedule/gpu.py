@@ -106,10 +106,11 @@ GRID_YZ = 65535
 STATIC_SHARED_BYTES = 48 * 1024
 
 
-# Tensor-core tiles: (block tile, warp tile), of 8 warps, the last three of 4; a warp's tile is
-# whole 16 x 16 MMA fragments.
-MMA_TILES = (((64, 64), (32, 16)), ((64, 32), (16, 16)), ((32, 64), (16, 16)),
-             ((32, 32), (16, 16)), ((16, 64), (16, 16)), ((64, 16), (16, 16)))
+# Tensor-core tiles: (block tile, warp tile), the largest first: 8 warps, then 4. A warp's
+# tile is whole 16 x 16 fragments; 2 x 2 of them use each operand fragment loaded twice.
+MMA_TILES = (((128, 64), (32, 32)), ((64, 128), (32, 32)), ((64, 64), (32, 32)),
+             ((64, 32), (32, 16)), ((32, 64), (16, 32)), ((32, 32), (16, 16)),
+             ((16, 64), (16, 16)), ((64, 16), (16, 16)))
 # The accumulators' float32 tile a tensor-core block leaves its outputs in
 MMA_OUT_ITEMSIZE = 4
 

@@ -60,9 +60,12 @@ class _MmaTile(_Tile):
         self.frags = (wm // self.m_mma, wn // self.n_mma)
         warps = (bm // wm) * self.warps_x
         acc = self.c.store.buffer.name
-        self.fragment = Buffer(f"{acc}_tile_frag", "float32",
-                               (const_int(warps), const_int(self.frags[0] * self.frags[1]),
-                                const_int(self.m_mma * self.n_mma)), "fragment")
+        (fm, fn), (m, n, k) = self.frags, d.mma_shape
+        self.fragment, self.a_frag, self.b_frag = (
+            Buffer(f"{acc}_tile_{name}", "float32",
+                   (const_int(warps), const_int(count), const_int(size)), "fragment")
+            for name, count, size in (("frag", fm * fn, m * n), ("fa", fm, m * k),
+                                      ("fb", fn, k * n)))
         self.out = Buffer(f"{acc}_tile_out", "float32", (const_int(bm * bn),), "shared")
         self.warp, self.lane = plan.var("w"), plan.var("l")
 
@@ -90,45 +93,74 @@ class _MmaTile(_Tile):
         body = substitute(staging(t), {t: simplify(self.warp * WARP_LANES + self.lane)})
         return For(self.lane, const_int(WARP_LANES), body, LANES)
 
+    def warp_row(self, i: Expr) -> Expr:
+        """Where the warp's fragment row i starts among the block tile's rows."""
+        warp_y = Binary("floordiv", self.warp, const_int(self.warps_x))
+        return simplify(warp_y * self.d.thread[0] + i * self.m_mma)
+
+    def warp_col(self, j: Expr) -> Expr:
+        warp_x = Binary("mod", self.warp, const_int(self.warps_x))
+        return simplify(warp_x * self.d.thread[1] + j * self.n_mma)
+
     def each_fragment(self, body) -> Stmt:
-        """body(slot, row, col) over the warp's fragments; row and col: where the fragment
-        starts in the block's tile."""
-        (wm, wn), (fm, fn) = self.d.thread, self.frags
+        """body(slot, row, col) over the warp's accumulator fragments; row and col: where the
+        fragment starts in the block's tile."""
+        fm, fn = self.frags
         i, j = self.p.var("fi"), self.p.var("fj")
-        row = Binary("floordiv", self.warp, const_int(self.warps_x)) * wm + i * self.m_mma
-        col = Binary("mod", self.warp, const_int(self.warps_x)) * wn + j * self.n_mma
-        inner = body(simplify(i * fn + j), simplify(row), simplify(col))
+        inner = body(simplify(i * fn + j), self.warp_row(i), self.warp_col(j))
         return For(i, const_int(fm), For(j, const_int(fn), inner, "unroll"), "unroll")
 
-    def _frag(self, slot: Expr, e: Expr) -> tuple[Buffer, tuple]:
-        return self.fragment, (self.warp, slot, e)
+    def _frag(self, slot: Expr, e: Expr, fragment: Buffer | None = None) -> tuple[Buffer, tuple]:
+        return fragment or self.fragment, (self.warp, slot, e)
 
     def fill(self) -> Stmt:
         def zero(slot, row, col):
             e = self.p.var("e")
             body = For(e, const_int(self.m_mma * self.n_mma),
                        Store(*self._frag(slot, e), Const(0.0, "float32")))
-            return self._mma("fill", slot, (), (), (), body)
+            return self._mma("fill", self.fragment, slot, (), (), (), body)
         return self.each_fragment(zero)
 
     def products(self, stage: Expr) -> Stmt:
-        """The stage's products into the warp's fragments, k values a call."""
+        """The stage's products into the warp's accumulators, k values a step: each operand
+        fragment is loaded once and serves its row (or column) of accumulators."""
         (bm, bn), step = self.d.block, self.p.var("s")
-        a, b = self.sides["a"].shared, self.sides["b"].shared
+        (fm, fn), k = self.frags, self.k_mma
+        i, j = self.p.var("fi"), self.p.var("fj")
+        a_at = simplify(self._stage_offset("a", stage) + step * (k * bm) + self.warp_row(i))
+        b_at = simplify(self._stage_offset("b", stage) + step * (k * bn) + self.warp_col(j))
+        loads = seq(
+            For(i, const_int(fm), self._load("load_a", self.a_frag, i, (self.m_mma, k), "a",
+                                             a_at, bm, "col_major"), "unroll"),
+            For(j, const_int(fn), self._load("load_b", self.b_frag, j, (k, self.n_mma), "b",
+                                             b_at, bn, "row_major"), "unroll"))
+        products = For(i, const_int(fm), For(j, const_int(fn), self._product(i, j), "unroll"),
+                       "unroll")
+        return For(step, const_int(self.d.step // k), seq(loads, products), "unroll")
 
-        def product(slot, row, col):
-            a_at = simplify(self._stage_offset("a", stage) + step * (self.k_mma * bm) + row)
-            b_at = simplify(self._stage_offset("b", stage) + step * (self.k_mma * bn) + col)
-            i, j, q = (self.p.var(n) for n in ("i", "j", "q"))
-            value = self._widened(Load(a, (simplify(a_at + q * bm + i),))) * \
-                self._widened(Load(b, (simplify(b_at + q * bn + j),)))
-            frag = self._frag(slot, simplify(i * self.n_mma + j))
-            body = For(i, const_int(self.m_mma), For(j, const_int(self.n_mma), For(
-                q, const_int(self.k_mma), Store(*frag, Load(*frag) + value))))
-            return self._mma("mma", slot, (a, b), (a_at, const_int(bm), b_at, const_int(bn)),
-                             ("col_major", "row_major"), body)
-        return For(step, const_int(self.d.step // self.k_mma), self.each_fragment(product),
-                   "unroll")
+    def _load(self, op: str, fragment: Buffer, slot: Var, shape: tuple[int, int], side: str,
+              at: Expr, ld: int, layout: str) -> Mma:
+        """An operand fragment (rows x cols) from the staged tile: element (r, c) at
+        at + r * ld + c (row_major) or at + c * ld + r (col_major)."""
+        r, c = self.p.var("r"), self.p.var("c")
+        offset = r * ld + c if layout == "row_major" else c * ld + r
+        source = self.sides[side].shared
+        value = self._widened(Load(source, (simplify(at + offset),)))
+        body = For(r, const_int(shape[0]), For(c, const_int(shape[1]), Store(
+            *self._frag(slot, simplify(r * shape[1] + c), fragment), value)))
+        return self._mma(op, fragment, slot, (source,), (at, const_int(ld)), (layout,), body)
+
+    def _product(self, i: Var, j: Var) -> Mma:
+        """Accumulator (i, j) += operand fragment a[i] @ b[j]."""
+        (m, n, k), slot = self.d.mma_shape, simplify(i * self.frags[1] + j)
+        r, c, q = (self.p.var(name) for name in ("r", "c", "q"))
+        acc = self._frag(slot, simplify(r * n + c))
+        value = Load(*self._frag(i, simplify(r * k + q), self.a_frag)) * \
+            Load(*self._frag(j, simplify(q * n + c), self.b_frag))
+        body = For(r, const_int(m), For(c, const_int(n), For(
+            q, const_int(k), Store(*acc, Load(*acc) + value))))
+        return self._mma("mma", self.fragment, slot, (self.a_frag, self.b_frag), (i, j), (),
+                         body)
 
     def store(self) -> Stmt:
         """The warp's fragments into the block's output tile (row-major)."""
@@ -140,8 +172,8 @@ class _MmaTile(_Tile):
             body = For(i, const_int(self.m_mma), For(j, const_int(self.n_mma), Store(
                 self.out, (simplify(at + i * bn + j),),
                 Load(*self._frag(slot, simplify(i * self.n_mma + j))))))
-            return self._mma("store", slot, (self.out,), (at, const_int(bn)), ("row_major",),
-                             body)
+            return self._mma("store", self.fragment, slot, (self.out,), (at, const_int(bn)),
+                             ("row_major",), body)
         return self.each_fragment(put)
 
     def results(self, t: Var) -> Stmt:
@@ -161,8 +193,8 @@ class _MmaTile(_Tile):
     def _widened(self, value: Load) -> Expr:
         return value if value.dtype == "float32" else Cast("float32", value)
 
-    def _mma(self, op, slot, sources, operands, layouts, body) -> Mma:
-        return Mma(op, self.fragment, slot, self.d.mma_shape, self.d.mma, tuple(sources),
+    def _mma(self, op, fragment, slot, sources, operands, layouts, body) -> Mma:
+        return Mma(op, fragment, slot, self.d.mma_shape, self.d.mma, tuple(sources),
                    tuple(operands), tuple(layouts), body)
 
 
@@ -202,7 +234,8 @@ def _tiled(tile: _MmaTile) -> Stmt:
     block = seq(first, Barrier(), _steps(tile, p.var("k")),
                 tile.per_warp(tile.products(last), tile.store()), Barrier(),
                 tile.per_warp(tile.per_lane(tile.results)))
-    for buffer in (tile.fragment, tile.out, tile.sides["b"].shared, tile.sides["a"].shared):
+    for buffer in (tile.b_frag, tile.a_frag, tile.fragment, tile.out, tile.sides["b"].shared,
+                   tile.sides["a"].shared):
         block = Allocate(buffer, block)
     rows, cols = -(-tile.m // d.block[0]), -(-tile.n // d.block[1])
     out: Stmt = For(tile.col_block, const_int(cols), block, "blockIdx.x")

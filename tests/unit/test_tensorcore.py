@@ -91,21 +91,25 @@ def test_the_tiled_program_is_warps_of_lanes_with_mmas():
     kinds = {n.kind for n in walk(body) if isinstance(n, For)}
     assert {"threadIdx.x", "threadIdx.y"} <= kinds          # one block: its loops are gone
     ops = [n.op for n in walk(body) if isinstance(n, Mma)]
-    assert set(ops) == {"fill", "mma", "store"}
-    # a warp owns one 16 x 16 fragment; a 16-value step is two k = 8 MMAs
-    assert ops.count("fill") == ops.count("store") == 1 and ops.count("mma") == 2 * 2
+    assert set(ops) == {"fill", "load_a", "load_b", "mma", "store"}
+    # a warp owns one 16 x 16 fragment; a 16-value step is two k = 8 MMAs, in the steps'
+    # loop and after it
+    assert ops.count("fill") == ops.count("store") == 1
+    assert ops.count("mma") == ops.count("load_a") == ops.count("load_b") == 2 * 2
     lanes = {n.extent.value for n in walk(body) if isinstance(n, For) and n.kind == "threadIdx.x"}
     assert lanes == {32}
 
 
-@pytest.mark.parametrize("model, stages, mma", [
-    (MATMUL, 2, "tfloat32"), (BATCHED, 1, "float16"), (BATCHED, 2, "bfloat16")],
-    ids=["tf32-2-stages", "f16-1-stage", "bf16-2-stages"])
-def test_the_interpreter_computes_the_rounded_operands_products(model, stages, mma):
+@pytest.mark.parametrize("model, warp, stages, mma", [
+    (MATMUL, (32, 32), 2, "tfloat32"), (BATCHED, (16, 16), 1, "float16"),
+    (BATCHED, (32, 16), 2, "bfloat16")],
+    ids=["tf32-2x2-fragments-2-stages", "f16-1-stage", "bf16-2x1-fragments"])
+def test_the_interpreter_computes_the_rounded_operands_products(model, warp, stages, mma):
     """Remainders in rows (9, 17), columns (20) and reduction (17, 9) against 32 x 32 blocks
-    and 16-value steps: each output is the sum of the rounded operands' products."""
+    and 16-value steps, warps of 1, 2 or 4 fragments: each output is the sum of the rounded
+    operands' products."""
     shape = TF32 if mma == "tfloat32" else HALF
-    prog = _tiled(model, TileContraction("b0", (32, 32), (16, 16), 16, stages, mma, shape))
+    prog = _tiled(model, TileContraction("b0", (32, 32), warp, 16, stages, mma, shape))
     feeds = _feeds(model)
     got = run_program(prog, feeds)[0]
     operands = [feeds[i.name] for i in model.graph.input] + \
@@ -184,13 +188,13 @@ def test_tf32_needs_a_gpu_target(tmp_path, capsys):
 
 @pytest.mark.parametrize("model, tf32, fragment", [
     (node_model("MatMul", [rand(64, 64), rand(64, 96)], constant=(1,)), True,
-     "wmma::precision::tf32, wmma::col_major> a;"),
-    (CONV16, False, "__half, wmma::row_major> b;"),
+     "wmma::precision::tf32, wmma::col_major> "),
+    (CONV16, False, "__half, wmma::row_major> "),
     (node_model("MatMul", [rand(64, 64).astype(np.float16), rand(64, 96).astype(np.float16)]),
      False, "reinterpret_cast<const __half *>"),
     (node_model("MatMul", [rand(64, 64).astype(ml_dtypes.bfloat16),
                            rand(64, 96).astype(ml_dtypes.bfloat16)], constant=(1,)),
-     False, "__nv_bfloat16, wmma::col_major> a;")],
+     False, "__nv_bfloat16, wmma::col_major> ")],
     ids=["tf32", "conv-f16", "f16-inputs", "bf16"])
 def test_the_cuda_text_of_tensor_core_tiles(model, tf32, fragment, tmp_path):
     from onnxc.driver import build, plan
@@ -199,6 +203,7 @@ def test_the_cuda_text_of_tensor_core_tiles(model, tf32, fragment, tmp_path):
     cu = (tmp_path / f"{compiled.name}_kernels.cu").read_text()
     assert "#include <mma.h>" in cu and fragment in cu
     assert "wmma::mma_sync(" in cu and "wmma::store_matrix_sync(" in cu
+    assert "wmma::load_matrix_sync(" in cu
     assert "wmma::fragment<wmma::accumulator, 16, 16," in cu
     assert "__shared__ __align__(32)" in cu
 

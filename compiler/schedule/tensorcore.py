@@ -5,11 +5,12 @@ A block is warps (threadIdx.y) of 32 lanes (threadIdx.x). Staging is the CUDA-co
 each value rounded to the MMA's operand type on its way into shared memory: float16 or
 bfloat16 (to nearest even), or TF32 (float32 with 10 mantissa bits, to nearest, ties away from
 zero: what cvt.rna.tf32.f32 does). Each warp owns a `thread` tile of outputs, held as m x n
-fragments of float32 accumulators that start at zero. After the last step the warps store them
-into a shared tile of the block's outputs; from there each lane adds an output's starting value
-(the kernel's prologue) and stores it through the epilogue. Each Mma statement carries the
-scalar loops it computes: the interpreter and the CPU printers run those, so the CPU-side check
-covers every index of the tile the GPU's calls are given.
+fragments of float32 accumulators that start at zero; for each k values of a step it loads
+each operand fragment it needs once, for a row or a column of them. After the last step the
+warps store them into a shared tile of the block's outputs; from there each lane adds an
+output's starting value (the kernel's prologue) and stores it through the epilogue. Each Mma
+statement carries the scalar loops it computes: the interpreter and the CPU printers run
+those, so the CPU-side check covers every index of the tile the GPU's calls are given.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ WARPS, LANES = "threadIdx.y", "threadIdx.x"
 
 # The type shared memory holds each operand type in (TF32 values are float32 bit patterns).
 STAGED = {"tfloat32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
+
 
 def round_tf32(x: Expr) -> Expr:
     """x (float32) rounded to TF32 (runtime_c/onnxc_scalar.h: onnxc_round_tf32)."""

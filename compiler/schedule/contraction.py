@@ -310,6 +310,24 @@ class _Tile:
             return store
         return IfThen(cond, store, Store(buffer, index, self.staged_zero(value.dtype)))
 
+    def staging_registers(self, scope: str) -> dict[str, Buffer]:
+        """Each operand's elements a thread carries from global to shared memory: its own
+        array ("local") or its row of one per block ("thread")."""
+        rows = (const_int(self.p.threads),) if scope == "thread" else ()
+        return {side: Buffer(f"{s.shared.name}_next", s.shared.dtype,
+                             rows + (const_int(self.per_thread(side)),), scope)
+                for side, s in self.sides.items()}
+
+    def launch(self, block: Stmt, *buffers: Buffer) -> Stmt:
+        """The block's statement with its buffers (the last outermost) on a grid of column
+        tiles (x), row tiles (y) and the batch (z)."""
+        d = self.d
+        block = allocated(block, *buffers)
+        rows, cols = -(-self.m // d.block[0]), -(-self.n // d.block[1])
+        out: Stmt = For(self.col_block, const_int(cols), block, "blockIdx.x")
+        out = For(self.row_block, const_int(rows), out, "blockIdx.y")
+        return For(self.batch_var, const_int(self.c.extent("batch")), out, "blockIdx.z")
+
     # -- products ----------------------------------------------------------------------------
     def products(self, t: Var, stage: Expr) -> Stmt:
         (bm, bn), (tm, tn) = self.d.block, self.d.thread
@@ -378,8 +396,19 @@ def _check(d: TileContraction) -> None:
     if min(bm, bn, tm, tn, d.step) < 1 or bm % tm or bn % tn:
         raise ScheduleError(f"tile {d.loop!r}: thread tile {d.thread} must divide block "
                             f"{d.block}")
+    check_stages(d)
+
+
+def check_stages(d: TileContraction) -> None:
     if d.stages not in (1, 2):
         raise ScheduleError(f"tile {d.loop!r}: {d.stages} stages (1 or 2)")
+
+
+def allocated(stmt: Stmt, *buffers: Buffer) -> Stmt:
+    """stmt with the buffers allocated around it, the last outermost."""
+    for buffer in buffers:
+        stmt = Allocate(buffer, stmt)
+    return stmt
 
 
 def replace_nest(stmt: Stmt, old: For, new: Stmt) -> Stmt:
@@ -399,12 +428,7 @@ def _tiled(tile: _Tile) -> Stmt:
     block = seq(For(t_start, threads, first, THREADS), Barrier(), steps,
                 For(t_end, threads, seq(tile.products(t_end, last), tile.finish(t_end)),
                     THREADS))
-    for buffer in (tile.acc, tile.sides["b"].shared, tile.sides["a"].shared):
-        block = Allocate(buffer, block)
-    rows, cols = -(-tile.m // d.block[0]), -(-tile.n // d.block[1])
-    out: Stmt = For(tile.col_block, const_int(cols), block, "blockIdx.x")
-    out = For(tile.row_block, const_int(rows), out, "blockIdx.y")
-    return For(tile.batch_var, const_int(tile.c.extent("batch")), out, "blockIdx.z")
+    return tile.launch(block, tile.acc, tile.sides["b"].shared, tile.sides["a"].shared)
 
 
 def _single_stage(tile: _Tile, t_step: Var, t_load: Var, step: Var) -> Stmt | None:
@@ -423,14 +447,11 @@ def _double_stage(tile: _Tile, t_step: Var, step: Var) -> Stmt | None:
     products, the registers into the other stage; one barrier."""
     if tile.steps == 1:
         return None
-    registers = {side: Buffer(f"{s.shared.name}_next", s.shared.dtype,
-                              (const_int(tile.per_thread(side)),), "local")
-                 for side, s in tile.sides.items()}
+    registers = tile.staging_registers("local")
     nxt = simplify(Binary("add", step, const_int(1)))
     here, there = Binary("mod", step, const_int(2)), Binary("mod", nxt, const_int(2))
-    work: Stmt = seq(tile.fetch(t_step, nxt, registers), tile.products(t_step, here),
-                     tile.deposit(t_step, nxt, there, registers))
-    for side in ("b", "a"):
-        work = Allocate(registers[side], work)
+    work = allocated(seq(tile.fetch(t_step, nxt, registers), tile.products(t_step, here),
+                         tile.deposit(t_step, nxt, there, registers)),
+                     registers["b"], registers["a"])
     return For(step, const_int(tile.steps - 1),
                seq(For(t_step, const_int(tile.p.threads), work, THREADS), Barrier()))

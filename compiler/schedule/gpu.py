@@ -13,7 +13,7 @@ from ..loop.visit import perfect_nest, walk
 from ..targets import Target
 from .contraction import match_contraction
 from .directives import Bind, CacheWrite, Fuse, Split, TileContraction
-from .tensorcore import STAGED
+from .tensorcore import STAGED, float32_products
 
 # Warps per block: enough resident warps to hide memory latency, few enough that a small
 # kernel still spreads over several multiprocessors.
@@ -118,7 +118,7 @@ MMA_OUT_ITEMSIZE = 4
 def _mma_type(kernel: Kernel, c, target: Target) -> str | None:
     """The tensor cores' operand type for a float32 contraction: the 16-bit float the model
     keeps its tensors in, else TF32 where the user allowed it, if the GPU has it."""
-    if {c.a.dtype, c.b.dtype, c.store.buffer.dtype} != {"float32"}:
+    if not float32_products(c):
         return None
     wanted = kernel.narrow_float or ("tfloat32" if target.gpu.tf32 else None)
     return wanted if wanted in dict(target.gpu.mma_shapes) else None

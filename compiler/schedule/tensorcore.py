@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from ..errors import ScheduleError
 from ..loop.ir import (
-    Allocate,
     Barrier,
     Binary,
     Buffer,
@@ -36,7 +35,18 @@ from ..loop.ir import (
 from ..loop.simplify import simplify
 from ..loop.templates import instantiate
 from ..loop.visit import substitute
-from .contraction import WARP_LANES, _all, _below, _Plan, _Tile, matched_nest, replace_nest
+from .contraction import (
+    WARP_LANES,
+    Contraction,
+    _all,
+    _below,
+    _Plan,
+    _Tile,
+    allocated,
+    check_stages,
+    matched_nest,
+    replace_nest,
+)
 from .directives import TileContraction
 
 WARPS, LANES = "threadIdx.y", "threadIdx.x"
@@ -200,6 +210,12 @@ class _MmaTile(_Tile):
                    tuple(operands), tuple(layouts), body)
 
 
+def float32_products(c: Contraction) -> bool:
+    """Whether the contraction adds float32 products into float32: what the tensor cores
+    take here (16-bit operands are widened before scheduling)."""
+    return {c.a.dtype, c.b.dtype, c.store.buffer.dtype} == {"float32"}
+
+
 def tile_with_mma(stmt: Stmt, d: TileContraction, prologue, epilogue) -> Stmt:
     """The TileContraction directive with `mma` set (see the module's description)."""
     c, nest = matched_nest(stmt, d, prologue)
@@ -219,9 +235,8 @@ def _check(d: TileContraction, c) -> None:
         raise ScheduleError(f"tile {d.loop!r}: warp tile {d.thread} must divide block "
                             f"{d.block} and be made of {m} x {n} MMAs; step {d.step} of "
                             f"{k}-value MMAs")
-    if d.stages not in (1, 2):
-        raise ScheduleError(f"tile {d.loop!r}: {d.stages} stages (1 or 2)")
-    if {c.a.dtype, c.b.dtype, c.store.buffer.dtype} != {"float32"}:
+    check_stages(d)
+    if not float32_products(c):
         raise ScheduleError(f"tile {d.loop!r}: tensor cores here take float32 products into "
                             f"float32 (not {c.a.dtype} x {c.b.dtype})")
 
@@ -236,13 +251,8 @@ def _tiled(tile: _MmaTile) -> Stmt:
     block = seq(first, Barrier(), _steps(tile, p.var("k")),
                 tile.per_warp(tile.products(last), tile.store()), Barrier(),
                 tile.per_warp(tile.per_lane(tile.results)))
-    for buffer in (tile.b_frag, tile.a_frag, tile.fragment, tile.out, tile.sides["b"].shared,
-                   tile.sides["a"].shared):
-        block = Allocate(buffer, block)
-    rows, cols = -(-tile.m // d.block[0]), -(-tile.n // d.block[1])
-    out: Stmt = For(tile.col_block, const_int(cols), block, "blockIdx.x")
-    out = For(tile.row_block, const_int(rows), out, "blockIdx.y")
-    return For(tile.batch_var, const_int(tile.c.extent("batch")), out, "blockIdx.z")
+    return tile.launch(block, tile.b_frag, tile.a_frag, tile.fragment, tile.out,
+                       tile.sides["b"].shared, tile.sides["a"].shared)
 
 
 def _steps(tile: _MmaTile, step: Var) -> Stmt | None:
@@ -256,14 +266,10 @@ def _steps(tile: _MmaTile, step: Var) -> Stmt | None:
         work = seq(tile.per_warp(tile.products(const_int(0))), Barrier(), tile.per_warp(
             tile.per_lane(lambda t: tile.load_direct(t, nxt, const_int(0)))), Barrier())
         return For(step, const_int(tile.steps - 1), work)
-    registers = {side: Buffer(f"{s.shared.name}_next", s.shared.dtype,
-                              (const_int(tile.p.threads), const_int(tile.per_thread(side))),
-                              "thread")
-                 for side, s in tile.sides.items()}
+    registers = tile.staging_registers("thread")
     here, there = Binary("mod", step, const_int(2)), Binary("mod", nxt, const_int(2))
-    work: Stmt = seq(tile.per_warp(
+    work = allocated(seq(tile.per_warp(
         tile.per_lane(lambda t: tile.fetch(t, nxt, registers)), tile.products(here),
-        tile.per_lane(lambda t: tile.deposit(t, nxt, there, registers))), Barrier())
-    for side in ("b", "a"):
-        work = Allocate(registers[side], work)
+        tile.per_lane(lambda t: tile.deposit(t, nxt, there, registers))), Barrier()),
+        registers["b"], registers["a"])
     return For(step, const_int(tile.steps - 1), work)

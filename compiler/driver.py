@@ -10,7 +10,8 @@ from pathlib import Path
 import onnx
 
 from .backend.emit import Specialization, emit_c
-from .build.toolchain import build_library
+from .build.library_cache import cache_folder, cached_build, library_key, model_bytes
+from .build.toolchain import build_library, compiler_command
 from .errors import ModelError, OnnxcError
 from .frontend.dims import specializations, specialize
 from .frontend.load import load_model
@@ -125,9 +126,33 @@ def compile_to_dir(model_or_path, out_dir, target: str = "host", name: str | Non
                    strict: bool = False, dims: dict[str, tuple[int, int]] | None = None,
                    backend: str | None = None, tf32: bool = False) -> Path:
     """Compile to out_dir/<name>.so (+ .h, CMake config); returns the library path: plan()
-    then build()."""
-    return build(plan(model_or_path, target, name, schedule_file, dump_ir, dims, tf32), out_dir,
-                 backend, strict)
+    then build(), or a copy from $ONNXC_LIBRARY_CACHE of the same build's output."""
+    def build_in(out: Path) -> Path:
+        return build(plan(model_or_path, target, name, schedule_file, dump_ir, dims, tf32), out,
+                     backend, strict)
+    options = dict(schedule=Path(schedule_file).read_text() if schedule_file else None,
+                   strict=strict, dims=sorted((dims or {}).items()), tf32=tf32)
+    key, library = build_key(model_or_path, target, name, backend, options) \
+        if cache_folder() and dump_ir is None else (None, "")
+    return cached_build(key, out_dir, library, build_in)
+
+
+def build_key(model_or_path, target: str, name: str | None, backend: str | None,
+              options: dict) -> tuple[str | None, str]:
+    """The library cache's key for a build, and the library's file name: key None where the
+    build's inputs cannot all be hashed (external data, an unreadable file, no compiler)."""
+    data = model_bytes(model_or_path)
+    try:
+        tgt = get_target(target)
+        toolchain = compiler_command(tgt)
+        _, name = _model_and_name(model_or_path, name)
+    except OnnxcError:
+        return None, ""
+    backend = backend or ("cuda" if tgt.gpu else os.environ.get("ONNXC_BACKEND") or "c")
+    if data is None:
+        return None, ""
+    options = dict(options, target=repr(tgt), name=name, backend=backend)
+    return library_key(data, options, toolchain, backend == "cuda"), f"{name}.so"
 
 
 def compile(model_or_path, target: str = "host", out_dir=None, name: str | None = None,  # noqa: A001

@@ -53,6 +53,11 @@ BY_NAME = {row.name: row for row in _ROWS}
 BY_ONNX = {row.onnx_code: row for row in _ROWS}
 
 
+# ONNX's 4- and 2-bit integers (docs/technical/int4.md, int2.md): a float converts by rounding to
+# the nearest integer, ties to even, then keeping the low bits like any integer narrowing.
+SUB_BYTE_INTS = ("int4", "uint4", "int2", "uint2")
+
+
 def dtype(name: str) -> DType:
     return BY_NAME[name]
 

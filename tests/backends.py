@@ -17,7 +17,8 @@ from pathlib import Path
 
 import onnxc
 import pytest
-from onnxc.driver import build, plan
+from onnxc.build.library_cache import cached_build
+from onnxc.driver import build, build_key, plan
 from onnxc.targets import local_gpu
 
 BACKENDS = tuple(os.environ.get("ONNXC_TEST_BACKENDS", "c,llvm,cuda").split(","))
@@ -36,15 +37,24 @@ def cuda_compile(real_compile, model_or_path, target: str = "host", out_dir=None
                  strict: bool = False, **options):
     """onnxc.compile as the "cuda" backend runs it (tests that pick a target or a backend
     keep it). The model is compiled once and printed twice: as CUDA and, without a GPU, as
-    C for this CPU."""
+    C for this CPU; both builds go through the library cache as one entry."""
     if target != "host" or "backend" in options:
         return real_compile(model_or_path, target, out_dir, name, num_threads, strict=strict,
                             **options)
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="onnxc_cuda_"))
-    compiled = plan(model_or_path, CUDA_TEST_TARGET, name, **options)
-    lib = build(compiled, out / "cuda", "cuda", strict)
-    if not gpu_available():
-        lib = build(compiled, out / "cpu", "c", strict)
+    on_gpu = gpu_available()
+
+    def build_both(out: Path) -> Path:
+        compiled = plan(model_or_path, CUDA_TEST_TARGET, name, **options)
+        lib = build(compiled, out / "cuda", "cuda", strict)
+        return lib if on_gpu else build(compiled, out / "cpu", "c", strict)
+
+    schedule = options.get("schedule_file")
+    key, library = build_key(model_or_path, CUDA_TEST_TARGET, name, "cuda", dict(
+        options, schedule_file=Path(schedule).read_text() if schedule else None, strict=strict,
+        built_as="cuda, then c without a gpu", gpu=on_gpu)) \
+        if not options.get("dump_ir") else (None, "")
+    lib = cached_build(key, out, f"{'cuda' if on_gpu else 'cpu'}/{library}", build_both)
     model = onnxc.CompiledModel(lib)
     if num_threads is not None:
         model.set_num_threads(num_threads)

@@ -13,6 +13,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import BuildError
@@ -30,14 +31,14 @@ def cache_dir() -> Path:
 
 
 @functools.cache
-def _compiler_identity(command: tuple[str, ...]) -> str:
+def compiler_identity(command: tuple[str, ...]) -> str:
     proc = subprocess.run([*command, "--version"], capture_output=True, text=True)
     return proc.stdout + proc.stderr
 
 
 def _key(command: list[str], flags: list[str], source: Path) -> str:
     digest = hashlib.sha256()
-    for part in (_compiler_identity(tuple(command)), "\0".join(command + flags)):
+    for part in (compiler_identity(tuple(command)), "\0".join(command + flags)):
         digest.update(part.encode() + b"\0")
     for path in [source, *sorted(source.parent.glob("*.h"))]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -52,25 +53,36 @@ def _compile(command: list[str], flags: list[str], source: Path, obj: Path) -> N
                          f"{proc.stderr[-4000:]}")
 
 
-def runtime_object(command: list[str], flags: list[str], source: Path, fallback: Path) -> Path:
-    """The object of source compiled with command + flags: from the cache, else compiled
-    into it (atomically: a concurrent build never sees half a file), else into fallback/."""
-    name = f"{source.stem}-{_key(command, flags, source)}.o"
+def cached_file(name: str, make: Callable[[Path], None]) -> Path | None:
+    """cache_dir()/name, made by make(path) where it is missing: into a temporary file renamed
+    into place, so a concurrent build never sees half a file. None where the cache folder
+    cannot be written."""
     cached = cache_dir() / name
     if cached.is_file():
         return cached
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=cached.parent, suffix=".o.partial")
+        fd, partial = tempfile.mkstemp(dir=cached.parent, prefix=f"{name}.",
+                                       suffix=".partial")
         os.close(fd)
     except OSError:
-        obj = fallback / f"{source.stem}.o"
-        _compile(command, flags, source, obj)
-        return obj
+        return None
     try:
-        _compile(command, flags, source, Path(partial))
+        make(Path(partial))
         os.replace(partial, cached)
     finally:
         if os.path.exists(partial):
             os.unlink(partial)
     return cached
+
+
+def runtime_object(command: list[str], flags: list[str], source: Path, fallback: Path) -> Path:
+    """The object of source compiled with command + flags: from the cache, else compiled
+    into it, else into fallback/."""
+    name = f"{source.stem}-{_key(command, flags, source)}.o"
+    cached = cached_file(name, lambda obj: _compile(command, flags, source, obj))
+    if cached is not None:
+        return cached
+    obj = fallback / f"{source.stem}.o"
+    _compile(command, flags, source, obj)
+    return obj

@@ -13,6 +13,7 @@ from ..errors import BuildError
 from ..resources import resource_dir
 from ..targets import Target
 from .cache import runtime_object
+from .prelude import prelude_flags
 
 BASE_CFLAGS = ("-std=c11", "-O3", "-fPIC", "-fvisibility=hidden", "-fno-math-errno",
                "-Wall", "-Wextra")
@@ -102,12 +103,17 @@ def build_library(files: dict, name: str, out_dir: Path, target: Target,
     sources = RUNTIME_SOURCES + (LLVM_RUNTIME_SOURCES if kernel_objects else ()) \
         + (CUDA_RUNTIME_SOURCES if images else ())
     runtime_objects = [str(runtime_object(command, flags, runtime / s, out_dir)) for s in sources]
-    cmd = command + flags + ["-I", str(out_dir), f"-Wa,-I{out_dir}", "-shared",
-                             f"-Wl,-soname,{name}.so", "-o", str(lib), str(out_dir / f"{name}.c"),
-                             str(out_dir / f"{name}_weights.S")] \
-        + images + kernel_objects + runtime_objects + list(LINK_LIBS) \
-        + (list(CUDA_LINK_LIBS) if images else [])
+    source, model_object = out_dir / f"{name}.c", out_dir / f"{name}.o"
+    _run(command + flags + prelude_flags(command, flags, source, f"{name}.h", runtime)
+         + ["-I", str(out_dir), "-c", str(source), "-o", str(model_object)], lib)
+    _run(command + flags + [f"-Wa,-I{out_dir}", "-shared", f"-Wl,-soname,{name}.so", "-o",
+                            str(lib), str(model_object), str(out_dir / f"{name}_weights.S")]
+         + images + kernel_objects + runtime_objects + list(LINK_LIBS)
+         + (list(CUDA_LINK_LIBS) if images else []), lib)
+    return lib
+
+
+def _run(cmd: list[str], lib: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"building {lib.name} failed:\n{' '.join(cmd)}\n{proc.stderr[-4000:]}")
-    return lib

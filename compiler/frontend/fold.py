@@ -74,11 +74,21 @@ def _shape_of(g: Graph, node: Node) -> np.ndarray | None:
     return np.array(v.shape[slice(start, end)], np.int64)
 
 
+def _casts_to_sub_byte_int(g: Graph, node: Node) -> bool:
+    """A Cast to a 4- or 2-bit integer: onnx.reference converts through ml_dtypes, which
+    truncates (and, by version, wraps or zeroes out-of-range values) where ONNX rounds to even
+    and keeps the low bits; the kernel follows ONNX."""
+    out = g.values.get(node.outputs[0]) if node.outputs else None
+    return node.op_type in ("Cast", "CastLike") and out is not None \
+        and out.dtype in dtypes.SUB_BYTE_INTS
+
+
 def _fold_node(g: Graph, node: Node, constants: dict) -> list[np.ndarray] | None:
     if node.op_type in ("Shape", "Size") and not node.domain:
         folded = _shape_of(g, node)
         return None if folded is None else [folded]
-    if node.op_type in _UNFOLDABLE or node.domain not in ("", "ai.onnx"):
+    if node.op_type in _UNFOLDABLE or node.domain not in ("", "ai.onnx") \
+            or _casts_to_sub_byte_int(g, node):
         return None
     if not all(i == "" or i in constants for i in node.inputs):
         return None

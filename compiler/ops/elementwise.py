@@ -291,6 +291,9 @@ FLOAT8 = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz")
 def cast_saturating(x, target: str, saturate: int = 1):
     """Cast x to target; to a float8 type with saturate=1, values beyond the largest finite
     value (infinities too) clamp to it first. NaN fails both comparisons, so it stays NaN."""
+    if target in dtypes.SUB_BYTE_INTS and dtypes.dtype(x.dtype).is_float:
+        wide = x if x.dtype in ("float32", "float64") else Cast("float32", x)
+        return Cast(target, Cast("int32", Unary("round", wide)))
     if target not in FLOAT8 or not saturate:
         return Cast(target, x)
     if x.dtype not in ("float32", "float64"):

@@ -216,6 +216,7 @@ def test_a_tiled_convolution_with_its_epilogue_runs_as_c(tmp_path):
     assert (tmp_path / f"{compiled.name}.c").read_text().count("barrier") >= 2
 
 
+@pytest.mark.nvcc
 def test_the_cuda_text_of_a_tile(tmp_path):
     from onnxc.driver import build, plan
     model = node_model("MatMul", [rand(512, 64), rand(64, 512)], constant=(1,))

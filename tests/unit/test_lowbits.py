@@ -135,8 +135,12 @@ int main(void) {
 
 def test_e8m0_runtime_encoder(tmp_path):
     """No ONNX op but Cast (spelled in the IR by round_mode) computes an e8m0 value, so the
-    runtime's plain float -> e8m0 conversion (ties up, too small to the smallest code, zero,
-    negative and too large to NaN, as ml_dtypes) is driven directly from C."""
+    runtime's plain float -> e8m0 conversion is driven directly from C. It is ONNX's Cast to
+    FLOAT8E8M0 with round_mode "nearest" and saturate 0: the values of onnx's reference
+    (ties up; below the smallest code to that code; past the largest to NaN), and NaN for zero
+    and negative values (the spec's table: zero is NaN without saturation; negative values are
+    unspecified). The expected codes come from onnx's own rule, not from ml_dtypes, whose
+    conversion of the subnormal range changed between versions."""
     (tmp_path / "enc.c").write_text(_ENCODE_MAIN)
     exe = tmp_path / "enc"
     subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{RUNTIME_C}",
@@ -144,8 +148,21 @@ def test_e8m0_runtime_encoder(tmp_path):
     x = _probe_floats("float8_e5m2")
     x = np.concatenate([x, np.float32(2.0) ** np.arange(-149, 128, dtype=np.float32) * 1.5])
     out = subprocess.run([str(exe)], input=x.tobytes(), capture_output=True, check=True).stdout
-    got = np.frombuffer(out, np.uint8).view(ml_dtypes.float8_e8m0fnu)
-    _same_bits(got, x.astype(ml_dtypes.float8_e8m0fnu))
+    got = np.frombuffer(out, np.uint8)
+    nearest = numpy_helper.to_float8e8m0(x, saturate=False, round_mode="nearest")
+    want = np.where(x > 0, nearest.view(np.uint8), np.uint8(0xFF))
+    want = np.where(np.isnan(x), np.uint8(0xFF), want)
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, f"{bad.size} differ, e.g. {x[bad[:5]]}: {got[bad[:5]]} vs {want[bad[:5]]}"
+
+
+def _wrapped(values: np.ndarray, name: str) -> np.ndarray:
+    """ONNX's fixed-point narrowing, written out: keep the low bits of the two's-complement
+    code (signed types read them back sign-extended)."""
+    bits = 2 if name.endswith("2") else 4
+    low = values.astype(np.int64) & ((1 << bits) - 1)
+    signed = not name.startswith("uint")
+    return low - ((low >> (bits - 1)) << bits) if signed else low
 
 
 @pytest.mark.parametrize("name", INTS)
@@ -158,14 +175,20 @@ def test_int_decode_every_code(name):
 
 @pytest.mark.parametrize("name", INTS)
 def test_int_encode_wraps(name):
-    """Integers keep their low bits; floats truncate toward zero first (ml_dtypes, the node
-    suite's expectation)."""
+    """Integers keep their low bits (ONNX: out of range, discard the higher bits). Floats
+    round to the nearest integer, ties to even, then keep the low bits the same way (ONNX's
+    docs/technical/int4.md and int2.md). The expected values are computed here, not by
+    ml_dtypes, which truncates instead of rounding and has both wrapped (0.5) and zeroed (0.7)
+    values out of range."""
     code, _ = INTS[name]
     ints = np.arange(-300, 300, dtype=np.int32)
-    _same_bits(_cast(ints, code), ints.astype(getattr(ml_dtypes, name)))
+    assert np.array_equal(_cast(ints, code).astype(np.int64), _wrapped(ints, name))
     floats = np.concatenate([ints[::7].astype(np.float32),
-                             np.linspace(-20, 20, 161, dtype=np.float32)])
-    _same_bits(_cast(floats, code), floats.astype(getattr(ml_dtypes, name)))
+                             np.linspace(-20, 20, 161, dtype=np.float32),
+                             np.arange(-9.5, 10, 0.5, dtype=np.float32)])    # ties
+    got = _cast(floats, code)
+    assert got.dtype == getattr(ml_dtypes, name)
+    assert np.array_equal(got.astype(np.int64), _wrapped(np.rint(floats), name))
 
 
 @pytest.mark.parametrize("name", ["int4", "uint4", "int2", "uint2", "float8_e4m3fn",

@@ -196,6 +196,7 @@ def test_tf32_needs_a_gpu_target(tmp_path, capsys):
                            rand(64, 96).astype(ml_dtypes.bfloat16)], constant=(1,)),
      False, "__nv_bfloat16, wmma::col_major> ")],
     ids=["tf32", "conv-f16", "f16-inputs", "bf16"])
+@pytest.mark.nvcc
 def test_the_cuda_text_of_tensor_core_tiles(model, tf32, fragment, tmp_path):
     from onnxc.driver import build, plan
     compiled = plan(model, "cuda-sm80", tf32=tf32)
@@ -208,6 +209,7 @@ def test_the_cuda_text_of_tensor_core_tiles(model, tf32, fragment, tmp_path):
     assert "__shared__ __align__(32)" in cu
 
 
+@pytest.mark.nvcc
 def test_cuda_text_without_tensor_cores_includes_no_mma_header(tmp_path):
     from onnxc.driver import build, plan
     compiled = plan(node_model("MatMul", [rand(64, 64), rand(64, 96)], constant=(1,)),

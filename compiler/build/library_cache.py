@@ -1,0 +1,156 @@
+"""Built libraries kept by a content hash of everything that went into them, so that the same
+model compiled again with the same options is copied instead of built. Opt-in:
+$ONNXC_LIBRARY_CACHE names the folder (the test suite sets it, so that one run never compiles
+one model twice).
+
+The key is every input of a build: the model's bytes, the options, the resolved target record,
+the onnxc sources (Python, templates, C runtime, target descriptions), the C compiler's and
+nvcc's identities, the environment variables the toolchain reads and this CPU's flags (the host
+target builds with -march=native). A model whose tensors live in external files is never cached:
+its bytes alone do not say what it computes. An entry is a folder written under a temporary
+name and renamed into place, so a reader never sees half an entry; a folder that cannot be
+written only costs the cache, never the build.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import onnx
+
+from ..errors import OnnxcError
+from .cache import compiler_identity
+
+CACHE_ENV = "ONNXC_LIBRARY_CACHE"
+KEY_CHARS = 32
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+DATA_DIRS = ("templates", "targets", "runtime_c")
+# The environment the toolchain reads at build time.
+TOOLCHAIN_ENV = ("ONNXC_CC", "ONNXC_NVCC", "CUDA_HOME", "PATH")
+
+
+def cache_folder() -> Path | None:
+    folder = os.environ.get(CACHE_ENV)
+    return Path(folder) if folder else None
+
+
+@functools.cache
+def source_digest() -> str:
+    """One hash of the onnxc package's files (as installed, or in a checkout)."""
+    digest = hashlib.sha256()
+    roots = [PACKAGE_DIR] + [PACKAGE_DIR.parent / d for d in DATA_DIRS
+                             if not (PACKAGE_DIR / d).is_dir()]
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+@functools.cache
+def _cpu_flags() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor()
+    return next((line for line in text.splitlines() if line.startswith(("flags", "Features"))),
+                "")
+
+
+@functools.cache
+def _nvcc_identity() -> str:
+    from .nvcc import find_nvcc
+    try:
+        return compiler_identity((find_nvcc(),))
+    except OnnxcError as exc:       # no nvcc: the build itself says so
+        return str(exc)
+
+
+def _tensors(graph: onnx.GraphProto):
+    """Every tensor of a graph and of its subgraphs: initializers and attribute values."""
+    yield from graph.initializer
+    yield from (s.values for s in graph.sparse_initializer)
+    for node in graph.node:
+        for attr in node.attribute:
+            yield from ([attr.t] if attr.HasField("t") else [])
+            yield from attr.tensors
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _tensors(sub)
+
+
+def model_bytes(model_or_path) -> bytes | None:
+    """The model's bytes, or None where some tensor is stored outside them (or the file does
+    not parse: the build then reports it)."""
+    if isinstance(model_or_path, onnx.ModelProto):
+        model = model_or_path
+        data = model.SerializeToString(deterministic=True)
+    else:
+        try:
+            data = Path(os.fspath(model_or_path)).read_bytes()
+            model = onnx.load_from_string(data)
+        except Exception:           # noqa: BLE001 - unreadable: not cached, the loader reports
+            return None
+    external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors(model.graph))
+    return None if external else data
+
+
+def library_key(model_data: bytes, options: dict, toolchain: list[str], uses_nvcc: bool) -> str:
+    """The hash of one build's inputs. options: every argument of the build as plain values
+    (reprs are hashed), toolchain: the C compiler command."""
+    digest = hashlib.sha256()
+    parts = [source_digest(), repr(sorted(options.items())), compiler_identity(tuple(toolchain)),
+             " ".join(toolchain), _nvcc_identity() if uses_nvcc else "", _cpu_flags(),
+             platform.machine(), *(f"{k}={os.environ.get(k, '')}" for k in TOOLCHAIN_ENV)]
+    for part in parts:
+        digest.update(part.encode() + b"\0")
+    digest.update(hashlib.sha256(model_data).digest())
+    return digest.hexdigest()[:KEY_CHARS]
+
+
+def _snapshot(folder: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} \
+        if folder.is_dir() else {}
+
+
+def cached_build(key: str | None, out_dir, library: str, build: Callable[[Path], Path]) -> Path:
+    """out_dir/library copied from the cache entry `key` with the rest of what its build wrote,
+    else build(out_dir), whose new files are then stored under `key`. A None key, or no cache
+    folder, builds."""
+    folder, out_dir = cache_folder(), Path(out_dir)
+    if key is None or folder is None:
+        return build(out_dir)
+    entry = folder / key
+    if (entry / library).is_file():
+        shutil.copytree(entry, out_dir, dirs_exist_ok=True)
+        return out_dir / library
+    before = _snapshot(out_dir)
+    lib = build(out_dir)
+    written = [p for p, stamp in _snapshot(out_dir).items() if before.get(p) != stamp]
+    if entry.exists():              # damaged by hand (no library): replaced
+        shutil.rmtree(entry, ignore_errors=True)
+    _store(entry, out_dir, written)
+    return lib
+
+
+def _store(entry: Path, built: Path, files: list[Path]) -> None:
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
+    except OSError:
+        return
+    try:
+        for path in files:
+            dest = partial / path.relative_to(built)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest)
+        os.rename(partial, entry)
+    except OSError:
+        pass            # another process stored the same key first, or the disk is full
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

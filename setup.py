@@ -30,7 +30,7 @@ setup(
                                                  "models")],
     package_dir={"onnxc": "compiler"},
     package_data={"onnxc.models": ["*.onnx"]},
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     # Version ranges: the releases the test suite has passed with (.ci/run installs into a new
     # virtual environment, so a release outside them shows there first). ml_dtypes holds the
     # 8/4/2-bit types (0.5.4 and 0.7 both pass; the low-bit tests compute their own expected

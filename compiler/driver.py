@@ -130,8 +130,8 @@ def compile_to_dir(model_or_path, out_dir, target: str = "host", name: str | Non
     def build_in(out: Path) -> Path:
         return build(plan(model_or_path, target, name, schedule_file, dump_ir, dims, tf32), out,
                      backend, strict)
-    options = dict(schedule=Path(schedule_file).read_text() if schedule_file else None,
-                   strict=strict, dims=sorted((dims or {}).items()), tf32=tf32)
+    options = dict(schedule_file=schedule_file, strict=strict, dims=sorted((dims or {}).items()),
+                   tf32=tf32)
     key, library = build_key(model_or_path, target, name, backend, options) \
         if cache_folder() and dump_ir is None else (None, "")
     return cached_build(key, out_dir, library, build_in)
@@ -140,18 +140,20 @@ def compile_to_dir(model_or_path, out_dir, target: str = "host", name: str | Non
 def build_key(model_or_path, target: str, name: str | None, backend: str | None,
               options: dict) -> tuple[str | None, str]:
     """The library cache's key for a build, and the library's file name: key None where the
-    build's inputs cannot all be hashed (external data, an unreadable file, no compiler)."""
-    data = model_bytes(model_or_path)
+    build's inputs cannot all be hashed (external data, an unreadable file, no compiler).
+    options["schedule_file"], a path, is hashed by its contents."""
+    data, schedule = model_bytes(model_or_path), options.get("schedule_file")
+    if data is None:
+        return None, ""
     try:
         tgt = get_target(target)
         toolchain = compiler_command(tgt)
         _, name = _model_and_name(model_or_path, name)
-    except OnnxcError:
+        schedule = Path(schedule).read_text() if schedule else None
+    except (OnnxcError, OSError, UnicodeDecodeError):
         return None, ""
     backend = backend or ("cuda" if tgt.gpu else os.environ.get("ONNXC_BACKEND") or "c")
-    if data is None:
-        return None, ""
-    options = dict(options, target=repr(tgt), name=name, backend=backend)
+    options = dict(options, schedule_file=schedule, target=repr(tgt), name=name, backend=backend)
     return library_key(data, options, toolchain, backend == "cuda"), f"{name}.so"
 
 

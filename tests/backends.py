@@ -49,10 +49,8 @@ def cuda_compile(real_compile, model_or_path, target: str = "host", out_dir=None
         lib = build(compiled, out / "cuda", "cuda", strict)
         return lib if on_gpu else build(compiled, out / "cpu", "c", strict)
 
-    schedule = options.get("schedule_file")
     key, library = build_key(model_or_path, CUDA_TEST_TARGET, name, "cuda", dict(
-        options, schedule_file=Path(schedule).read_text() if schedule else None, strict=strict,
-        built_as="cuda, then c without a gpu", gpu=on_gpu)) \
+        options, strict=strict, built_as="cuda, then c without a gpu", gpu=on_gpu)) \
         if not options.get("dump_ir") else (None, "")
     lib = cached_build(key, out, f"{'cuda' if on_gpu else 'cpu'}/{library}", build_both)
     model = onnxc.CompiledModel(lib)

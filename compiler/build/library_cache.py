@@ -127,15 +127,33 @@ def cached_build(key: str | None, out_dir, library: str, build: Callable[[Path],
         return build(out_dir)
     entry = folder / key
     if (entry / library).is_file():
-        shutil.copytree(entry, out_dir, dirs_exist_ok=True)
+        _install(entry, out_dir)
         return out_dir / library
     before = _snapshot(out_dir)
     lib = build(out_dir)
     written = [p for p, stamp in _snapshot(out_dir).items() if before.get(p) != stamp]
-    if entry.exists():              # damaged by hand (no library): replaced
-        shutil.rmtree(entry, ignore_errors=True)
-    _store(entry, out_dir, written)
+    if not (entry / library).is_file():     # a concurrent build may have stored it meanwhile
+        shutil.rmtree(entry, ignore_errors=True)    # an entry damaged by hand is replaced
+        _store(entry, out_dir, written)
     return lib
+
+
+def _install(entry: Path, out_dir: Path) -> None:
+    """Copy an entry's files into out_dir, each renamed over its old copy: a library of that
+    name already loaded from out_dir keeps its own file (writing into it would crash it)."""
+    for path in entry.rglob("*"):
+        if not path.is_file():
+            continue
+        dest = out_dir / path.relative_to(entry)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        os.close(fd)
+        try:
+            shutil.copy2(path, partial)
+            os.replace(partial, dest)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
 
 
 def _store(entry: Path, built: Path, files: list[Path]) -> None:

@@ -51,6 +51,18 @@ def test_same_build_is_copied(tmp_path, builds):
     np.testing.assert_array_equal(_run(second), X * 2)
 
 
+def test_a_copy_never_writes_into_a_loaded_library(tmp_path, builds):
+    """Both builds cached, then both copied into one folder: the second copy replaces the
+    file the first model was loaded from, which keeps running (and computing its numbers)."""
+    for weight, out in ((2.0, "a"), (3.0, "b")):
+        driver.compile_to_dir(_model(weight), tmp_path / out)
+    first = onnxc.load(driver.compile_to_dir(_model(2.0), tmp_path / "same"))
+    second = onnxc.load(driver.compile_to_dir(_model(3.0), tmp_path / "same"))
+    np.testing.assert_array_equal(first.run(None, {"x": X})[0], X * 2)
+    np.testing.assert_array_equal(second.run(None, {"x": X})[0], X * 3)
+    assert len(builds) == 2
+
+
 def test_other_weights_build_again(tmp_path, builds):
     """Same graph, name and options: only the bytes of one weight differ."""
     np.testing.assert_array_equal(_run(driver.compile_to_dir(_model(2.0), tmp_path / "a")), X * 2)

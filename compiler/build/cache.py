@@ -53,26 +53,31 @@ def _compile(command: list[str], flags: list[str], source: Path, obj: Path) -> N
                          f"{proc.stderr[-4000:]}")
 
 
+def write_replacing(dest: Path, make: Callable[[Path], None]) -> None:
+    """make(path) writes a temporary file beside dest, which is then renamed over dest: a
+    reader never sees half a file, and a process that has the old dest open or mapped (a
+    loaded library) keeps it. OSError where the folder cannot be written."""
+    fd, partial = tempfile.mkstemp(dir=dest.parent, prefix=f"{dest.name}.", suffix=".partial")
+    os.close(fd)
+    try:
+        make(Path(partial))
+        os.replace(partial, dest)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+
+
 def cached_file(name: str, make: Callable[[Path], None]) -> Path | None:
-    """cache_dir()/name, made by make(path) where it is missing: into a temporary file renamed
-    into place, so a concurrent build never sees half a file. None where the cache folder
-    cannot be written."""
+    """cache_dir()/name, made by make(path) where it is missing (write_replacing). None where
+    the cache folder cannot be written, or make raises OSError."""
     cached = cache_dir() / name
     if cached.is_file():
         return cached
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=cached.parent, prefix=f"{name}.",
-                                       suffix=".partial")
-        os.close(fd)
+        write_replacing(cached, make)
     except OSError:
         return None
-    try:
-        make(Path(partial))
-        os.replace(partial, cached)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
     return cached
 
 

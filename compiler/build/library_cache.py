@@ -25,7 +25,7 @@ from pathlib import Path
 import onnx
 
 from ..errors import OnnxcError
-from .cache import compiler_identity
+from .cache import compiler_identity, write_replacing
 
 CACHE_ENV = "ONNXC_LIBRARY_CACHE"
 KEY_CHARS = 32
@@ -139,21 +139,13 @@ def cached_build(key: str | None, out_dir, library: str, build: Callable[[Path],
 
 
 def _install(entry: Path, out_dir: Path) -> None:
-    """Copy an entry's files into out_dir, each renamed over its old copy: a library of that
-    name already loaded from out_dir keeps its own file (writing into it would crash it)."""
+    """Copy an entry's files into out_dir, each renamed over its old copy (write_replacing): a
+    library of that name already loaded from out_dir keeps its own file."""
     for path in entry.rglob("*"):
-        if not path.is_file():
-            continue
-        dest = out_dir / path.relative_to(entry)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-        os.close(fd)
-        try:
-            shutil.copy2(path, partial)
-            os.replace(partial, dest)
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
+        if path.is_file():
+            dest = out_dir / path.relative_to(entry)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            write_replacing(dest, lambda partial, src=path: shutil.copy2(src, partial))
 
 
 def _store(entry: Path, built: Path, files: list[Path]) -> None:

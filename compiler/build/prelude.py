@@ -63,8 +63,5 @@ def prelude_flags(command: list[str], flags: list[str], source: Path, own_header
         cmd = command + flags + ["-x", "c-header", str(header), "-o", str(gch)]
         if subprocess.run(cmd, capture_output=True).returncode != 0:
             raise OSError("the prelude does not precompile")
-    try:
-        gch = header and cached_file(name + ".gch", precompile)
-    except OSError:
-        return []
+    gch = header and cached_file(name + ".gch", precompile)
     return ["-include", str(header)] if gch else []

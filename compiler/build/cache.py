@@ -36,11 +36,15 @@ def compiler_identity(command: tuple[str, ...]) -> str:
     return proc.stdout + proc.stderr
 
 
-def _key(command: list[str], flags: list[str], source: Path) -> str:
+def compile_key(command: list[str], flags: list[str], name: str, text: bytes,
+                headers: Path) -> str:
+    """The key of compiling `text` (named `name`) with command + flags: the compiler's
+    identity, the command, the text and every header of the folder it includes from."""
     digest = hashlib.sha256()
     for part in (compiler_identity(tuple(command)), "\0".join(command + flags)):
         digest.update(part.encode() + b"\0")
-    for path in [source, *sorted(source.parent.glob("*.h"))]:
+    digest.update(name.encode() + b"\0" + text)
+    for path in sorted(headers.glob("*.h")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:KEY_CHARS]
 
@@ -84,7 +88,8 @@ def cached_file(name: str, make: Callable[[Path], None]) -> Path | None:
 def runtime_object(command: list[str], flags: list[str], source: Path, fallback: Path) -> Path:
     """The object of source compiled with command + flags: from the cache, else compiled
     into it, else into fallback/."""
-    name = f"{source.stem}-{_key(command, flags, source)}.o"
+    key = compile_key(command, flags, source.name, source.read_bytes(), source.parent)
+    name = f"{source.stem}-{key}.o"
     cached = cached_file(name, lambda obj: _compile(command, flags, source, obj))
     if cached is not None:
         return cached

@@ -9,13 +9,11 @@ one the plain compile gives (the generated file's own #include lines are then no
 """
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 
-from .cache import cached_file, compiler_identity
+from .cache import cached_file, compile_key, compiler_identity
 
-KEY_CHARS = 20
 INCLUDE = "#include "
 
 
@@ -40,15 +38,6 @@ def _is_gcc(command: list[str]) -> bool:
     return "Free Software Foundation" in identity and "clang" not in identity
 
 
-def _key(command: list[str], flags: list[str], text: str, include: Path) -> str:
-    digest = hashlib.sha256()
-    for part in (compiler_identity(tuple(command)), "\0".join(command + flags), text):
-        digest.update(part.encode() + b"\0")
-    for path in sorted(include.glob("*.h")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:KEY_CHARS]
-
-
 def prelude_flags(command: list[str], flags: list[str], source: Path, own_header: str,
                   include: Path) -> list[str]:
     """["-include", PRELUDE.h] with its precompiled form in the cache, or [] (not gcc, no
@@ -56,7 +45,7 @@ def prelude_flags(command: list[str], flags: list[str], source: Path, own_header
     text = prelude(source.read_text(), own_header)
     if not text or not _is_gcc(command):
         return []
-    name = f"onnxc_prelude-{_key(command, flags, text, include)}.h"
+    name = f"onnxc_prelude-{compile_key(command, flags, 'prelude', text.encode(), include)}.h"
     header = cached_file(name, lambda path: path.write_text(text))
 
     def precompile(gch: Path) -> None:

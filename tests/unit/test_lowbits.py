@@ -16,6 +16,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from tests.backend.spec_values import SUB_BYTE, wrapped
+
 FLOATS = {"float8_e4m3fn": TensorProto.FLOAT8E4M3FN, "float8_e4m3fnuz": TensorProto.FLOAT8E4M3FNUZ,
           "float8_e5m2": TensorProto.FLOAT8E5M2, "float8_e5m2fnuz": TensorProto.FLOAT8E5M2FNUZ,
           "float4_e2m1fn": TensorProto.FLOAT4E2M1}
@@ -156,15 +158,6 @@ def test_e8m0_runtime_encoder(tmp_path):
     assert bad.size == 0, f"{bad.size} differ, e.g. {x[bad[:5]]}: {got[bad[:5]]} vs {want[bad[:5]]}"
 
 
-def _wrapped(values: np.ndarray, name: str) -> np.ndarray:
-    """ONNX's fixed-point narrowing, written out: keep the low bits of the two's-complement
-    code (signed types read them back sign-extended)."""
-    bits = 2 if name.endswith("2") else 4
-    low = values.astype(np.int64) & ((1 << bits) - 1)
-    signed = not name.startswith("uint")
-    return low - ((low >> (bits - 1)) << bits) if signed else low
-
-
 @pytest.mark.parametrize("name", INTS)
 def test_int_decode_every_code(name):
     code, wide = INTS[name]
@@ -181,14 +174,15 @@ def test_int_encode_wraps(name):
     ml_dtypes, which truncates instead of rounding and has both wrapped (0.5) and zeroed (0.7)
     values out of range."""
     code, _ = INTS[name]
+    bits, signed = SUB_BYTE[name.upper()]
     ints = np.arange(-300, 300, dtype=np.int32)
-    assert np.array_equal(_cast(ints, code).astype(np.int64), _wrapped(ints, name))
+    assert np.array_equal(_cast(ints, code).astype(np.int64), wrapped(ints, bits, signed))
     floats = np.concatenate([ints[::7].astype(np.float32),
                              np.linspace(-20, 20, 161, dtype=np.float32),
                              np.arange(-9.5, 10, 0.5, dtype=np.float32)])    # ties
     got = _cast(floats, code)
     assert got.dtype == getattr(ml_dtypes, name)
-    assert np.array_equal(got.astype(np.int64), _wrapped(np.rint(floats), name))
+    assert np.array_equal(got.astype(np.int64), wrapped(np.rint(floats), bits, signed))
 
 
 @pytest.mark.parametrize("name", ["int4", "uint4", "int2", "uint2", "float8_e4m3fn",

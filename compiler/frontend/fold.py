@@ -83,12 +83,22 @@ def _casts_to_sub_byte_int(g: Graph, node: Node) -> bool:
         and out.dtype in dtypes.SUB_BYTE_INTS
 
 
+def _divides_by_zero(node: Node, constants: dict) -> bool:
+    """An integer Div or Mod by a constant holding a zero: onnx.reference would fold it to
+    garbage; its lowering refuses it, naming the node, as onnxruntime does at load."""
+    if node.op_type not in ("Div", "Mod") or node.domain or len(node.inputs) < 2:
+        return False
+    divisor = constants.get(node.inputs[1])
+    return divisor is not None and np.asarray(divisor).dtype.kind in "iu" and \
+        bool((np.asarray(divisor) == 0).any())
+
+
 def _fold_node(g: Graph, node: Node, constants: dict) -> list[np.ndarray] | None:
     if node.op_type in ("Shape", "Size") and not node.domain:
         folded = _shape_of(g, node)
         return None if folded is None else [folded]
     if node.op_type in _UNFOLDABLE or node.domain not in ("", "ai.onnx") \
-            or _casts_to_sub_byte_int(g, node):
+            or _casts_to_sub_byte_int(g, node) or _divides_by_zero(node, constants):
         return None
     if not all(i == "" or i in constants for i in node.inputs):
         return None

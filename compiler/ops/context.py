@@ -90,6 +90,17 @@ class OpContext:
         self.emit(IfThen(Unary("not", ok), Store(flag, (Const(0, "int64"),), Const(1, "int64"))),
                   stage="check")
 
+    def check_each(self, shape, ok, message: str) -> None:
+        """A kernel over `shape` that fails the run with `message` unless ok(*index) holds at
+        every index (each element of a tensor read at run time: indices, divisors). The
+        kernels after it still run: they must stay safe on the values it rejects."""
+        from ..loop.ir import Const, IfThen, Store, Unary
+        from .common import ZERO, nest
+        flag = self.fault(message)
+        self.emit(nest(shape, lambda *v: IfThen(Unary("not", ok(*v)),
+                                                Store(flag, (ZERO,), Const(1, "int64")))),
+                  stage="check")
+
     def temp(self, dtype: str, shape, hint: str = "tmp") -> Buffer:
         return self.builder.add_temp(f"{self.node.name}_{hint}", dtype, shape)
 

@@ -7,9 +7,21 @@ import ml_dtypes
 
 from .. import dtypes
 from ..errors import ModelError
-from ..loop.ir import Binary, Bitcast, Cast, Const, Select, Store, Unary, cmp, static_shape
-from .common import load_broadcast, nest
+from ..loop.ir import (
+    Binary,
+    Bitcast,
+    Cast,
+    Const,
+    Load,
+    Select,
+    Store,
+    Unary,
+    cmp,
+    static_shape,
+)
+from .common import load_broadcast, nest, view
 from .registry import INTERNAL_DOMAIN, register
+from .shape import fail
 
 
 def _c(x, value):
@@ -56,7 +68,6 @@ _BINARY = {
     "Add": (7, lambda a, b: a + b),
     "Sub": (7, lambda a, b: a - b),
     "Mul": (7, lambda a, b: a * b),
-    "Div": (7, lambda a, b: Binary("div", a, b)),
     "Pow": (7, lambda a, b: Binary("pow", a, Cast(a.dtype, b) if b.dtype != a.dtype else b)),
     "Equal": (7, lambda a, b: cmp("eq", a, b)),
     "Less": (7, lambda a, b: cmp("lt", a, b)),
@@ -176,10 +187,54 @@ def SwiGLU(ctx, A, B, *, alpha=1.0):
     emit_elementwise(ctx, lambda a, b: a * Unary("sigmoid", a * _c(a, alpha)) * b, A, B)
 
 
+# -- division: C's integer / and % trap (SIGFPE on x86) on a zero divisor and on INT_MIN / -1;
+# floats keep IEEE's inf and nan ---------------------------------------------------------------
+def _int_divisor(ctx, B):
+    """The divisor as the kernel uses it, b -> an expression that never traps. A zero is an
+    error as in onnxruntime: at compile time in a constant, else a check kernel fails the
+    run, and the kernel divides by 1 there. A signed -1 is replaced by 1 as well, where the
+    caller gives the quotient itself (INT_MIN / -1 wraps to INT_MIN; any x % -1 is 0 = x % 1).
+    None when no guard is needed (floats, or a constant without 0 or -1)."""
+    if dtypes.dtype(B.dtype).is_float:
+        return None
+    values = ctx.const(B)
+    if values is not None and (values == 0).any():
+        raise fail(ctx, "integer division by zero (a zero in the constant divisor)")
+    if values is None:
+        flat = view(B, math.prod(ctx.shape(B)))
+        ctx.check_each(flat.shape, lambda i: cmp("ne", Load(flat, (i,)), 0),
+                       "integer division by zero")
+    signed = dtypes.dtype(B.dtype).is_signed
+    if values is not None and not (signed and (values == -1).any()):
+        return None
+    return lambda b: Select(Binary("or", cmp("eq", b, 0), cmp("eq", b, -1)) if signed
+                            else cmp("eq", b, 0), _c(b, 1), b)
+
+
+def _negated(x):
+    """-x, wrapping as two's complement (-INT_MIN is INT_MIN; C leaves it undefined)."""
+    unsigned = f"u{x.dtype}"
+    return Cast(x.dtype, Binary("sub", Const(0, unsigned), Cast(unsigned, x)))
+
+
+@register("Div", since=7)
+def Div(ctx, A, B):
+    guard = _int_divisor(ctx, B)
+    if guard is None:
+        return emit_elementwise(ctx, lambda a, b: Binary("div", a, b), A, B)
+    signed = dtypes.dtype(B.dtype).is_signed
+
+    def quotient(a, b):
+        q = Binary("div", a, guard(b))
+        return Select(cmp("eq", b, -1), _negated(a), q) if signed else q
+    emit_elementwise(ctx, quotient, A, B)
+
+
 @register("Mod", since=10)
 def Mod(ctx, A, B, *, fmod=0):
     """fmod=1: the remainder has the dividend's sign (C fmod); fmod=0: the divisor's sign,
     as Python's %."""
+    guard = _int_divisor(ctx, B) or (lambda b: b)
 
     def floored(a, b):
         r = Binary("fmod", a, b)
@@ -187,7 +242,10 @@ def Mod(ctx, A, B, *, fmod=0):
         wrong_sign = Binary("and", cmp("ne", r, zero),
                             Binary("xor", cmp("lt", r, zero), cmp("lt", b, zero)))
         return Select(wrong_sign, r + b, r)
-    emit_elementwise(ctx, (lambda a, b: Binary("fmod", a, b)) if fmod else floored, A, B)
+    # unsigned: the two signs agree (and a `< 0` test would be a -Wextra warning)
+    truncated = fmod or not dtypes.dtype(A.dtype).is_signed
+    rem = (lambda a, b: Binary("fmod", a, b)) if truncated else floored
+    emit_elementwise(ctx, lambda a, b: rem(a, guard(b)), A, B)
 
 
 @register("IsInf", since=10)

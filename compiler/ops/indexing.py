@@ -1,28 +1,62 @@
 """Indexing by run-time data: GatherElements, GatherND, the scatters, Trilu, and the bitwise ops.
 
-Indices are tensors read at run time: each is loaded, cast to int64 and wrapped into the axis
-(see wrap_index), so no index reads or writes outside a buffer. A scatter copies its data to
-the output, then applies the updates in one serial nest in their row-major order, so that a
-later update to the same element wins (reduction none) or folds in after the earlier ones.
+Indices are tensors read at run time. A check kernel fails the run, naming the node, when one
+lies outside [-n, n-1] of its axis (onnxruntime's error; see check_indices); the kernels after
+it still run, so each index is also wrapped into the axis (see wrap_index) and none reads or
+writes outside a buffer. A scatter copies its data to the output, then applies the updates in
+one serial nest in their row-major order, so that a later update to the same element wins
+(reduction none) or folds in after the earlier ones.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from .. import dtypes
 from ..loop.ir import Binary, Cast, Const, Load, Select, Store, Unary, cmp, const_int
 from .common import ZERO, copy_body, nest, view
 from .elementwise import emit_elementwise
 from .registry import register
+from .runtime_values import all_of
 from .shape import fail, normalize_axis, scalar_const
 
 
 def wrap_index(idx, n: int):
     """A run-time index into an axis of n: ((i % n) + n) % n is i + n for i in [-n, 0), i for
     i in [0, n), and in [0, n) for any i (C's % truncates). onnxruntime rejects an
-    out-of-range index; here it wraps around, as Gather does (ops/movement.py)."""
+    out-of-range index: the gathers and scatters fail the run on one (check_indices) and
+    wrap it meanwhile, so that the kernels after the check stay inside their buffers."""
     if idx.dtype != "int64":
         idx = Cast("int64", idx)
     size = const_int(max(n, 1))    # an empty axis has no elements to index, nor loop trips
     return (idx % size + size) % size
+
+
+def _in_axis(idx, n: int):
+    return Binary("and", cmp("ge", idx, -n), cmp("lt", idx, n))
+
+
+def check_indices(ctx, indices, extents: tuple[int, ...], tuples: bool = False) -> bool:
+    """A kernel that fails the run when an index is outside [-n, n-1] of its axis. Each
+    element of indices indexes an axis of extents[0]; with tuples, the last axis of indices
+    holds coordinates along axes of extents[0], extents[1], ... (GatherND, ScatterND).
+    False when the indexing kernel must not run: there are indices into an empty axis (each
+    fails the run; no wrapped index exists)."""
+    width = len(extents) if tuples else 1
+    count = _size(ctx.shape(indices)) // max(width, 1)
+    if not width or not count:
+        return True
+    ranges = " x ".join(f"[{-n}, {n - 1}]" for n in extents)
+    message = f"an index {'tuple ' if tuples else ''}is outside {ranges}"
+    values = ctx.const(indices)
+    if values is not None:       # known now: refused now
+        values, top = values.reshape(count, width), np.array(extents)
+        if ((values < -top) | (values >= top)).any():
+            raise fail(ctx, message)
+        return True
+    flat = view(indices, count, width)
+    ctx.check_each((count,), lambda i: all_of(
+        _in_axis(Load(flat, (i, const_int(k))), n) for k, n in enumerate(extents)), message)
+    return all(extents)
 
 
 def _with_axis(v, axis: int, index) -> tuple:
@@ -50,6 +84,8 @@ def GatherElements(ctx, data, indices, *, axis=0):
     axis = normalize_axis(ctx, axis, len(shape))
     if len(ctx.shape(indices)) != len(shape) or ctx.shape(out) != ctx.shape(indices):
         raise fail(ctx, f"indices of shape {ctx.shape(indices)} do not fit data {shape}")
+    if not check_indices(ctx, indices, (shape[axis],)):
+        return
 
     def body(*v):
         at = wrap_index(Load(indices, tuple(v)), shape[axis])
@@ -71,6 +107,8 @@ def GatherND(ctx, data, indices, *, batch_dims=0):
     if _size(ctx.shape(out)) != _size(want):
         raise fail(ctx, f"gathering gives {want}, inferred {ctx.shape(out)}")
     out = view(out, *want)     # a scalar result may be stored with shape (1,)
+    if not check_indices(ctx, indices, shape[b:b + m], tuples=True):
+        return
 
     def body(*v):
         at = tuple(v[:b]) + _tuple_index(indices, shape, v[:q], b, m) + tuple(v[q:])
@@ -114,6 +152,8 @@ def ScatterElements(ctx, data, indices, updates, *, axis=0, reduction="none"):
     axis = normalize_axis(ctx, axis, len(shape))
     if len(ishape) != len(shape):
         raise fail(ctx, f"indices of rank {len(ishape)} for data of rank {len(shape)}")
+    if not check_indices(ctx, indices, (shape[axis],)):
+        return
     _emit_scatter(ctx, data, updates, ishape, lambda v: _with_axis(
         v, axis, wrap_index(Load(indices, tuple(v)), shape[axis])), reduction)
 
@@ -130,6 +170,8 @@ def ScatterND(ctx, data, indices, updates, *, reduction="none"):
     q, m = len(ishape) - 1, ishape[-1] if ishape else 0
     if q < 0 or m > len(shape):
         raise fail(ctx, f"indices of shape {ishape} do not index data of rank {len(shape)}")
+    if not check_indices(ctx, indices, shape[:m], tuples=True):
+        return
     _emit_scatter(ctx, data, updates, ishape[:-1] + shape[m:], lambda v: _tuple_index(
         indices, shape, v[:q], 0, m) + tuple(v[q:]), reduction)
 

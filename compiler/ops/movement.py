@@ -12,6 +12,7 @@ import numpy as np
 
 from ..loop.ir import Cast, Expr, Load, Store, Var, cmp, const_int, loops
 from .common import nest, view
+from .indexing import check_indices, wrap_index
 from .registry import register
 from .runtime_gather import runtime_pad, runtime_slice
 from .runtime_values import all_of, check_equal, values_of
@@ -214,15 +215,9 @@ def Slice_1(ctx, data, *, starts, ends, axes=None):
 
 # -- Gather ------------------------------------------------------------------------------------
 def _runtime_index(indices, n: int):
-    """A run-time index made safe: ((i % n) + n) % n is i + n for i in [-n, 0), i for i in
-    [0, n), and in [0, n) for any i (C's % truncates), so no index reads outside the data;
-    onnxruntime rejects an out-of-range index, here it wraps around."""
-    def fn(iv):
-        idx = Load(indices, tuple(iv))
-        if idx.dtype != "int64":
-            idx = Cast("int64", idx)
-        return (idx % const_int(n) + const_int(n)) % const_int(n)
-    return fn
+    """A run-time index: the run fails on one outside [-n, n-1] (check_indices), and it is
+    wrapped into the axis meanwhile (wrap_index), so none reads outside the data."""
+    return lambda iv: wrap_index(Load(indices, tuple(iv)), n)
 
 
 def _constant_index(ctx, values, n: int, var_count: int):
@@ -245,6 +240,8 @@ def Gather(ctx, data, indices, *, axis=0):
     # The index rank from the output: a constant scalar's buffer is stored with shape (1,).
     n, k = shape[axis], len(ctx.shape(ctx.output(0))) - len(shape) + 1
     values = ctx.const(indices)
+    if values is None and not check_indices(ctx, indices, (n,)):
+        return
     index = _runtime_index(indices, n) if values is None else \
         _constant_index(ctx, values, n, k)
     fns = [_axis_fn(d) for d in range(axis)] + [lambda v: index(v[axis:axis + k])] + \

@@ -10,10 +10,11 @@ from pathlib import Path
 import onnx
 
 from .backend.emit import Specialization, emit_c
-from .build.library_cache import cache_folder, cached_build, library_key, model_bytes
+from .build.library_cache import cache_folder, cached_build, library_key, model_digest
 from .build.toolchain import build_library, compiler_command
 from .errors import ModelError, OnnxcError
 from .frontend.dims import specializations, specialize
+from .frontend.external import digest_model
 from .frontend.load import load_model
 from .lower.from_graph import find_unsupported
 from .lower.pipeline import compile_program
@@ -83,6 +84,7 @@ class Plan:
     ranges: list
     specs: list[Specialization]
     options: str
+    model_hash: str     # sha256 of the model's file (or protobuf) and external data
 
 
 def plan(model_or_path, target: str = "host", name: str | None = None,
@@ -106,7 +108,7 @@ def plan(model_or_path, target: str = "host", name: str | None = None,
                                                 if schedule_file else "")
     options += "".join(f" dim={r.name}={r.low}..{r.high}" for r in ranges)
     options += " tf32" if tf32 else ""
-    return Plan(model, name, tgt, ranges, specs, options)
+    return Plan(model, name, tgt, ranges, specs, options, digest_model(source))
 
 
 def build(compiled: Plan, out_dir, backend: str | None = None, strict: bool = False) -> Path:
@@ -115,7 +117,7 @@ def build(compiled: Plan, out_dir, backend: str | None = None, strict: bool = Fa
     tgt, model = compiled.target, compiled.model
     backend = backend or ("cuda" if tgt.gpu else os.environ.get("ONNXC_BACKEND") or "c")
     options = compiled.options + (f" backend={backend}" if backend != "c" else "")
-    files = emit_c(compiled.specs, tgt, compiled.name, model.SerializeToString(), options,
+    files = emit_c(compiled.specs, tgt, compiled.name, compiled.model_hash, options,
                    compiled.ranges, _input_axes(model, compiled.specs[0].program,
                                                 compiled.ranges), backend)
     return build_library(files, compiled.name, Path(out_dir), tgt, strict=strict)
@@ -140,10 +142,10 @@ def compile_to_dir(model_or_path, out_dir, target: str = "host", name: str | Non
 def build_key(model_or_path, target: str, name: str | None, backend: str | None,
               options: dict) -> tuple[str | None, str]:
     """The library cache's key for a build, and the library's file name: key None where the
-    build's inputs cannot all be hashed (external data, an unreadable file, no compiler).
+    build's inputs cannot all be hashed (an unreadable file, no compiler).
     options["schedule_file"], a path, is hashed by its contents."""
-    data, schedule = model_bytes(model_or_path), options.get("schedule_file")
-    if data is None:
+    digest, schedule = model_digest(model_or_path), options.get("schedule_file")
+    if digest is None:
         return None, ""
     try:
         tgt = get_target(target)
@@ -154,7 +156,8 @@ def build_key(model_or_path, target: str, name: str | None, backend: str | None,
         return None, ""
     backend = backend or ("cuda" if tgt.gpu else os.environ.get("ONNXC_BACKEND") or "c")
     options = dict(options, schedule_file=schedule, target=repr(tgt), name=name, backend=backend)
-    return library_key(data, options, toolchain, backend == "cuda"), f"{name}.so"
+    return library_key(bytes.fromhex(digest), options, toolchain, backend == "cuda"), \
+        f"{name}.so"
 
 
 def compile(model_or_path, target: str = "host", out_dir=None, name: str | None = None,  # noqa: A001

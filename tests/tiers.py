@@ -40,4 +40,5 @@ def full_tier_only(item, node_sample: frozenset[str]) -> bool:
     if nodeid.startswith("tests/models/"):
         return nodeid != DEFAULT_MODEL_TEST
     return (nodeid.startswith(FULL_TIER_PATHS) or _backend(item) in FULL_TIER_BACKENDS
-            or item.get_closest_marker("nvcc") is not None)
+            or item.get_closest_marker("nvcc") is not None
+            or item.get_closest_marker("full") is not None)

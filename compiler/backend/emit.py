@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 from dataclasses import dataclass
 
 import jinja2
 import numpy as np
 
 from .. import __version__, dtypes
-from ..errors import OnnxcError
+from ..errors import BuildError, OnnxcError
 from ..frontend.dims import DimRange
 from ..loop.ir import Program, static_shape
 from ..names import c_comment, c_string
@@ -18,8 +17,8 @@ from ..resources import resource_dir
 from ..targets import Target
 from .c import c_type, print_kernel
 from .intrinsics import headers
+from .weights import AARCH64_IMAGE_BYTES, WeightsBlob, layout_weights
 
-WEIGHT_ALIGNMENT = 64
 # The skeleton each backend's library is laid out by, and the runtime headers it includes.
 SKELETONS = {"c": "model.c.j2", "llvm": "model.c.j2", "cuda": "model_cuda.c.j2"}
 RUNTIME_HEADERS = {"c": ["onnxc_vmath.h"], "llvm": [], "cuda": ["onnxc_cuda.h"]}
@@ -34,26 +33,6 @@ def _env() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                               autoescape=False)
-
-
-def _weights(progs: list[Program]) -> tuple[bytes, list[dict[str, int]]]:
-    """One blob for every specialization: a constant they share (same dtype and bytes, as
-    weights are) is stored once. Returns the blob and each program's name -> offset."""
-    blob = bytearray()
-    stored: dict[tuple[str, str], int] = {}
-    per_program = []
-    for prog in progs:
-        offsets = {}
-        for const in prog.constants:
-            data = np.ascontiguousarray(const.data, dtype=dtypes.dtype(const.buffer.dtype).numpy)
-            key = (const.buffer.dtype, hashlib.sha256(data.tobytes()).hexdigest())
-            if key not in stored:
-                blob.extend(b"\0" * (-len(blob) % WEIGHT_ALIGNMENT))
-                stored[key] = len(blob)
-                blob.extend(data.tobytes())
-            offsets[const.buffer.name] = stored[key]
-        per_program.append(offsets)
-    return bytes(blob), per_program
 
 
 def _declared_shapes(progs: list[Program], io: str) -> list[list[int]]:
@@ -153,10 +132,10 @@ def _io_bytes(prog: Program, io: str) -> str:
                      for b in getattr(prog, f"{io}s")) or "0"
 
 
-def _places(name: str, on_gpu: bool, num_extents: int) -> dict[str, str]:
+def _places(name: str, on_gpu: bool, num_extents: int, blob: WeightsBlob) -> dict[str, str]:
     if not on_gpu:
-        return {"weights": f"{name}_weights_blob", "extents": "ctx->extents",
-                "faults": "ctx->faults"}
+        weights = f"{name}_weights_address" if blob.large else f"{name}_weights_blob"
+        return {"weights": weights, "extents": "ctx->extents", "faults": "ctx->faults"}
     return {"weights": "ctx->device_weights", "extents": "ctx->device_flags",
             "faults": f"ctx->device_flags + {num_extents}"}
 
@@ -223,29 +202,34 @@ def _max_bytes(progs: list[Program], io: str) -> list[int]:
     return [max(col) for col in zip(*sizes)] if getattr(progs[0], f"{io}s") else []
 
 
-def _cuda_context(files: dict, progs: list[Program], blob: bytes, name: str) -> dict:
+def _cuda_context(files: dict, progs: list[Program], blob: WeightsBlob, name: str) -> dict:
     """What the CUDA skeleton adds: the kernels' entry names, buffer sizes for the GPU."""
     module = files.get(f"{name}_kernels.cu")
     owned = any(p.output_offsets for p in progs)
-    return {"cuda_entries": module.entries if module else [], "weight_bytes": len(blob),
+    return {"cuda_entries": module.entries if module else [], "weight_bytes": blob.size,
             "input_max_bytes": _max_bytes(progs, "input"),
             "output_max_bytes": _max_bytes(progs, "output"),
             "host_arena_bytes": max(p.arena_size for p in progs) if owned else 0}
 
 
-def emit_c(specs: list[Specialization], target: Target, name: str, model_bytes: bytes,
+def emit_c(specs: list[Specialization], target: Target, name: str, model_hash: str,
            options: str, dims: list[DimRange] = (), input_axes: list[list[int]] = (),
            backend: str = "c") -> dict:
-    """File name -> contents (str or bytes). input_axes[i][a]: the index in dims of input i's
+    """File name -> contents (str, bytes, or the WeightsBlob that build_library writes
+    tensor by tensor). input_axes[i][a]: the index in dims of input i's
     axis a, or -1 where it is static. The C backend prints the kernels into NAME.c; the LLVM
     backend into NAME_kernels.ll and the CUDA backend into NAME_kernels.cu, which NAME.c
     declares or launches."""
     progs = [s.program for s in specs]
-    blob, offsets = _weights(progs)
+    blob, offsets = layout_weights(progs)
+    if target.arch == "aarch64" and blob.size > AARCH64_IMAGE_BYTES:
+        raise BuildError(f"{blob.size / 2**30:.1f} GiB of weights: an aarch64 library holds "
+                         f"at most {AARCH64_IMAGE_BYTES / 2**30:.1f} GiB (its code reaches "
+                         "+-4 GiB of data)")
     kernels, variants, files = [], [], {}
     printer = _kernel_printer(backend, name, target, files)
     num_extents = max(1, max(len(p.extents) for p in progs))
-    places = _places(name, backend == "cuda", num_extents)
+    places = _places(name, backend == "cuda", num_extents, blob)
     for index, (spec, offs) in enumerate(zip(specs, offsets)):
         ks, variant = _variant(spec, index, offs, places, target, list(dims), printer)
         kernels += ks
@@ -253,7 +237,9 @@ def emit_c(specs: list[Specialization], target: Target, name: str, model_bytes: 
     dim_names = [d.name for d in dims]
     ctx = {
         "name": name, "version": __version__, "target": target.tag, "options": c_comment(options),
-        "model_hash": "sha256:" + hashlib.sha256(model_bytes).hexdigest(),
+        "model_hash": "sha256:" + model_hash,
+        "weights_address": blob.large,
+        "large_data_section": blob.large and target.arch == "x86_64",
         "model_comment": c_comment(progs[0].name),
         # kernels printed as C inline the vector math; the LLVM module's call it out of line
         "isa_headers": headers(target.features) if backend == "c" else [],

@@ -6,10 +6,10 @@ one model twice).
 The key is every input of a build: the model's bytes, the options, the resolved target record,
 the onnxc sources (Python, templates, C runtime, target descriptions), the C compiler's and
 nvcc's identities, the environment variables the toolchain reads and this CPU's flags (the host
-target builds with -march=native). A model whose tensors live in external files is never cached:
-its bytes alone do not say what it computes. An entry is a folder written under a temporary
-name and renamed into place, so a reader never sees half an entry; a folder that cannot be
-written only costs the cache, never the build.
+target builds with -march=native). A model whose tensors live in external files is keyed by
+their bytes too, read in chunks. An entry is a folder written under a temporary name and
+renamed into place, so a reader never sees half an entry; a folder that cannot be written only
+costs the cache, never the build.
 """
 from __future__ import annotations
 
@@ -22,9 +22,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import onnx
-
 from ..errors import OnnxcError
+from ..frontend.external import digest_model
 from .cache import compiler_identity, write_replacing
 
 CACHE_ENV = "ONNXC_LIBRARY_CACHE"
@@ -72,32 +71,13 @@ def _nvcc_identity() -> str:
         return str(exc)
 
 
-def _tensors(graph: onnx.GraphProto):
-    """Every tensor of a graph and of its subgraphs: initializers and attribute values."""
-    yield from graph.initializer
-    yield from (s.values for s in graph.sparse_initializer)
-    for node in graph.node:
-        for attr in node.attribute:
-            yield from ([attr.t] if attr.HasField("t") else [])
-            yield from attr.tensors
-            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-                yield from _tensors(sub)
-
-
-def model_bytes(model_or_path) -> bytes | None:
-    """The model's bytes, or None where some tensor is stored outside them (or the file does
-    not parse: the build then reports it)."""
-    if isinstance(model_or_path, onnx.ModelProto):
-        model = model_or_path
-        data = model.SerializeToString(deterministic=True)
-    else:
-        try:
-            data = Path(os.fspath(model_or_path)).read_bytes()
-            model = onnx.load_from_string(data)
-        except Exception:           # noqa: BLE001 - unreadable: not cached, the loader reports
-            return None
-    external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors(model.graph))
-    return None if external else data
+def model_digest(model_or_path) -> str | None:
+    """The sha256 of a model and of its external data, streamed from their files; None where
+    they cannot be read (the build then reports why)."""
+    try:
+        return digest_model(model_or_path)
+    except Exception:           # noqa: BLE001 - unreadable: not cached, the loader reports
+        return None
 
 
 def library_key(model_data: bytes, options: dict, toolchain: list[str], uses_nvcc: bool) -> str:

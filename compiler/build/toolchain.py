@@ -90,8 +90,10 @@ def build_library(files: dict, name: str, out_dir: Path, target: Target,
         path = out_dir / fname
         if isinstance(content, bytes):
             path.write_bytes(content)
-        else:
+        elif isinstance(content, str):
             path.write_text(content)
+        else:
+            content.write(path)     # the weights blob, written tensor by tensor
     runtime = resource_dir("runtime_c")
     lib = out_dir / f"{name}.so"
     command = compiler_command(target)

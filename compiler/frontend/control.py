@@ -18,6 +18,7 @@ from onnx import helper, numpy_helper
 
 from ..errors import ModelError
 from ..ops.registry import INTERNAL_DOMAIN
+from .external import tensor_array
 
 
 class _Renamer:
@@ -151,11 +152,11 @@ MAX_UNROLLED_STEPS = 1024
 
 
 def _constants(graph: onnx.GraphProto) -> dict:
-    found = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    found = {t.name: tensor_array(t) for t in graph.initializer}
     for node in graph.node:
         value = _attr(node, "value")
         if node.op_type == "Constant" and isinstance(value, onnx.TensorProto):
-            found[node.output[0]] = numpy_helper.to_array(value)
+            found[node.output[0]] = tensor_array(value)
     return found
 
 

@@ -17,6 +17,7 @@ from ..ops.registry import lookup
 _UNFOLDABLE = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike",
                          "RandomUniformLike", "Multinomial", "Bernoulli", "RNN", "GRU", "LSTM"})
 _MAX_FOLDED_ELEMENTS = 1 << 22   # don't embed a huge tensor that a kernel could compute
+_TYPED_ONLY_BYTES = 1 << 20     # to_model gives larger constants as typed inputs
 # Inputs whose values (not just shapes) decide the output shape; None: the data itself does.
 _SHAPE_INPUTS = {"Reshape": (1,), "Expand": (1,), "Slice": (1, 2, 3, 4), "Tile": (1,),
                  "Pad": (1, 2, 3), "ConstantOfShape": (0,), "Range": (0, 1, 2),
@@ -134,12 +135,18 @@ def fold_constants(g: Graph) -> Graph:
 
 
 def to_model(g: Graph) -> onnx.ModelProto:
-    """The graph back as ONNX (constants as initializers), for onnx's inference."""
-    inits = [numpy_helper.from_array(np.asarray(a), name) for name, a in g.constants.items()]
+    """The graph back as ONNX (constants as initializers), for onnx's inference. Large
+    constants (weights) become typed inputs: inference reads only small ones' values, and
+    a copy of every weight in a protobuf would double the model's memory."""
+    large = [k for k, a in g.constants.items() if a.nbytes > _TYPED_ONLY_BYTES]
+    inits = [numpy_helper.from_array(np.asarray(a), name) for name, a in g.constants.items()
+             if name not in large]
     known = [_value_info(v) for k, v in g.values.items()
              if k not in g.constants and k not in {i.name for i in g.inputs}]
     graph = helper.make_graph([node_proto(n) for n in g.nodes], g.name,
-                              [_value_info(v) for v in g.inputs],
+                              [_value_info(v) for v in g.inputs] +
+                              [_value_info(Value(k, dtypes.from_numpy(g.constants[k].dtype),
+                                                 tuple(g.constants[k].shape))) for k in large],
                               [_value_info(v) for v in g.outputs], inits, value_info=known)
     model = helper.make_model(graph, opset_imports=_opset_imports(g))
     model.ir_version = onnx.IR_VERSION

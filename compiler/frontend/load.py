@@ -5,7 +5,8 @@ import os
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper, shape_inference
+from google.protobuf.message import EncodeError
+from onnx import helper, shape_inference
 
 from .. import dtypes
 from ..errors import ModelError
@@ -14,34 +15,44 @@ from ..graph.ir import Graph, Node, Value
 from ..graph.passes import eliminate_dead_nodes, fold_batchnorm
 from ..graph.patterns import MAX_SCORES_BYTES, recognize_subgraphs
 from .control import inline_control_flow
+from .external import external_tensors, for_checker, locate, read_model, tensor_array
 from .fold import fold_constants, infer_missing_shapes
 from .functions import expand_functions
+from .wire import SCAN_BYTES
 
 
 def load_model(model_or_path) -> onnx.ModelProto:
-    """Read and check a model; every failure is a one-line ModelError."""
+    """Read and check a model; every failure is a one-line ModelError. A file's weights stay
+    in their files (frontend/external.py), so that a model over protobuf's 2 GiB limit loads
+    and its weights are never copied whole."""
     if isinstance(model_or_path, onnx.ModelProto):
         model = model_or_path
+        checked = for_checker(model)
     else:
         path = os.fspath(model_or_path)
         if not os.path.isfile(path):
             raise ModelError(f"{path}: no such file")
-        try:
-            model = onnx.load(path)
-        except Exception as exc:  # protobuf raises several unrelated types
-            raise ModelError(f"{path}: not a valid ONNX file ({type(exc).__name__})") from None
+        # onnx's checker parses a file whole: one that holds its weights is checked as read
+        model = read_model(path)
+        checked = path if os.path.getsize(path) < SCAN_BYTES else for_checker(model)
+    for tensor in external_tensors(model.graph):
+        locate(tensor)      # every file, offset and length checked before any work
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(checked)
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
         raise ModelError(f"model fails onnx.checker: {first}") from None
+    except (ValueError, EncodeError):    # only a model in memory is serialized to check
+        raise ModelError("the model is over protobuf's 2 GiB limit: save it with its weights "
+                         "as external data (onnx.save_model(..., save_as_external_data=True)) "
+                         "and compile the file") from None
     return inline_control_flow(expand_functions(model))
 
 
 def _attr_value(attr: onnx.AttributeProto):
     value = helper.get_attribute_value(attr)
     if isinstance(value, onnx.TensorProto):
-        return numpy_helper.to_array(value)
+        return tensor_array(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, list):
@@ -75,7 +86,7 @@ def _unique_node_names(nodes) -> list[str]:
 
 def _to_graph(model: onnx.ModelProto) -> Graph:
     g = model.graph
-    constants = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    constants = {t.name: tensor_array(t) for t in g.initializer}
     values = {}
     for info in list(g.value_info) + list(g.input) + list(g.output):
         v = _value(info)

@@ -16,6 +16,7 @@ import dataclasses
 import numpy as np
 
 from .. import dtypes
+from ..loop.deferred import Deferred
 from ..loop.ir import Allocate, Bitcast, Buffer, Cast, Const, Constant, Kernel, Load, Program, Store
 from ..loop.visit import transform_kernel, walk
 from ..ops.common import copy_body
@@ -118,6 +119,16 @@ def _narrow_float(k: Kernel) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+def _cast(data, dtype) -> np.ndarray:
+    return np.asarray(data).astype(dtype)
+
+
+def _widened_data(data, compute: str) -> Deferred:
+    """The constant in its compute type, computed when the weights are written."""
+    dtype = dtypes.dtype(compute).numpy
+    return Deferred(_cast, data, dtype, shape=data.shape, dtype=dtype)
+
+
 def widen_half_floats(prog: Program) -> Program:
     # 16-bit values only come from 16-bit tensors: without those there is nothing to do
     if not any(_compute(b.dtype) for b in prog.inputs + prog.outputs + prog.temps) and \
@@ -126,8 +137,7 @@ def widen_half_floats(prog: Program) -> Program:
     prog, kept = _shadow_read_back_outputs(prog, _kept(prog))
     post = _rewrite(kept)
     constants = tuple(
-        Constant(_widened(c.buffer, kept),
-                 np.asarray(c.data).astype(dtypes.dtype(_compute(c.buffer.dtype)).numpy))
+        Constant(_widened(c.buffer, kept), _widened_data(c.data, _compute(c.buffer.dtype)))
         if _compute(c.buffer.dtype) else c for c in prog.constants)
     return dataclasses.replace(
         prog, kernels=tuple(dataclasses.replace(transform_kernel(k, post),

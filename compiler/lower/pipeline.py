@@ -16,7 +16,7 @@ from ..loop.visit import buffers_of
 from ..schedule.apply import apply_schedule
 from ..schedule.directives import Pack
 from ..schedule.heuristics import default_schedule
-from ..schedule.pack import pack_array, pack_loads
+from ..schedule.pack import deferred_pack, pack_loads
 from ..targets import Target
 from .from_graph import lower_graph
 from .halfwidth import widen_half_floats
@@ -43,7 +43,8 @@ def _per_kernel(fn: Callable) -> Callable[[Program, Target], Program]:
 
 def schedule_kernels(prog: Program, target: Target, schedules=None) -> Program:
     """Apply the user's schedule for a kernel where one is given, else the default one.
-    Pack directives also relay the constant's data; constants left unread are dropped."""
+    Pack directives also relay the constant's data (packed when the weights are written);
+    constants left unread are dropped."""
     schedules = schedules or {}
     data = {c.buffer.name: c for c in prog.constants}
     kernels = []
@@ -52,8 +53,8 @@ def schedule_kernels(prog: Program, target: Target, schedules=None) -> Program:
         k = apply_schedule(k, [d for d in directives if not isinstance(d, Pack)])
         for d in (d for d in directives if isinstance(d, Pack)):
             body, old, new = pack_loads(k.body, d.buffer, d.dim, d.factor)
-            viewed = data[old.name].data.reshape(static_shape(old))   # the kernel's view
-            data.setdefault(new.name, Constant(new, pack_array(viewed, d.dim, d.factor)))
+            packed = deferred_pack(data[old.name].data, static_shape(old), d.dim, d.factor)
+            data.setdefault(new.name, Constant(new, packed))
             k = dataclasses.replace(k, body=body)
         kernels.append(k)
     used = {name for k in kernels for part in k.parts for name in buffers_of(part)}

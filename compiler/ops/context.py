@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import dtypes
 from ..graph.ir import Graph, Node
+from ..loop.deferred import Deferred
 from ..loop.ir import Buffer, Constant, Kernel, Load, Stmt, Store, shape_of, static_shape
 from ..names import NameTable, c_identifier
 
@@ -29,8 +30,9 @@ class ProgramBuilder:
     def new_buffer(self, hint: str, dtype: str, shape, prefix: str) -> Buffer:
         return Buffer(self.names.unique(hint, prefix), dtype, shape_of(*shape))
 
-    def add_constant(self, hint: str, array: np.ndarray) -> Buffer:
-        array = np.asarray(array, order="C")   # keeps 0-d arrays 0-d
+    def add_constant(self, hint: str, array: np.ndarray | Deferred) -> Buffer:
+        if not isinstance(array, Deferred):     # computed when the weights are written
+            array = np.asarray(array, order="C")   # keeps 0-d arrays 0-d
         buf = dataclasses.replace(
             self.new_buffer(hint, dtypes.from_numpy(array.dtype), array.shape, "c_"),
             scope="constant")

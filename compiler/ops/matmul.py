@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError
+from ..loop.deferred import Deferred
 from ..loop.ir import Buffer, Const, Expr, Load, Store, loops, static_shape
 from ..loop.templates import template_vars
 from .common import ZERO, view
@@ -81,16 +82,23 @@ def matmul_kernels(ctx, A, B, out, a_value=lambda e: e, b_value=lambda e: e) -> 
         batch, m, n, k)
 
 
+def _gemm_weight(b: np.ndarray, trans_b: int, alpha: float) -> np.ndarray:
+    w = b.T if trans_b else b
+    return np.ascontiguousarray(w * np.float32(alpha) if alpha != 1.0 else w, dtype=b.dtype)
+
+
 @register("Gemm", since=7)
 def Gemm(ctx, A, B, C=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
     a_shape = ctx.shape(A)
     m, k = a_shape[::-1] if transA else a_shape
     b_const = ctx.const(B)
     if b_const is not None and (transB or alpha != 1.0):
-        # Weights are known: transpose and scale them now, not on every run.
-        w = b_const.T if transB else b_const
-        B, transB, alpha = ctx.constant(np.ascontiguousarray(w * np.float32(alpha)).astype(
-            b_const.dtype), "weight"), 0, 1.0
+        # Weights are known: transpose and scale them at compile time, not on every run (as
+        # the weights are written: loop/deferred.py)
+        shape = b_const.shape[::-1] if transB else b_const.shape
+        B, transB, alpha = ctx.constant(Deferred(_gemm_weight, b_const, transB, alpha,
+                                                 shape=shape, dtype=b_const.dtype),
+                                        "weight"), 0, 1.0
     b_shape = ctx.shape(B)
     n = b_shape[0] if transB else b_shape[1]
     Y = ctx.output(0)

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import ScheduleError
 from ..loop.affine import from_linear, linear_form
+from ..loop.deferred import Deferred
 from ..loop.ir import Buffer, For, Load, Stmt, as_int, const_int, static_shape
 from ..loop.visit import transform, walk
 
@@ -24,10 +25,22 @@ def packed_buffer(buf: Buffer, dim: int, factor: int) -> Buffer:
 def pack_array(data: np.ndarray, dim: int, factor: int) -> np.ndarray:
     pad = [(0, 0)] * data.ndim
     pad[dim] = (0, -data.shape[dim] % factor)
-    padded = np.pad(data, pad)
+    padded = np.pad(data, pad) if pad[dim][1] else data     # one copy (below) where it fits
     shape = padded.shape[:dim] + (padded.shape[dim] // factor, factor) + padded.shape[dim + 1:]
     tiled = np.moveaxis(padded.reshape(shape), dim, 0)      # tile first
     return np.ascontiguousarray(np.moveaxis(tiled, dim + 1, -1))   # position in tile last
+
+
+def _pack_view(data: np.ndarray, shape: tuple[int, ...], dim: int, factor: int) -> np.ndarray:
+    return pack_array(np.asarray(data).reshape(shape), dim, factor)
+
+
+def deferred_pack(data, shape: tuple[int, ...], dim: int, factor: int) -> Deferred:
+    """pack_array of data seen with `shape` (the kernel's view), computed when the weights
+    are written (loop/deferred.py)."""
+    rest = shape[:dim] + shape[dim + 1:]
+    packed = (-(-shape[dim] // factor),) + rest + (factor,)
+    return Deferred(_pack_view, data, tuple(shape), dim, factor, shape=packed, dtype=data.dtype)
 
 
 def _split_index(expr, factor: int, extents: dict, name: str):

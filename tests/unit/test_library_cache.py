@@ -10,7 +10,7 @@ import onnxc.build.library_cache as library_cache
 import onnxc.driver as driver
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from onnxc.build.library_cache import CACHE_ENV, library_key, model_bytes
+from onnxc.build.library_cache import CACHE_ENV, library_key, model_digest
 
 X = np.arange(6, dtype=np.float32).reshape(2, 3)
 
@@ -97,14 +97,18 @@ def test_schedule_file_contents_are_the_key(tmp_path, builds):
     assert len(builds) == 2
 
 
-def test_external_data_is_never_cached(tmp_path, builds):
-    model = _model(2.0)
-    onnx.save(model, tmp_path / "m.onnx", save_as_external_data=True,
-              all_tensors_to_one_file=True, location="m.bin", size_threshold=0)
-    assert model_bytes(tmp_path / "m.onnx") is None
+def test_external_data_is_keyed_by_its_bytes(tmp_path, builds):
+    path = tmp_path / "m.onnx"
+    onnx.save(_model(2.0), path, save_as_external_data=True, all_tensors_to_one_file=True,
+              location="m.bin", size_threshold=0)
     for out in ("a", "b"):
-        driver.compile_to_dir(tmp_path / "m.onnx", tmp_path / out)
+        driver.compile_to_dir(path, tmp_path / out)
+    assert len(builds) == 1
+    (tmp_path / "m.bin").write_bytes(np.float32(3.0).tobytes())     # same model file
+    np.testing.assert_array_equal(_run(driver.compile_to_dir(path, tmp_path / "c")), X * 3)
     assert len(builds) == 2
+    (tmp_path / "m.bin").write_bytes(b"")       # a file too short: the build reports it
+    assert model_digest(path) is None
 
 
 def test_key_covers_sources_and_toolchain(monkeypatch):

@@ -11,6 +11,7 @@ import onnx
 
 from .backend.emit import Specialization, emit_c
 from .build.library_cache import cache_folder, cached_build, library_key, model_digest
+from .build.sanitize import check_loadable, sanitizers
 from .build.toolchain import build_library, compiler_command
 from .errors import ModelError, OnnxcError
 from .frontend.dims import specializations, specialize
@@ -111,7 +112,8 @@ def plan(model_or_path, target: str = "host", name: str | None = None,
     return Plan(model, name, tgt, ranges, specs, options, digest_model(source))
 
 
-def build(compiled: Plan, out_dir, backend: str | None = None, strict: bool = False) -> Path:
+def build(compiled: Plan, out_dir, backend: str | None = None, strict: bool = False,
+          sanitize=None) -> Path:
     """Print the plan with a backend ("c", "llvm" or "cuda"; default: "cuda" for a cuda
     target, else $ONNXC_BACKEND, else "c") and build out_dir/<name>.so (+ .h, CMake config)."""
     tgt, model = compiled.target, compiled.model
@@ -120,20 +122,24 @@ def build(compiled: Plan, out_dir, backend: str | None = None, strict: bool = Fa
     files = emit_c(compiled.specs, tgt, compiled.name, compiled.model_hash, options,
                    compiled.ranges, _input_axes(model, compiled.specs[0].program,
                                                 compiled.ranges), backend)
-    return build_library(files, compiled.name, Path(out_dir), tgt, strict=strict)
+    return build_library(files, compiled.name, Path(out_dir), tgt, strict=strict,
+                         sanitize=sanitize)
 
 
 def compile_to_dir(model_or_path, out_dir, target: str = "host", name: str | None = None,
                    schedule_file: str | None = None, dump_ir: str | None = None,
                    strict: bool = False, dims: dict[str, tuple[int, int]] | None = None,
-                   backend: str | None = None, tf32: bool = False) -> Path:
+                   backend: str | None = None, tf32: bool = False, sanitize=None) -> Path:
     """Compile to out_dir/<name>.so (+ .h, CMake config); returns the library path: plan()
-    then build(), or a copy from $ONNXC_LIBRARY_CACHE of the same build's output."""
+    then build(), or a copy from $ONNXC_LIBRARY_CACHE of the same build's output. sanitize:
+    "address,undefined" or "thread" (build/sanitize.py; None: $ONNXC_SANITIZE)."""
+    kinds = sanitizers(sanitize)
+
     def build_in(out: Path) -> Path:
         return build(plan(model_or_path, target, name, schedule_file, dump_ir, dims, tf32), out,
-                     backend, strict)
+                     backend, strict, kinds)
     options = dict(schedule_file=schedule_file, strict=strict, dims=sorted((dims or {}).items()),
-                   tf32=tf32)
+                   tf32=tf32, sanitize=kinds)
     key, library = build_key(model_or_path, target, name, backend, options) \
         if cache_folder() and dump_ir is None else (None, "")
     return cached_build(key, out_dir, library, build_in)
@@ -169,6 +175,7 @@ def compile(model_or_path, target: str = "host", out_dir=None, name: str | None 
         raise OnnxcError(f"target {target!r} runs {tgt.arch} code, which this {platform.machine()} "
                          "machine cannot load: build it with compile_to_dir (or `onnxc MODEL "
                          "--target ...`) and check it with `onnxc verify`")
+    check_loadable(sanitizers(options.get("sanitize")))
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="onnxc_"))
     lib = compile_to_dir(model_or_path, out, target=target, name=name, **options)
     model = CompiledModel(lib)

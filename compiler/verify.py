@@ -14,6 +14,7 @@ import onnx
 from onnx import helper
 
 from .backend.emit import BACKEND_HELP, BACKENDS
+from .build import sanitize as san
 from .build.toolchain import compiler_command
 from .errors import OnnxcError
 from .resources import resource_dir
@@ -26,6 +27,14 @@ EMULATED_RUN_TIMEOUT_S = 600
 
 class VerifyError(OnnxcError):
     """verify could not run the model (not: the model's outputs were wrong)."""
+
+
+class SanitizerFinding(OnnxcError):
+    """The sanitized run of the model stopped on a sanitizer's report (verify --sanitize)."""
+
+    def __init__(self, kinds: tuple[str, ...], found: list[str], log: str):
+        self.kinds, self.found, self.log = kinds, found, log
+        super().__init__(f"-fsanitize={','.join(kinds)}: {found[0]}")
 
 
 @dataclass(frozen=True)
@@ -96,10 +105,11 @@ def emulator_command(target: Target) -> list[str]:
     return command + (["-cpu", target.emulator_cpu] if target.emulator_cpu else [])
 
 
-def build_driver(target: Target, work: Path) -> Path:
-    """The .npy driver (runtime_c/onnxc_npy_driver.c) built with the target's toolchain."""
+def build_driver(target: Target, work: Path, flags: list[str] | tuple = ()) -> Path:
+    """The .npy driver (runtime_c/onnxc_npy_driver.c) built with the target's toolchain
+    (flags: a sanitized build links the sanitizers' runtimes into it)."""
     exe = work / "onnxc_npy_driver"
-    cmd = compiler_command(target) + ["-std=c11", "-O2", "-D_GNU_SOURCE", "-o", str(exe),
+    cmd = compiler_command(target) + ["-std=c11", "-O2", "-D_GNU_SOURCE", *flags, "-o", str(exe),
                                       str(resource_dir("runtime_c") / DRIVER_SOURCE), "-ldl"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -108,18 +118,26 @@ def build_driver(target: Target, work: Path) -> Path:
 
 
 def run_emulated(lib: Path, name: str, target: Target, emulator: list[str],
-                 feed: list[np.ndarray], n_outputs: int, work: Path) -> list[np.ndarray]:
-    """Run lib on feed under `emulator` (emulator_command) through the .npy driver."""
-    driver = build_driver(target, work)
+                 feed: list[np.ndarray], n_outputs: int, work: Path,
+                 kinds: tuple[str, ...] = ()) -> list[np.ndarray]:
+    """Run lib on feed under `emulator` (emulator_command; [] runs it here) through the
+    .npy driver; kinds: the sanitizers lib is built with (SanitizerFinding on a report)."""
+    driver = build_driver(target, work, san.cflags(kinds))
+    env = san.environment(kinds, compiler_command(target), preload=False) if kinds else None
     ins = [work / f"input{i}.npy" for i in range(len(feed))]
     outs = [work / f"output{i}.npy" for i in range(n_outputs)]
     for path, value in zip(ins, feed):
         np.save(path, np.ascontiguousarray(value))
     cmd = emulator + [str(driver), str(lib.resolve()), name,
                                       *map(str, ins), "--", *map(str, outs)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=EMULATED_RUN_TIMEOUT_S)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=EMULATED_RUN_TIMEOUT_S,
+                          env=env)
+    found = san.findings(proc.stderr)
+    if kinds and found:
+        raise SanitizerFinding(kinds, found, proc.stderr)
     if proc.returncode != 0:
-        raise VerifyError(f"the run under {target.emulator} failed (exit {proc.returncode}):\n"
+        where = target.emulator or "the .npy driver"
+        raise VerifyError(f"the run under {where} failed (exit {proc.returncode}):\n"
                           f"{' '.join(cmd)}\n{proc.stderr[-2000:]}")
     return [np.load(path) for path in outs]
 
@@ -139,35 +157,53 @@ def compare(names, got, want, rtol: float, atol: float) -> list[OutputError]:
     return report
 
 
-def verify(model_path, target: str = "host", seed: int = 0, rtol: float = 1e-4,
-           atol: float = 1e-5, out_dir=None,
-           backend: str | None = None) -> tuple[list[OutputError], str]:
-    """Compile, run and compare; returns the per-output errors and how the run was made."""
+def _run(model, target: str, feed: dict, work: Path, backend: str | None,
+         kinds: tuple[str, ...]) -> tuple[list, str]:
+    """The model's outputs on feed and how they were made: in this process for the host, in
+    the .npy driver under the target's emulator, or in the driver linked with the sanitizers."""
     from .driver import compile as compile_native
     from .driver import compile_to_dir
+    name, tgt = "model", get_target(target)
+    if tgt.native and not kinds:
+        return compile_native(model, target=target, out_dir=work, name=name, backend=backend,
+                              sanitize=()).run(None, feed), "in this process"
+    if kinds and not tgt.native:
+        raise VerifyError(f"--sanitize runs host builds only, not {target!r}")
+    emulator = [] if tgt.native else emulator_command(tgt)
+    lib = compile_to_dir(model, work, target=target, name=name, backend=backend,
+                         sanitize=kinds)
+    got = run_emulated(lib, name, tgt, emulator, list(feed.values()),
+                       len(model.graph.output), work, kinds)
+    if kinds:
+        return got, f"with -fsanitize={','.join(kinds)} in a process of its own"
+    return got, " ".join([Path(emulator[0]).name, *emulator[1:]])
+
+
+def verify(model_path, target: str = "host", seed: int = 0, rtol: float = 1e-4,
+           atol: float = 1e-5, out_dir=None, backend: str | None = None,
+           sanitize=None) -> tuple[list[OutputError], str]:
+    """Compile, run and compare; returns the per-output errors and how the run was made.
+    sanitize: the sanitizers to build and run with (None: $ONNXC_SANITIZE); a report of
+    theirs raises SanitizerFinding."""
     model = onnx.load(str(model_path))
-    tgt = get_target(target)
     feed = random_inputs(model, seed)
     work = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="onnxc_verify_"))
-    name = "model"
-    if tgt.native:
-        got = compile_native(model, target=target, out_dir=work, name=name,
-                             backend=backend).run(None, feed)
-        how = "in this process"
-    else:
-        emulator = emulator_command(tgt)
-        lib = compile_to_dir(model, work, target=target, name=name, backend=backend)
-        got = run_emulated(lib, name, tgt, emulator, list(feed.values()),
-                           len(model.graph.output), work)
-        how = " ".join([Path(emulator[0]).name, *emulator[1:]])
+    got, how = _run(model, target, feed, work, backend, san.sanitizers(sanitize))
     want, reference = reference_outputs(model, feed)
     names = [o.name for o in model.graph.output]
     return compare(names, got, want, rtol, atol), f"{how}, against {reference}"
 
 
 def cmd_verify(args) -> int:
-    report, how = verify(args.model, args.target, args.seed, args.rtol, args.atol, args.output,
-                         args.backend)
+    try:
+        report, how = verify(args.model, args.target, args.seed, args.rtol, args.atol,
+                             args.output, args.backend, args.sanitize)
+    except SanitizerFinding as exc:
+        print(f"onnxc verify: {args.model}: the sanitized run stopped on a finding:\n"
+              f"{exc.log.rstrip()}")
+        print(f"onnxc verify: FAILED, {len(exc.found)} sanitizer finding(s): "
+              + "; ".join(exc.found))
+        return 1
     print(f"onnxc verify: {args.model} for {args.target}, seed {args.seed}, run {how}")
     for r in report:
         print(f"  {r.name} {r.dtype}{list(r.shape)}: max abs error {r.max_abs:.3g}, "
@@ -194,4 +230,9 @@ def add_verify(sub) -> None:
     p.add_argument("-o", "--output", metavar="OUT_DIR",
                    help="keep the build, driver and .npy files in OUT_DIR")
     p.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
+    p.add_argument("--sanitize", nargs="?", const="address,undefined", metavar="KINDS",
+                   help="build with the C compiler's sanitizers (address,undefined when given "
+                        "alone; or thread) and run in a process of their own; a finding "
+                        "fails the check with the sanitizer's report (default: "
+                        "$ONNXC_SANITIZE)")
     p.set_defaults(func=cmd_verify)

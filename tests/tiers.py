@@ -4,7 +4,8 @@ runtime, error-path and example tests, one model test, and a sample of the ONNX 
 runs every op type it has at least once. The full tier (ONNXC_TEST_TIER=full) adds the rest:
 the LLVM and CUDA variants of the op and model tests, the nvcc builds, every model, aarch64
 under qemu and the whole node suite. A test belongs to the full tier alone when a rule below
-says so; such tests carry the `full` marker, so `-m full` selects just them."""
+says so, or where the test carries the `full` marker itself (the sanitizer runs, the fuzzing
+campaigns); such tests carry the `full` marker, so `-m full` selects just them."""
 from __future__ import annotations
 
 import os

@@ -31,7 +31,7 @@ KEY_CHARS = 32
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 DATA_DIRS = ("templates", "targets", "runtime_c")
 # The environment the toolchain reads at build time.
-TOOLCHAIN_ENV = ("ONNXC_CC", "ONNXC_NVCC", "CUDA_HOME", "PATH")
+TOOLCHAIN_ENV = ("ONNXC_CC", "ONNXC_NVCC", "CUDA_HOME", "PATH", "ONNXC_SANITIZE")
 
 
 def cache_folder() -> Path | None:

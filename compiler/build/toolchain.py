@@ -14,6 +14,8 @@ from ..resources import resource_dir
 from ..targets import Target
 from .cache import runtime_object
 from .prelude import prelude_flags
+from .sanitize import cflags as sanitize_cflags
+from .sanitize import sanitizers
 
 BASE_CFLAGS = ("-std=c11", "-O3", "-fPIC", "-fvisibility=hidden", "-fno-math-errno",
                "-Wall", "-Wextra")
@@ -83,8 +85,13 @@ def _cuda_images(files: dict, out_dir: Path, target: Target, strict: bool) -> li
 
 
 def build_library(files: dict, name: str, out_dir: Path, target: Target,
-                  strict: bool = False) -> Path:
-    """Write the generated files to out_dir and link out_dir/name.so."""
+                  strict: bool = False, sanitize=None) -> Path:
+    """Write the generated files to out_dir and link out_dir/name.so. sanitize: the
+    sanitizers to build with (build/sanitize.py; None: $ONNXC_SANITIZE)."""
+    kinds = sanitizers(sanitize)
+    if kinds and not target.native:
+        raise BuildError(f"sanitizers ({','.join(kinds)}) build for the host only, not for "
+                         f"{target.tag!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     for fname, content in files.items():
         path = out_dir / fname
@@ -98,7 +105,7 @@ def build_library(files: dict, name: str, out_dir: Path, target: Target,
     lib = out_dir / f"{name}.so"
     command = compiler_command(target)
     flags = list(BASE_CFLAGS) + (list(STRICT_CFLAGS) if strict else []) + list(target.cflags) \
-        + ["-I", str(runtime)]
+        + sanitize_cflags(kinds) + ["-I", str(runtime)]
     kernel_objects = _llvm_objects(files, out_dir, target)
     images = _cuda_images(files, out_dir, target, strict)
     # the LLVM backend's kernels call the vector math out of line

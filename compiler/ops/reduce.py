@@ -159,6 +159,7 @@ def _check_dtype(op: str, X, red: Reduction) -> None:
 
 def _reduce_lowering(op: str, red: Reduction):
     def lower(ctx, data, axes_input=None, *, axes=None, keepdims=1, noop_with_empty_axes=0):
+        keepdims = keepdims == 1    # ONNX's shape rule and onnxruntime keep the axes for 1 only
         _check_dtype(op, data, red)
         if axes_input is not None and ctx.const(axes_input) is None \
                 and int(np.prod(ctx.shape(axes_input))) > 0:
@@ -236,6 +237,7 @@ for _op, _red in REDUCTIONS.items():
 def _arg_lowering(op: str, better: str, better_or_tie: str):
     """ArgMax/ArgMin: the first (or last) index of the best element along one axis."""
     def lower(ctx, data, *, axis=0, keepdims=1, select_last_index=0):
+        keepdims = keepdims == 1    # as the reductions
         if data.dtype == "bool":
             raise ModelError(f"{op}: dtype bool is not supported")
         shape = ctx.shape(data)

@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 from . import __version__
 from .backend.emit import BACKEND_HELP, BACKENDS
 from .bench import add_bench
-from .errors import OnnxcError, UnsupportedOps
+from .errors import OnnxcError, UnsupportedOps, typed_errors
 from .verify import add_verify, reference_outputs
 
 COMMANDS = ("compile", "info", "demo", "bench", "verify")
@@ -105,7 +106,9 @@ def _type_str(type_proto) -> str:
     if not type_proto.HasField("tensor_type"):
         return type_proto.WhichOneof("value") or "unknown"
     t = type_proto.tensor_type
-    dtype = onnx.TensorProto.DataType.Name(t.elem_type).lower()
+    known = t.elem_type in onnx.TensorProto.DataType.values()
+    dtype = onnx.TensorProto.DataType.Name(t.elem_type).lower() if known \
+        else f"type{t.elem_type}"
     if not t.HasField("shape"):
         return f"{dtype}[?]"
     dims = [str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
@@ -151,6 +154,7 @@ def _info_lines(model, missing: dict) -> list[str]:
     return lines
 
 
+@typed_errors
 def cmd_info(args) -> int:
     from .frontend.load import load_model
     from .lower.from_graph import find_unsupported
@@ -180,8 +184,9 @@ def _run_demo(args, out_dir: Path) -> int:
     start = time.perf_counter()
     model = driver.compile(DEMO_MODEL, target=args.target, out_dir=out_dir, name="demo",
                            num_threads=args.threads, backend=args.backend)
-    print(f"compiled {DEMO_MODEL.name} for {args.target} in {time.perf_counter() - start:.2f} s "
-          f"-> {model.path}")
+    kept = f" -> {model.path}" if args.output else " (into a temporary folder: -o keeps it)"
+    print(f"compiled {DEMO_MODEL.name} for {args.target} in {time.perf_counter() - start:.2f} s"
+          + kept)
     rng = np.random.default_rng(args.seed)
     feed = {a.name: rng.standard_normal(a.shape).astype(a.dtype) for a in model.get_inputs()}
     got = model.run(None, feed)
@@ -297,6 +302,7 @@ def _normalize(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    warnings.showwarning = _show_warning
     parser = build_parser()
     try:
         args = parser.parse_args(_normalize(argv))
@@ -319,6 +325,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("onnxc: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001  a compiler bug: still one line, and how to see more
+        if os.environ.get("ONNXC_DEBUG"):
+            raise
+        print(f"onnxc: internal error: {type(exc).__name__}: {str(exc)[:300]} (a bug in onnxc: "
+              "please report it with the model; ONNXC_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings about the model as one line each, like errors."""
+    print(f"onnxc: warning: {message}", file=file or sys.stderr)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,13 +15,13 @@ from .backend.emit import Specialization, emit_c
 from .build.library_cache import cache_folder, cached_build, library_key, model_digest
 from .build.sanitize import check_loadable, sanitizers
 from .build.toolchain import build_library, compiler_command
-from .errors import ModelError, OnnxcError
+from .errors import ModelError, OnnxcError, typed_errors
 from .frontend.dims import specializations, specialize
 from .frontend.external import digest_model
 from .frontend.load import load_model
 from .lower.from_graph import find_unsupported
 from .lower.pipeline import compile_program
-from .names import c_identifier
+from .names import c_identifier, library_name_problem
 from .runtime.loader import CompiledModel
 from .schedule.directives import from_json
 from .targets import Target, get_target, with_tf32
@@ -27,7 +29,9 @@ from .targets import Target, get_target, with_tf32
 
 def _model_and_name(model_or_path, name: str | None):
     if isinstance(model_or_path, onnx.ModelProto):
-        return model_or_path, name or c_identifier(model_or_path.graph.name or "model")
+        # a graph's name is any text: one that cannot name a library gives "model"
+        derived = c_identifier(model_or_path.graph.name or "model")
+        return model_or_path, name or (derived if not library_name_problem(derived) else "model")
     path = Path(os.fspath(model_or_path))
     return path, name or c_identifier(path.stem)
 
@@ -48,7 +52,7 @@ def _dumper(dump_ir: str | None, label: str):
     return dump if dump_ir else None
 
 
-def _specializations(model, tgt, schedules, dims, dump_ir):
+def _specializations(model, tgt, schedules, dims, dump_ir, name):
     """One final Program per combination of the symbolic dimensions' values."""
     ranges, combos = specializations(model, dims)
     specs = []
@@ -57,7 +61,7 @@ def _specializations(model, tgt, schedules, dims, dump_ir):
         label = "".join(f" {k}={v}" for k, v in bindings.items())
         try:
             _, prog = compile_program(specialize(model, bindings), tgt, schedules,
-                                      _dumper(dump_ir, label))
+                                      _dumper(dump_ir, label), library=name)
         except ModelError as exc:
             if not bindings:
                 raise
@@ -88,6 +92,7 @@ class Plan:
     model_hash: str     # sha256 of the model's file (or protobuf) and external data
 
 
+@typed_errors
 def plan(model_or_path, target: str = "host", name: str | None = None,
          schedule_file: str | None = None, dump_ir: str | None = None,
          dims: dict[str, tuple[int, int]] | None = None, tf32: bool = False) -> Plan:
@@ -95,16 +100,14 @@ def plan(model_or_path, target: str = "host", name: str | None = None,
     range (low, high) of values; tf32 lets a GPU target's float32 contractions round their
     operands to TF32 on the tensor cores."""
     source, name = _model_and_name(model_or_path, name)
-    if not c_identifier(name) == name:
-        raise ModelError(f"--name {name!r} is not a C identifier")
-    if name == "onnxc" or name.startswith("onnxc_"):
-        raise ModelError(f"name {name!r} collides with the onnxc runtime's symbols; "
-                         "choose another with --name")
+    problem = library_name_problem(name)
+    if problem:
+        raise ModelError(f"library name {problem}: choose another with --name")
     model = load_model(source)
     check_supported(model)
     tgt = with_tf32(get_target(target)) if tf32 else get_target(target)
     schedules = from_json(Path(schedule_file).read_text()) if schedule_file else None
-    ranges, specs = _specializations(model, tgt, schedules, dims, dump_ir)
+    ranges, specs = _specializations(model, tgt, schedules, dims, dump_ir, name)
     options = f"target={target} name={name}" + (f" schedule={Path(schedule_file).name}"
                                                 if schedule_file else "")
     options += "".join(f" dim={r.name}={r.low}..{r.high}" for r in ranges)
@@ -112,6 +115,7 @@ def plan(model_or_path, target: str = "host", name: str | None = None,
     return Plan(model, name, tgt, ranges, specs, options, digest_model(source))
 
 
+@typed_errors
 def build(compiled: Plan, out_dir, backend: str | None = None, strict: bool = False,
           sanitize=None) -> Path:
     """Print the plan with a backend ("c", "llvm" or "cuda"; default: "cuda" for a cuda
@@ -177,8 +181,15 @@ def compile(model_or_path, target: str = "host", out_dir=None, name: str | None 
                          "--target ...`) and check it with `onnxc verify`")
     check_loadable(sanitizers(options.get("sanitize")))
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="onnxc_"))
-    lib = compile_to_dir(model_or_path, out, target=target, name=name, **options)
-    model = CompiledModel(lib)
+    try:
+        lib = compile_to_dir(model_or_path, out, target=target, name=name, **options)
+        model = CompiledModel(lib)
+    except BaseException:
+        if not out_dir:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    if not out_dir:   # the loaded library stays mapped; its folder goes with the model
+        weakref.finalize(model, shutil.rmtree, out, ignore_errors=True)
     if num_threads is not None:
         model.set_num_threads(num_threads)
     return model

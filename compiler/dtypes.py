@@ -86,3 +86,13 @@ def onnx_type_string(name: str) -> str:
     """onnxruntime-style type string, e.g. 'tensor(float)'."""
     code = BY_NAME[name].onnx_code
     return f"tensor({TensorProto.DataType.Name(code).lower()})"
+
+
+def from_onnx_type_string(text: str) -> str | None:
+    """Our dtype name for a schema's type string ('tensor(float)'), None for any other kind
+    (sequences, maps) or an unsupported element type."""
+    if not (text.startswith("tensor(") and text.endswith(")")):
+        return None
+    code = TensorProto.DataType.Value(text[len("tensor("):-1].upper()) \
+        if text[len("tensor("):-1].upper() in TensorProto.DataType.keys() else None
+    return from_onnx(code) if code is not None else None

@@ -1,6 +1,8 @@
 """Typed errors. Each carries a message fit for a one-line CLI report."""
 from __future__ import annotations
 
+import functools
+
 
 class OnnxcError(Exception):
     """Base of every error onnxc raises on purpose."""
@@ -34,3 +36,32 @@ class BuildError(OnnxcError):
 
 class RuntimeFailure(OnnxcError):
     """A compiled library returned a non-zero status."""
+
+
+class ModelWarning(UserWarning):
+    """Something in the model is wrong but has a safe reading (a declared shape that the
+    computed one replaces); the CLI prints it as `onnxc: warning: ...`."""
+
+
+class InternalError(OnnxcError):
+    """An exception onnxc did not raise on purpose: a bug in onnxc, reported as one line by the
+    API's entry points (the original exception is its __cause__)."""
+
+
+def typed_errors(fn):
+    """Let only OnnxcError subclasses leave fn: running out of memory or of stack on a model is
+    a ModelError, anything else an InternalError."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except OnnxcError:
+            raise
+        except MemoryError:
+            raise ModelError("out of memory while compiling the model") from None
+        except RecursionError:
+            raise ModelError("the model nests too deeply to compile") from None
+        except Exception as exc:
+            raise InternalError(f"{type(exc).__name__}: {str(exc)[:300]} (a bug in onnxc: "
+                                "please report it with the model)") from exc
+    return wrapper

@@ -117,6 +117,9 @@ def test_exported_symbols_carry_the_model_name(libs, which):
     assert f"{lib.name}_run" in exported and f"{lib.name}_create_with_workspace" in exported
     strays = [s for s in exported if not s.startswith(f"{lib.name}_")]
     assert not strays, f"exported symbols without the {lib.name}_ prefix: {strays}"
+    header = (Path(lib.path).parent / f"{lib.name}.h").read_text()
+    undocumented = [s for s in exported if not re.search(rf"[ *]{s}\(", header)]
+    assert not undocumented, f"exported but not in {lib.name}.h: {undocumented}"
 
 
 # ---- two models, two contexts, threads --------------------------------------------------------

@@ -93,6 +93,7 @@ def build_library(files: dict, name: str, out_dir: Path, target: Target,
         raise BuildError(f"sanitizers ({','.join(kinds)}) build for the host only, not for "
                          f"{target.tag!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = out_dir.resolve()
     for fname, content in files.items():
         path = out_dir / fname
         if isinstance(content, bytes):
@@ -115,14 +116,16 @@ def build_library(files: dict, name: str, out_dir: Path, target: Target,
     source, model_object = out_dir / f"{name}.c", out_dir / f"{name}.o"
     _run(command + flags + prelude_flags(command, flags, source, f"{name}.h", runtime)
          + ["-I", str(out_dir), "-c", str(source), "-o", str(model_object)], lib)
-    _run(command + flags + [f"-Wa,-I{out_dir}", "-shared", f"-Wl,-soname,{name}.so", "-o",
+    # run in out_dir: the assembler finds the blobs that .incbin names there (an -Wa,-I option
+    # would be split at any comma in the folder's name)
+    _run(command + flags + ["-shared", f"-Wl,-soname,{name}.so", "-o",
                             str(lib), str(model_object), str(out_dir / f"{name}_weights.S")]
          + images + kernel_objects + runtime_objects + list(LINK_LIBS)
-         + (list(CUDA_LINK_LIBS) if images else []), lib)
+         + (list(CUDA_LINK_LIBS) if images else []), lib, cwd=out_dir)
     return lib
 
 
-def _run(cmd: list[str], lib: Path) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+def _run(cmd: list[str], lib: Path, cwd: Path | None = None) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
     if proc.returncode != 0:
         raise BuildError(f"building {lib.name} failed:\n{' '.join(cmd)}\n{proc.stderr[-4000:]}")

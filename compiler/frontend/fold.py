@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper, shape_inference
+from onnx import helper, numpy_helper, shape_inference, version_converter
 from onnx.reference import ReferenceEvaluator
 
 from .. import dtypes
 from ..errors import ModelError
 from ..graph.ir import Graph, Node, Value
 from ..ops.registry import lookup
+from .declared import schema_dtypes, take_declared_shapes
 
 # Ops never folded: values that are not a function of the inputs (random), and ops whose
 # onnx.reference ignores attributes or inputs (the recurrent ones drop sequence_lens,
@@ -17,6 +18,7 @@ from ..ops.registry import lookup
 _UNFOLDABLE = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike",
                          "RandomUniformLike", "Multinomial", "Bernoulli", "RNN", "GRU", "LSTM"})
 _MAX_FOLDED_ELEMENTS = 1 << 22   # don't embed a huge tensor that a kernel could compute
+_MAX_EVALUATED_BYTES = 1 << 30   # inputs of a node run on zeros to learn its output shapes
 _TYPED_ONLY_BYTES = 1 << 20     # to_model gives larger constants as typed inputs
 # Inputs whose values (not just shapes) decide the output shape; None: the data itself does.
 _SHAPE_INPUTS = {"Reshape": (1,), "Expand": (1,), "Slice": (1, 2, 3, 4), "Tile": (1,),
@@ -24,6 +26,9 @@ _SHAPE_INPUTS = {"Reshape": (1,), "Expand": (1,), "Slice": (1, 2, 3, 4), "Tile":
                  "Resize": (1, 2, 3), "Upsample": (1,), "Squeeze": (1,), "Unsqueeze": (1,),
                  "Split": (1,), "TopK": (1,), "OneHot": (1,), "Compress": None,
                  "Unique": None, "AffineGrid": (1,), "Col2Im": (1, 2),
+                 "CenterCropPad": (1,), "MaxUnpool": (2,), "DFT": (1, 2), "STFT": (1, 3),
+                 "BlackmanWindow": (0,), "HannWindow": (0,), "HammingWindow": (0,),
+                 "MelWeightMatrix": (0, 1),
                  **{f"Reduce{r}": (1,) for r in ("Sum", "Mean", "Max", "Min", "Prod", "L1", "L2",
                                                  "LogSum", "LogSumExp", "SumSquare")}}
 
@@ -61,7 +66,21 @@ def evaluate_node(g: Graph, node: Node, feeds: dict[str, np.ndarray]) -> list[np
     graph = helper.make_graph([node_proto(node)], "fold", inputs, outputs)
     model = helper.make_model(graph, opset_imports=_opset_imports(g))
     model.ir_version = onnx.IR_VERSION
-    return ReferenceEvaluator(model).run(None, feeds)
+    try:
+        return ReferenceEvaluator(model).run(None, feeds)
+    except Exception:
+        # onnx.reference lacks or mishandles some old versions (Reshape-4, Concat-1's default
+        # axis, Tile-1's axis input): the node converted to the current opset means the same
+        newest = onnx.defs.onnx_opset_version()
+        if g.opsets.get("", newest) >= newest or node.domain not in ("", "ai.onnx"):
+            raise
+        try:
+            converted = version_converter.convert_version(model, newest)
+        except Exception:  # noqa: BLE001  no conversion: the first failure says more
+            converted = None
+        if converted is None:
+            raise
+        return ReferenceEvaluator(converted).run(None, feeds)
 
 
 def _shape_of(g: Graph, node: Node) -> np.ndarray | None:
@@ -94,6 +113,10 @@ def _divides_by_zero(node: Node, constants: dict) -> bool:
         bool((np.asarray(divisor) == 0).any())
 
 
+def _elements(v: Value | None) -> int:
+    return int(np.prod(v.shape, dtype=np.float64)) if v is not None and v.is_static else 0
+
+
 def _fold_node(g: Graph, node: Node, constants: dict) -> list[np.ndarray] | None:
     if node.op_type in ("Shape", "Size") and not node.domain:
         folded = _shape_of(g, node)
@@ -103,6 +126,8 @@ def _fold_node(g: Graph, node: Node, constants: dict) -> list[np.ndarray] | None
         return None
     if not all(i == "" or i in constants for i in node.inputs):
         return None
+    if any(_elements(g.values.get(o)) > _MAX_FOLDED_ELEMENTS for o in node.outputs if o):
+        return None    # known too large before evaluating: a kernel computes it
     feeds = {i: constants[i] for i in node.inputs if i}
     try:
         results = evaluate_node(g, node, feeds)
@@ -147,7 +172,9 @@ def to_model(g: Graph) -> onnx.ModelProto:
                               [_value_info(v) for v in g.inputs] +
                               [_value_info(Value(k, dtypes.from_numpy(g.constants[k].dtype),
                                                  tuple(g.constants[k].shape))) for k in large],
-                              [_value_info(v) for v in g.outputs], inits, value_info=known)
+                              [_value_info(v) if v.name in g.values else
+                               helper.make_empty_tensor_value_info(v.name) for v in g.outputs],
+                              inits, value_info=known)
     model = helper.make_model(graph, opset_imports=_opset_imports(g))
     model.ir_version = onnx.IR_VERSION
     return model
@@ -163,10 +190,15 @@ def _static_values(model: onnx.ModelProto) -> dict[str, Value]:
     return found
 
 
-def infer_missing_shapes(g: Graph) -> Graph:
+def infer_missing_shapes(g: Graph, declared: dict[str, Value] | None = None,
+                         element_types: dict[str, str] | None = None) -> Graph:
     """Re-run onnx's inference on the folded graph; where it still stops, run the node on
-    zeros of its known input types (shapes of our static ops do not depend on values)."""
+    zeros of its known input types (shapes of our static ops do not depend on values).
+    declared: the model's own claims, consulted only where a lowering checks them at run
+    time (take_declared_shapes); element_types: the dtypes onnx inferred for tensors it could
+    not shape."""
     values = dict(g.values)
+    declared = declared or {}
     try:
         inferred = shape_inference.infer_shapes(to_model(g), data_prop=True)
         values.update(_static_values(inferred))
@@ -178,12 +210,17 @@ def infer_missing_shapes(g: Graph) -> Graph:
             continue
         if all(o == "" or (o in values and values[o].is_static) for o in node.outputs):
             continue
-        if _declared_downstream(g, node, values):
+        if _registered_shapes(g, node, values):
             continue
-        _check_shape_inputs_constant(g, node)
+        if _reads_shape_at_run_time(g, node):
+            # the lowering compiles the declared shape and checks the run's values against it
+            if take_declared_shapes(g, node, values, declared, element_types or {}):
+                continue
+            _check_shape_inputs_constant(g, node)
         ins = [values.get(i) for i in node.inputs if i]
         if any(v is None or not v.is_static for v in ins):
             raise ModelError(f"cannot infer the shapes of node {node.name!r} ({node.op_type})")
+        _check_evaluation_size(node, [values[i] for i in node.inputs if i])
         feeds = {i: g.constants[i] if i in g.constants else
                  np.zeros(values[i].shape, dtypes.dtype(values[i].dtype).numpy)
                  for i in node.inputs if i}
@@ -193,11 +230,38 @@ def infer_missing_shapes(g: Graph) -> Graph:
             raise ModelError(f"cannot infer the shapes of node {node.name!r} ({node.op_type}): "
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                              ) from None
+        schema = schema_dtypes(g, node, values)
         for name, arr in zip((o for o in node.outputs if o), results):
             arr = np.asarray(arr)
-            values[name] = Value(name, dtypes.from_numpy(arr.dtype), tuple(arr.shape))
+            values[name] = Value(name, schema.get(name) or dtypes.from_numpy(arr.dtype),
+                                 tuple(arr.shape))
     outputs = tuple(values.get(o.name, o) for o in g.outputs)
     return Graph(g.name, g.inputs, outputs, g.nodes, values, g.constants, g.opsets)
+
+
+def _check_evaluation_size(node: Node, inputs: list[Value]) -> None:
+    """Shapes onnx cannot infer come from running the node on zeros: not on more memory
+    than _MAX_EVALUATED_BYTES."""
+    size = sum(dtypes.itemsize(v.dtype) * int(np.prod(v.shape, dtype=np.int64))
+               for v in inputs if v.dtype in dtypes.BY_NAME)
+    if size > _MAX_EVALUATED_BYTES:
+        raise ModelError(f"cannot infer the shapes of node {node.name!r} ({node.op_type}): onnx "
+                         f"does not, and running it would take {size} bytes of zeros")
+
+
+def _registered_shapes(g: Graph, node: Node, values: dict) -> bool:
+    """Outputs typed by the op's own registered shape rule, where it has one."""
+    domain = node.domain if node.domain != "ai.onnx" else ""
+    entry = lookup(node.op_type, domain, g.opsets.get(domain, 1))
+    ins = [values.get(i) if i else None for i in node.inputs]
+    if entry is None or entry.shape is None or any(
+            i and (v is None or not v.is_static) for i, v in zip(node.inputs, ins)):
+        return False
+    consts = [g.constants.get(i) if i else None for i in node.inputs]
+    for name, (dtype, shape) in zip(node.outputs, entry.shape(ins, consts, node.attr_dict)):
+        if name:
+            values[name] = Value(name, dtype, tuple(shape))
+    return True
 
 
 def _bound_outputs(g: Graph, node: Node, values: dict) -> bool:
@@ -216,84 +280,22 @@ def _bound_outputs(g: Graph, node: Node, values: dict) -> bool:
     return True
 
 
-# Ops whose output has the shape of their first input: a declared shape further down a chain
-# of them is the shape of the chain's start.
-_SAME_SHAPE = frozenset({"Cast", "CastLike", "Identity", "Sqrt", "Log", "Exp", "Abs", "Neg",
-                         "Relu", "Sigmoid", "Tanh", "Reciprocal", "Floor", "Ceil", "Round",
-                         "Sign", "Erf", "Softplus", "Not", "Cos", "Sin", "Tan", "Acos",
-                         "Asin", "Atan", "Cosh", "Sinh", "Asinh", "Acosh", "Atanh", "IsNaN",
-                         "IsInf", "Softsign", "HardSigmoid", "LeakyRelu", "Elu", "Selu"})
-
-
-# Shape-input ops whose output has their first input's dtype.
-_KEEPS_DTYPE = frozenset({"Reshape", "Expand", "Tile", "Slice", "Pad", "Squeeze", "Unsqueeze",
-                          "Resize", "Split", "Range", *(f"Reduce{r}" for r in (
-                              "Sum", "Mean", "Max", "Min", "Prod", "L1", "L2", "LogSum",
-                              "LogSumExp", "SumSquare"))})
-
-
-# Elementwise ops with two or more inputs: their output has the shape of an input when every
-# other input is a scalar or has that same shape.
-_BROADCAST_ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mod",
-                                    "Sum", "Mean", "Where", "Equal", "Less", "Greater",
-                                    "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"})
-
-
-def _is_scalar(g: Graph, values: dict, name: str) -> bool:
-    if name in g.constants:
-        return np.shape(g.constants[name]) in ((), (1,))
-    v = values.get(name)
-    return v is not None and v.is_static and v.shape in ((), (1,))
-
-
-def _keeps_shape(g: Graph, reader: Node, region: set, values: dict) -> bool:
-    """Whether reader's output has the shape shared by the tensors in region."""
-    if reader.op_type in _SAME_SHAPE:
-        return reader.inputs[0] in region
-    if reader.op_type not in _BROADCAST_ELEMENTWISE or len(reader.outputs) != 1:
-        return False
-    inputs = [i for i in reader.inputs if i]
-    return any(i in region for i in inputs) and \
-        all(i in region or _is_scalar(g, values, i) for i in inputs)
-
-
-def _same_shape_region(g: Graph, start: str, values: dict) -> set:
-    """The tensors that have start's shape through unary elementwise ops and elementwise ops
-    whose other operands are scalars or in the region (a window function's Range -> Mul by
-    a step -> Cos -> ... -> output)."""
-    region, grown = {start}, True
-    while grown:
-        grown = False
-        for n in g.nodes:
-            if n.outputs and n.outputs[0] not in region and _keeps_shape(g, n, region, values):
-                region.add(n.outputs[0])
-                grown = True
-    return region
-
-
-def _declared_downstream(g: Graph, node: Node, values: dict) -> bool:
-    """A one-output node whose shape depends on run-time values (a Reduce with axes as an
-    input, a Range with a run-time limit) takes the shape declared for a tensor of the same
-    shape further down (_same_shape_region). Its lowering checks the run's values against it.
-    The dtype is onnx's inferred one, else the first input's where the op keeps it."""
-    if len(node.outputs) != 1 or not node.inputs or node.inputs[0] not in values:
-        return False
-    own = node.outputs[0]
-    shapes = {values[name].shape for name in _same_shape_region(g, own, values)
-              if name in values and values[name].is_static}
-    if len(shapes) != 1 or (own not in values and node.op_type not in _KEEPS_DTYPE):
-        return False
-    dtype = values[own].dtype if own in values else values[node.inputs[0]].dtype
-    values[own] = Value(own, dtype, shapes.pop())
-    return True
-
-
 def _check_no_runtime_sizes(node: Node, values: dict) -> None:
     for i in node.inputs:
         if i and i in values and values[i].runtime_axes:
             raise ModelError(f"node {node.name!r} ({node.op_type}) reads {i!r}, whose size "
                              "the data decides at run time: such a tensor can only be a model "
                              "output for now")
+
+
+def _reads_shape_at_run_time(g: Graph, node: Node) -> bool:
+    """Whether an input that sets node's output shape (or the data itself) arrives with the
+    run rather than at compile time."""
+    if node.op_type not in _SHAPE_INPUTS or node.domain not in ("", "ai.onnx"):
+        return False
+    which = _SHAPE_INPUTS[node.op_type]
+    return which is None or any(i < len(node.inputs) and node.inputs[i]
+                                and node.inputs[i] not in g.constants for i in which)
 
 
 def _check_shape_inputs_constant(g: Graph, node: Node) -> None:

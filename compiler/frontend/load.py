@@ -6,7 +6,7 @@ import os
 import numpy as np
 import onnx
 from google.protobuf.message import EncodeError
-from onnx import helper, shape_inference
+from onnx import helper
 
 from .. import dtypes
 from ..errors import ModelError
@@ -15,13 +15,16 @@ from ..graph.ir import Graph, Node, Value
 from ..graph.passes import eliminate_dead_nodes, fold_batchnorm
 from ..graph.patterns import MAX_SCORES_BYTES, recognize_subgraphs
 from .control import inline_control_flow
+from .declared import check_declared, declared_values, element_types
 from .external import external_tensors, for_checker, locate, read_model, tensor_array
 from .fold import fold_constants, infer_missing_shapes
 from .functions import expand_functions
+from .infer import infer_types
+from .validate import check_tensor_sizes, validate_model
 from .wire import SCAN_BYTES
 
 
-def load_model(model_or_path) -> onnx.ModelProto:
+def load_model(model_or_path, validate: bool = True) -> onnx.ModelProto:
     """Read and check a model; every failure is a one-line ModelError. A file's weights stay
     in their files (frontend/external.py), so that a model over protobuf's 2 GiB limit loads
     and its weights are never copied whole."""
@@ -46,6 +49,8 @@ def load_model(model_or_path) -> onnx.ModelProto:
         raise ModelError("the model is over protobuf's 2 GiB limit: save it with its weights "
                          "as external data (onnx.save_model(..., save_as_external_data=True)) "
                          "and compile the file") from None
+    if validate:    # a user's model; not the frontend's own output loaded again
+        validate_model(model)
     return inline_control_flow(expand_functions(model))
 
 
@@ -120,15 +125,16 @@ def import_model(model_or_path, max_scores_bytes: int = MAX_SCORES_BYTES) -> Gra
     """The frontend: a checked model becomes a Graph with every shape known and constants
     folded (Constant nodes and initializers alike), dead nodes dropped and BN folded.
     max_scores_bytes: the largest attention score matrix fused into one kernel."""
-    model = load_model(model_or_path)
-    try:
-        model = shape_inference.infer_shapes(model, check_type=True, data_prop=True)
-    except Exception as exc:
-        raise ModelError(f"shape inference failed: {str(exc).splitlines()[0]}") from None
-    graph = _to_graph(model)
+    # plan() loaded and validated the user's model: this is its expanded form
+    model = load_model(model_or_path, validate=False)
+    declared = declared_values(model)
+    inferred = infer_types(model)
+    graph = _to_graph(inferred)
     _check_inputs_static(graph)
     graph = fold_constants(graph)
-    graph = infer_missing_shapes(graph)
+    graph = infer_missing_shapes(graph, declared, element_types(inferred))
+    check_tensor_sizes(graph.values.values())
+    check_declared(graph, declared)
     graph = eliminate_dead_nodes(graph)
     return fuse_epilogues(recognize_subgraphs(fold_batchnorm(graph), max_scores_bytes))
 

@@ -7,6 +7,7 @@ from ..errors import ModelError, UnsupportedOps
 from ..graph.fuse import EPILOGUE_ATTR
 from ..graph.ir import Graph, Node
 from ..loop.ir import Load, Program, static_shape
+from ..names import NameTable
 from ..ops.common import copy_body, nest
 from ..ops.context import OpContext, ProgramBuilder
 from ..ops.registry import lookup
@@ -39,9 +40,9 @@ def _call(entry, ctx: OpContext, node: Node, inputs) -> None:
 
 
 class _Lowering:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, library: str = ""):
         self.graph = graph
-        self.b = ProgramBuilder(graph)
+        self.b = ProgramBuilder(graph, NameTable(reserved_prefix=f"{library}_" if library else ""))
         self.outputs = {v.name for v in graph.outputs}
 
     def buffer_for_output(self, name: str):
@@ -125,8 +126,9 @@ class _Lowering:
         return tuple(self.b.extents)
 
 
-def lower_graph(graph: Graph) -> Program:
+def lower_graph(graph: Graph, library: str = "") -> Program:
+    """library: the library's name; no buffer or kernel identifier starts with NAME_."""
     missing = find_unsupported(graph.nodes, graph.opsets)
     if missing:
         raise UnsupportedOps(missing)
-    return _Lowering(graph).run()
+    return _Lowering(graph, library).run()

@@ -99,13 +99,14 @@ def fused_scores_bytes(target: Target) -> int:
     return 0 if target.gpu else MAX_SCORES_BYTES
 
 
-def compile_program(model, target: Target, schedules=None, dump: Callable | None = None
-                    ) -> tuple[Graph, Program]:
-    """ONNX model -> final Program. dump(stage, text) sees the IR after every stage."""
+def compile_program(model, target: Target, schedules=None, dump: Callable | None = None,
+                    library: str = "") -> tuple[Graph, Program]:
+    """ONNX model -> final Program. dump(stage, text) sees the IR after every stage; library:
+    the library's name, whose NAME_ identifiers the program's own names keep clear of."""
     graph = import_model(model, fused_scores_bytes(target))
     if dump:
         dump("frontend", _graph_str(graph))
-    prog = lower_graph(graph)
+    prog = lower_graph(graph, library)
     if dump:
         dump("lower", program_str(prog))
     verify_program(prog)

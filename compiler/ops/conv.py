@@ -29,6 +29,18 @@ def conv_pads(auto_pad, pads, in_sp, k_eff, strides, out_sp):
     raise ModelError(f"Conv: unknown auto_pad {auto_pad!r}")
 
 
+def _check_output_extents(ctx, in_sp, out_sp, k_eff, strides, begin, end) -> None:
+    """The output's spatial extents are the ones the input, kernel, strides and pads give
+    (the kernels index the input from them), and at least 1: a kernel larger than its padded
+    input is refused, as onnxruntime does."""
+    for i, o, k, s, b, e in zip(in_sp, out_sp, k_eff, strides, begin, end):
+        if i + b + e < k or s < 1 or o != (i + b + e - k) // s + 1:
+            raise ModelError(f"node {ctx.node.name!r} ({ctx.node.op_type}): a kernel of "
+                             f"{list(k_eff)} (with dilations) over the input {list(in_sp)} "
+                             f"padded by {list(begin)}/{list(end)} with strides "
+                             f"{list(strides)} cannot give the output {list(out_sp)}")
+
+
 def pad_input(ctx, X: Buffer, shape, begin, end, fill: float = 0.0) -> Buffer:
     """Padded copy of X (N, C, H, W): the border filled (top and bottom rows, left and right
     columns: the arena is reused, so every run refills it), the interior copied."""
@@ -104,6 +116,9 @@ def Conv(ctx, X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kerne
     # 16-bit floats are storage: the widen-half pass computes them in float32
     if X.dtype not in ("float32", "float16", "bfloat16"):
         raise ModelError(f"Conv: only 1-D/2-D float32 convolution is supported (got {X.dtype})")
+    if kernel_shape is not None and tuple(kernel_shape) != tuple(ctx.shape(W)[2:]):
+        raise ModelError(f"node {ctx.node.name!r} (Conv): kernel_shape {list(kernel_shape)} "
+                         f"disagrees with the weights' shape {list(ctx.shape(W))}")
     convolve(ctx, X, W, B, ctx.output(0), auto_pad=auto_pad, dilations=dilations, group=group,
              pads=pads, strides=strides)
 
@@ -122,6 +137,7 @@ def convolve(ctx, X, W, B, Y, *, auto_pad="NOTSET", dilations=None, group=1, pad
     kernel = list(ws[2:])
     k_eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
     begin, end = conv_pads(auto_pad, pads, list(xs[2:]), k_eff, strides, list(ys[2:]))
+    _check_output_extents(ctx, xs[2:], ys[2:], k_eff, strides, begin, end)
     if nd == 1:   # a 1-D convolution is a 2-D one of height 1
         xs, ys, kernel = xs[:2] + (1,) + xs[2:], ys[:2] + (1,) + ys[2:], [1] + kernel
         strides, dilations, begin, end = [1] + strides, [1] + dilations, [0] + begin, [0] + end

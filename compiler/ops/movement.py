@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ModelError
 from ..loop.ir import Cast, Expr, Load, Store, Var, cmp, const_int, loops
 from .common import nest, view
 from .indexing import check_indices, wrap_index
@@ -368,7 +369,22 @@ def Tile(ctx, data, repeats):
     _emit_tile(ctx, data, int_list(const_input(ctx, repeats, "repeats")))
 
 
-@register("Tile", since=1, until=5)
+def _tile_1_shape(ins, consts, attrs):
+    """Tile-1 repeats one axis, both given as inputs of the data's type (no reference runs
+    it, and onnx infers nothing): they must be constants."""
+    data, (tiles, axis) = ins[0], consts[1:3]
+    if tiles is None or axis is None:
+        raise ModelError("Tile (opset 1): tiles and axis must be constants")
+    rank = len(data.shape)
+    a = int(np.asarray(axis).reshape(-1)[0])
+    a = a + rank if a < 0 else a
+    if not 0 <= a < rank:
+        raise ModelError(f"Tile (opset 1): axis {a} is outside a rank-{rank} input")
+    count = int(np.asarray(tiles).reshape(-1)[0])
+    return [(data.dtype, tuple(d * count if i == a else d for i, d in enumerate(data.shape)))]
+
+
+@register("Tile", since=1, until=5, shape=_tile_1_shape)
 def Tile_1(ctx, data, tiles, axis):
     count = int_list(const_input(ctx, tiles, "tiles"))[0]
     rank = len(ctx.shape(data))

@@ -84,6 +84,10 @@ def _axes(ctx, op, X, Y, kernel_shape, strides, pads, dilations, auto_pad) -> li
     if min(strides) < 1 or min(dilations) < 1 or min(kernel_shape) < 1 or min(pads) < 0:
         raise ModelError(f"{op}: kernel_shape, strides and dilations must be positive and "
                          "pads non-negative")
+    if any(p >= k for p, k in zip(pads, tuple(kernel_shape) * 2)):
+        # a window entirely in the padding has no input element: onnxruntime refuses it too
+        raise ModelError(f"{op}: pads {list(pads)} must be smaller than kernel_shape "
+                         f"{list(kernel_shape)}")
     rows = []
     for d in range(n):
         args = (in_sp[d], out_sp[d], kernel_shape[d], strides[d], dilations[d])

@@ -22,6 +22,9 @@ class OpEntry:
     # For an op whose output size depends on its input values: (input Values, attributes)
     # -> per output (dtype, upper-bound shape, the axes the data decides).
     bound: Callable | None = None
+    # Where neither onnx's inference nor onnx.reference knows the op (Tile-1):
+    # (input Values, their constant arrays or None, attributes) -> per output (dtype, shape).
+    shape: Callable | None = None
 
 
 _REGISTRY: dict[tuple[str, str], list[OpEntry]] = {}
@@ -31,10 +34,10 @@ INTERNAL_DOMAIN = "onnxc"
 
 
 def register(op_type: str, since: int = 1, until: int | None = None, domain: str = "",
-             bound: Callable | None = None):
+             bound: Callable | None = None, shape: Callable | None = None):
     def wrap(fn):
         _REGISTRY.setdefault((domain, op_type), []).append(
-            OpEntry(op_type, domain, since, until, fn, bound))
+            OpEntry(op_type, domain, since, until, fn, bound, shape))
         return fn
     return wrap
 

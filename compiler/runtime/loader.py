@@ -19,6 +19,7 @@ from .device import DeviceArray, device_array, is_device_array
 # NAME_run_with flags and NAME_device codes (templates/model.h.j2)
 RUN_DEVICE_INPUTS, RUN_DEVICE_OUTPUTS = 1, 2
 DEVICES = {0: "cpu", 1: "cuda"}
+MAX_THREADS = 1024   # ONNXC_MAX_THREADS (runtime_c/onnxc_runtime.h)
 
 _CDEF = """
 typedef struct {name}_context {name}_context;
@@ -162,12 +163,17 @@ class CompiledModel:
         return int(self._fn("workspace_size")())
 
     def set_num_threads(self, n: int) -> None:
-        if not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"thread count must be a positive integer, got {n!r}")
-        self._check(self._fn("set_num_threads")(self._ctx, int(n)), self._ctx)
+        """Threads for the following runs, 1..MAX_THREADS; waits for a run in progress."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) \
+                or not 1 <= n <= MAX_THREADS:
+            raise ValueError(f"thread count must be an integer from 1 to {MAX_THREADS}, "
+                             f"got {n!r}")
+        with self._lock:   # the run in progress uses the pool this replaces
+            self._check(self._fn("set_num_threads")(self._ctx, int(n)), self._ctx)
 
     def get_num_threads(self) -> int:
-        return int(self._fn("get_num_threads")(self._ctx))
+        with self._lock:
+            return int(self._fn("get_num_threads")(self._ctx))
 
     def _input_arrays(self, input_feed: dict) -> list[np.ndarray]:
         if len(input_feed) != len(self._inputs) or any(

@@ -1,0 +1,73 @@
+"""Every tensor's type computed from the graph inputs and the ops (never from what the model
+declares: frontend/declared.py), with onnx's strict shape inference, corrected where onnx's
+rule for an old op version disagrees with what onnxruntime computes."""
+from __future__ import annotations
+
+import onnx
+from onnx import helper, shape_inference
+
+from ..errors import ModelError
+from .declared import without_declared_shapes
+
+# Pools with ceil_mode before opset 22: onnx's inference keeps a last window that starts in the
+# end padding, which onnxruntime (and torch) drop; opset 22's rule is theirs.
+_POOLS = frozenset({"MaxPool", "AveragePool", "LpPool"})
+_POOL_RULE_OPSET = 22
+
+
+def infer_types(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with a type for every tensor onnx can infer; declarations play no part."""
+    stripped = without_declared_shapes(model)
+    inferred = _infer(stripped, strict=True)
+    fixes = _pool_corrections(inferred)
+    if not fixes:
+        return inferred
+    # a second pass from the corrected shapes (non-strict: they disagree with onnx's rule)
+    stripped.graph.value_info.extend(fixes)
+    return _infer(stripped, strict=False)
+
+
+def _infer(model: onnx.ModelProto, strict: bool) -> onnx.ModelProto:
+    try:
+        return shape_inference.infer_shapes(model, check_type=True, strict_mode=strict,
+                                            data_prop=True)
+    except Exception as exc:  # onnx raises InferenceError, ValidationError, RuntimeError...
+        text = str(exc).strip()
+        raise ModelError(f"shape inference failed: {text.splitlines()[0] if text else exc!r}"
+                         ) from None
+
+
+def _pool_corrections(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """value_info for each ceil_mode pool output whose opset-22 shape differs from onnx's."""
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset >= _POOL_RULE_OPSET:
+        return []
+    types = {v.name: v for v in list(model.graph.value_info) + list(model.graph.input)
+             + list(model.graph.output)}
+    fixes = []
+    for node in model.graph.node:
+        ceil = next((a.i for a in node.attribute if a.name == "ceil_mode"), 0)
+        if node.op_type not in _POOLS or not ceil or node.input[0] not in types:
+            continue
+        out = _single_node_output(node, types[node.input[0]])
+        if out is not None and node.output[0] in types and \
+                out.type != types[node.output[0]].type:
+            fixes.append(out)
+    return fixes
+
+
+def _single_node_output(node: onnx.NodeProto, x: onnx.ValueInfoProto):
+    """The node's first output type under opset 22's rule (None when onnx gives none)."""
+    single = onnx.NodeProto()
+    single.CopyFrom(node)
+    del single.output[1:]
+    graph = helper.make_graph([single], "pool", [x], [helper.make_empty_tensor_value_info(
+        node.output[0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("",
+                                                                        _POOL_RULE_OPSET)])
+    try:
+        inferred = shape_inference.infer_shapes(model, strict_mode=True)
+    except Exception:  # noqa: BLE001  keep onnx's own answer
+        return None
+    out = inferred.graph.output[0]
+    return out if out.type.tensor_type.HasField("shape") else None

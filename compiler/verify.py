@@ -72,16 +72,27 @@ def random_inputs(model: onnx.ModelProto, seed: int) -> dict[str, np.ndarray]:
 
 
 def reference_outputs(model, feed: dict) -> tuple[list, str]:
-    """The outputs of onnxruntime (else onnx.reference) for a model path or ModelProto."""
+    """The outputs of onnxruntime (else onnx.reference) for a model path or ModelProto;
+    VerifyError where the reference refuses the model (there is nothing to compare with)."""
     try:
         import onnxruntime as ort
     except ImportError:
         from onnx.reference import ReferenceEvaluator
         source = model if isinstance(model, onnx.ModelProto) else str(model)
-        return ReferenceEvaluator(source).run(None, feed), "onnx.reference"
+        return _reference_run(lambda: ReferenceEvaluator(source).run(None, feed),
+                              "onnx.reference")
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
-    return session.run(None, feed), f"onnxruntime {ort.__version__}"
+    session = lambda: ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    return _reference_run(lambda: session().run(None, feed), f"onnxruntime {ort.__version__}")
+
+
+def _reference_run(run, reference: str) -> tuple[list, str]:
+    try:
+        return run(), reference
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's errors share no base class
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:400]
+        raise VerifyError(f"{reference} cannot run the model, so there is nothing to compare "
+                          f"with: {first}") from None
 
 
 def _tool(name: str, hint: str) -> str:

@@ -121,6 +121,18 @@ def test_verify_sanitize_reports_an_overflow(tmp_path):
     assert "faulty_model.c" in info.value.log
 
 
+def test_verify_reports_a_model_onnxruntime_refuses(tmp_path):
+    """(verify's reference run:) onnxruntime has no int32 Gemm; verify says so in one line."""
+    path = tmp_path / "gemm.onnx"
+    i32 = onnx.TensorProto.INT32
+    onnx.save(model([helper.make_node("Gemm", ["a", "b"], ["y"])],
+                    [vi("a", i32, (2, 3)), vi("b", i32, (3, 2))], [vi("y", i32, (2, 2))]), path)
+    proc = subprocess.run([sys.executable, "-m", "onnxc.cli", "verify", str(path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "onnxc: error: onnxruntime" in proc.stderr and "nothing to compare" in proc.stderr
+
+
 # ---- full tier ---------------------------------------------------------------------------------
 
 def threads_model() -> onnx.ModelProto:
@@ -179,3 +191,4 @@ def test_op_tests_under_asan_and_ubsan(tmp_path):
     assert not result.reports, f"{len(result.reports)} sanitizer reports: " \
         f"{result.findings()}\nfailed: {result.failed}\n{details}"
     assert result.returncode == 0, result.output[-6000:]
+

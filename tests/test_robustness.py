@@ -139,7 +139,7 @@ MALFORMED = {
     "no outputs": (lambda: _model([], [], []), "no outputs"),
     "Gemm of a rank-1 operand": (lambda: _model(
         [helper.make_node("Gemm", ["x", "w"], ["y"])], [vi("x", F, [4])], [vi("y", F, [3])],
-        [numpy_helper.from_array(np.ones((4, 3), np.float32), "w")]), "rank 2"),
+        [numpy_helper.from_array(np.ones((4, 3), np.float32), "w")]), "must have rank 2"),
     "Conv kernel_shape not the weights'": (lambda: _model(
         [helper.make_node("Conv", ["x", "W"], ["y"], kernel_shape=[2, 2])],
         [vi("x", F, [1, 1, 5, 5])], [vi("y", F, ["a", "b", "c", "d"])], [W33]), "kernel_shape"),

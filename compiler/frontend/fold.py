@@ -218,7 +218,9 @@ def infer_missing_shapes(g: Graph, declared: dict[str, Value] | None = None,
                 continue
             _check_shape_inputs_constant(g, node)
         ins = [values.get(i) for i in node.inputs if i]
-        if any(v is None or not v.is_static for v in ins):
+        # only the standard ops' reference implementations are run: others may not terminate
+        # (a tree with a cycle) and are slow in Python; they register a shape rule instead
+        if any(v is None or not v.is_static for v in ins) or node.domain not in ("", "ai.onnx"):
             raise ModelError(f"cannot infer the shapes of node {node.name!r} ({node.op_type})")
         _check_evaluation_size(node, [values[i] for i in node.inputs if i])
         feeds = {i: g.constants[i] if i in g.constants else
@@ -258,7 +260,10 @@ def _registered_shapes(g: Graph, node: Node, values: dict) -> bool:
             i and (v is None or not v.is_static) for i, v in zip(node.inputs, ins)):
         return False
     consts = [g.constants.get(i) if i else None for i in node.inputs]
-    for name, (dtype, shape) in zip(node.outputs, entry.shape(ins, consts, node.attr_dict)):
+    shapes = entry.shape(ins, consts, node.attr_dict)
+    if shapes is None:      # the rule has nothing to add
+        return False
+    for name, (dtype, shape) in zip(node.outputs, shapes):
         if name:
             values[name] = Value(name, dtype, tuple(shape))
     return True

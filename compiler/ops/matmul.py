@@ -89,6 +89,9 @@ def _gemm_weight(b: np.ndarray, trans_b: int, alpha: float) -> np.ndarray:
 
 @register("Gemm", since=7)
 def Gemm(ctx, A, B, C=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
+    if len(ctx.shape(A)) != 2 or len(ctx.shape(B)) != 2:
+        raise ModelError(f"node {ctx.node.name!r} (Gemm): A and B must have rank 2, got "
+                         f"{list(ctx.shape(A))} and {list(ctx.shape(B))}")
     a_shape = ctx.shape(A)
     m, k = a_shape[::-1] if transA else a_shape
     b_const = ctx.const(B)

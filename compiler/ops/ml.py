@@ -31,6 +31,13 @@ from ..loop.ir import (
 from .common import ZERO, nest, view
 from .indexing import wrap_index
 from .matmul import gemm_kernels
+from .ml_shapes import (
+    array_feature_extractor_shape,
+    linear_classifier_shape,
+    linear_regressor_shape,
+    same_shape_and_type,
+    same_shape_float,
+)
 from .registry import register
 from .shape import fail, scalar_const
 
@@ -158,7 +165,7 @@ def emit_linear_scores(ctx, X, S, coefficients, intercepts) -> int:
     return t
 
 
-@register("LinearRegressor", domain=ML)
+@register("LinearRegressor", domain=ML, shape=linear_regressor_shape)
 def LinearRegressor(ctx, X, *, coefficients=(), intercepts=(), targets=1,
                     post_transform="NONE"):
     post = check_post_transform(ctx, post_transform)
@@ -169,7 +176,7 @@ def LinearRegressor(ctx, X, *, coefficients=(), intercepts=(), targets=1,
     emit_post_transform(ctx, Y, post if targets > 1 else single_score_transform(post))
 
 
-@register("LinearClassifier", domain=ML)
+@register("LinearClassifier", domain=ML, shape=linear_classifier_shape)
 def LinearClassifier(ctx, X, *, coefficients, classlabels_ints=(), classlabels_strings=(),
                      intercepts=(), multi_class=0, post_transform="NONE"):
     if classlabels_strings:
@@ -240,7 +247,7 @@ def _emit_by_column(ctx, X, fn) -> None:
              kind="elementwise")
 
 
-@register("Scaler", domain=ML)
+@register("Scaler", domain=ML, shape=same_shape_float)
 def Scaler(ctx, X, *, offset=(), scale=()):
     c = _columns(ctx, X)
     dt = "float64" if X.dtype == "float64" else _F
@@ -249,7 +256,7 @@ def Scaler(ctx, X, *, offset=(), scale=()):
     _emit_by_column(ctx, X, lambda x, j: as_dtype(_F, (as_dtype(dt, x) - off(j)) * mul(j)))
 
 
-@register("Imputer", domain=ML)
+@register("Imputer", domain=ML, shape=same_shape_and_type)
 def Imputer(ctx, X, *, imputed_value_floats=(), imputed_value_int64s=(),
             replaced_value_float=0.0, replaced_value_int64=0):
     is_float = dtypes.dtype(X.dtype).is_float
@@ -282,7 +289,7 @@ _NORMS = {
 }
 
 
-@register("Normalizer", domain=ML)
+@register("Normalizer", domain=ML, shape=same_shape_float)
 def Normalizer(ctx, X, *, norm="MAX"):
     """Divides each row ([N, C], or [C] for one row) by its norm; a zero norm leaves the row
     as it is. MAX is the largest value, not the largest magnitude (as in onnxruntime)."""
@@ -305,7 +312,7 @@ def Normalizer(ctx, X, *, norm="MAX"):
 
 
 # -- lookups -----------------------------------------------------------------------------------
-@register("ArrayFeatureExtractor", domain=ML)
+@register("ArrayFeatureExtractor", domain=ML, shape=array_feature_extractor_shape)
 def ArrayFeatureExtractor(ctx, X, indices):
     """Z[..., j] = X[..., indices.flat[j]]; a 1-D X gives one row. Indices are run-time data,
     wrapped into the last axis (wrap_index) instead of rejected."""

@@ -34,6 +34,7 @@ from .ml import (
     rows_of,
     single_score_transform,
 )
+from .ml_shapes import tree_classifier_shape, tree_regressor_shape
 from .registry import register
 from .shape import fail
 
@@ -436,7 +437,7 @@ def _forest_v3(ctx, a: dict, prefix: str) -> Forest:
                      a["nodes_missing_value_tracks_true"], votes)
 
 
-@register("TreeEnsembleRegressor", domain=ML)
+@register("TreeEnsembleRegressor", domain=ML, shape=tree_regressor_shape)
 def TreeEnsembleRegressor(ctx, X, *, aggregate_function="SUM", base_values=(),
                           base_values_as_tensor=None, n_targets=None, nodes_falsenodeids=(),
                           nodes_featureids=(), nodes_hitrates=(), nodes_hitrates_as_tensor=None,
@@ -451,7 +452,7 @@ def TreeEnsembleRegressor(ctx, X, *, aggregate_function="SUM", base_values=(),
                     post_transform)
 
 
-@register("TreeEnsembleClassifier", domain=ML)
+@register("TreeEnsembleClassifier", domain=ML, shape=tree_classifier_shape)
 def TreeEnsembleClassifier(ctx, X, *, base_values=(), base_values_as_tensor=None, class_ids=(),
                            class_nodeids=(), class_treeids=(), class_weights=(),
                            class_weights_as_tensor=None, classlabels_int64s=(),

@@ -351,7 +351,15 @@ def _batchnorm(ctx, X, params, epsilon, spatial):
                      X, *params)
 
 
-@register("BatchNormalization", since=7)
+def _batchnorm_shapes(ins, consts, attrs):
+    """Y like X; the training outputs (running and saved statistics) one value per channel:
+    onnx leaves those untyped, and the lowering, not a failed evaluation, explains them."""
+    x = ins[0]
+    channels = (x.shape[1],) if len(x.shape) > 1 else (1,)
+    return [(x.dtype, tuple(x.shape))] + [(x.dtype, channels)] * 4
+
+
+@register("BatchNormalization", since=7, shape=_batchnorm_shapes)
 def BatchNormalization(ctx, X, scale, B, mean, var, *, epsilon=1e-5, momentum=0.9,
                        training_mode=0, spatial=1):
     if training_mode:
@@ -387,7 +395,7 @@ def _batchnorm_training(ctx, X, params, epsilon, momentum):
                              out=ctx.outputs[out])
 
 
-@register("BatchNormalization", since=1, until=6)
+@register("BatchNormalization", since=1, until=6, shape=_batchnorm_shapes)
 def BatchNormalization_1(ctx, X, scale, B, mean, var, *, epsilon=1e-5, momentum=0.9,
                          is_test=0, spatial=1, consumed_inputs=None):
     if not is_test:

@@ -23,7 +23,8 @@ class OpEntry:
     # -> per output (dtype, upper-bound shape, the axes the data decides).
     bound: Callable | None = None
     # Where neither onnx's inference nor onnx.reference knows the op (Tile-1):
-    # (input Values, their constant arrays or None, attributes) -> per output (dtype, shape).
+    # (input Values, their constant arrays or None, attributes) -> per output (dtype, shape),
+    # or None where the rule has nothing to add.
     shape: Callable | None = None
 
 

@@ -319,9 +319,8 @@ Z2 = np.zeros((2, 1), I64)
      "axis 2 is out of range for rank 2"),
     ("GatherND", [rand(3, 4), Z2], {"batch_dims": 1}, (2,),
      "batch_dims=1 does not fit data"),
-    # onnx's strict shape inference finds this one before the lowering does
     ("GatherND", [rand(3, 4), np.zeros((2, 3), I64)], {}, (2,),
-     "must not be larger than the rank of `data`"),
+     "index tuples of 3 exceed data rank 2|too many indices"),
     ("ScatterElements", [rand(3, 4), np.zeros(3, I64), rand(3)], {}, (3, 4),
      "indices of rank 1 for data of rank 2"),
     ("ScatterND", [rand(3, 4), np.zeros((2, 3), I64), rand(2)], {}, (3, 4),
@@ -340,7 +339,7 @@ def test_error_trilu_k_not_scalar(tmp_path):
 
 def test_error_trilu_rank1(tmp_path):
     model = _bad_model("Trilu", [rand(5)], {}, (5,), opset=14)
-    compile_fails(tmp_path, model, "Input rank must be >= 2")
+    compile_fails(tmp_path, model, "rank 1, expected at least 2")
 
 
 def test_gathernd_declared_shape_is_replaced(tmp_path):

@@ -45,5 +45,5 @@ def test_dft_rejects_a_non_signal_axis(tmp_path):
     model = node_model("DFT", [rand(2, 5, 1)], {"axis": 2}, opset=17)
     model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y0", TensorProto.FLOAT,
                                                                  [2, 5, 2]))
-    with pytest.raises(ModelError, match="not a signal axis"):
+    with pytest.raises(ModelError, match="not a signal axis|out of bounds"):
         onnxc.compile(model, out_dir=tmp_path)

@@ -16,6 +16,17 @@ def broadcast_index(out_vars, in_shape) -> tuple[Expr, ...]:
     return tuple(ZERO if dim == 1 else out_vars[offset + d] for d, dim in enumerate(in_shape))
 
 
+def check_broadcast(ctx, what: str, shape, target) -> None:
+    """A ModelError unless shape broadcasts to target one way (numpy rules, target kept):
+    a load_broadcast of it over target's loops then stays inside it."""
+    shape, target = tuple(shape), tuple(target)
+    if len(shape) > len(target) or any(
+            d not in (1, t) for d, t in zip(shape[::-1], target[::-1])):
+        from ..errors import ModelError
+        raise ModelError(f"node {ctx.node.name!r} ({ctx.node.op_type}): {what} of shape "
+                         f"{list(shape)} does not broadcast to {list(target)}")
+
+
 def load_broadcast(buf: Buffer, out_vars) -> Load:
     return Load(buf, broadcast_index(out_vars, static_shape(buf)))
 

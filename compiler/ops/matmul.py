@@ -11,7 +11,7 @@ from ..errors import ModelError
 from ..loop.deferred import Deferred
 from ..loop.ir import Buffer, Const, Expr, Load, Store, loops, static_shape
 from ..loop.templates import template_vars
-from .common import ZERO, view
+from .common import ZERO, check_broadcast, view
 from .registry import register
 
 
@@ -109,6 +109,7 @@ def Gemm(ctx, A, B, C=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
     init = None
     if C is not None and beta != 0.0:
         c_shape = ctx.shape(C)
+        check_broadcast(ctx, "C", c_shape, (m, n))
         def init(i, j):  # noqa: E306
             idx = tuple(ZERO if d == 1 else v for d, v in
                         zip(c_shape, (i, j)[2 - len(c_shape):]))

@@ -13,7 +13,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import ModelError
 from ..loop.ir import Binary, Buffer, Cast, Const, Load, Select, Store, Unary, Var, cmp, loops, seq
-from .common import ZERO, load_broadcast, view
+from .common import ZERO, check_broadcast, load_broadcast, view
 from .elementwise import emit_elementwise
 from .reduce import REDUCTIONS, normalize_axes, reduce_into, scalar
 from .registry import INTERNAL_DOMAIN, register
@@ -201,6 +201,7 @@ def _standardize(r: _Rows, mean: _Cell, inv: _Cell, epsilon: float, affine):
 def _param_along(ctx, P, norm_shape, k):
     """P (broadcastable to norm_shape) at flat position k of the normalized block."""
     size = _size(norm_shape)
+    check_broadcast(ctx, "a scale or bias", ctx.shape(P), norm_shape)
     if _size(ctx.shape(P)) == size:
         return Load(view(P, size), (k,))
     # A smaller broadcast: recover the block's coordinates from k (non-negative, so // is fine).

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_KINDS = ("address", "undefined")
 # The full tier runs one op test in SAMPLE_EVERY under ASan+UBSan: all of them take about
 # twice the plain op tests' time, more than the CI budget leaves (README, "Tests").
-SAMPLE_EVERY = 5
+SAMPLE_EVERY = 10
 FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.fuzz.differential import ROOT, environment
 
-SECONDS = 45
+SECONDS = 30
 SEED = 0
 
 

@@ -11,6 +11,7 @@ from ..errors import ModelError
 from ..graph.ir import Graph, Node, Value
 from ..ops.registry import lookup
 from .declared import schema_dtypes, take_declared_shapes
+from .validate import value_bytes
 
 # Ops never folded: values that are not a function of the inputs (random), and ops whose
 # onnx.reference ignores attributes or inputs (the recurrent ones drop sequence_lens,
@@ -244,8 +245,7 @@ def infer_missing_shapes(g: Graph, declared: dict[str, Value] | None = None,
 def _check_evaluation_size(node: Node, inputs: list[Value]) -> None:
     """Shapes onnx cannot infer come from running the node on zeros: not on more memory
     than _MAX_EVALUATED_BYTES."""
-    size = sum(dtypes.itemsize(v.dtype) * int(np.prod(v.shape, dtype=np.int64))
-               for v in inputs if v.dtype in dtypes.BY_NAME)
+    size = sum(value_bytes(v) for v in inputs)
     if size > _MAX_EVALUATED_BYTES:
         raise ModelError(f"cannot infer the shapes of node {node.name!r} ({node.op_type}): onnx "
                          f"does not, and running it would take {size} bytes of zeros")

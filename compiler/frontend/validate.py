@@ -149,12 +149,19 @@ def check_tensor_sizes(values) -> None:
     """Every tensor the compiled program holds fits in MAX_TENSOR_BYTES (a Pad by 2**40, a
     ConstantOfShape of a huge shape: refused at compile time, as no run could hold them)."""
     for v in values:
-        if not v.is_static or v.dtype not in dtypes.BY_NAME:
-            continue
-        size = dtypes.itemsize(v.dtype)
-        for d in v.shape:
-            size *= max(d, 0)
+        size = value_bytes(v)
         if size > MAX_TENSOR_BYTES:
             raise ModelError(f"tensor {v.name!r} of shape {list(v.shape)} would take {size} "
                              f"bytes, more than the {MAX_TENSOR_BYTES >> 40} TiB a tensor may "
                              "have")
+
+
+def value_bytes(v) -> int:
+    """A static tensor's size in bytes, as an exact integer (numpy's int64 product would wrap
+    for the shapes these checks exist to refuse); 0 for a symbolic or unsupported one."""
+    if not v.is_static or v.dtype not in dtypes.BY_NAME:
+        return 0
+    size = dtypes.itemsize(v.dtype)
+    for d in v.shape:
+        size *= max(d, 0)
+    return size

@@ -9,19 +9,23 @@ nvcc's identities, the environment variables the toolchain reads and this CPU's 
 target builds with -march=native). A model whose tensors live in external files is keyed by
 their bytes too, read in chunks. An entry is a folder written under a temporary name and
 renamed into place, so a reader never sees half an entry; a folder that cannot be written only
-costs the cache, never the build.
+costs the cache, never the build. The warnings a build gave are stored with it and given again
+by every copy (as ccache replays a compiler's messages): a cached build says what a build says.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import platform
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import errors
 from ..errors import OnnxcError
 from ..frontend.external import digest_model
 from .cache import compiler_identity, write_replacing
@@ -32,6 +36,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 DATA_DIRS = ("templates", "targets", "runtime_c")
 # The environment the toolchain reads at build time.
 TOOLCHAIN_ENV = ("ONNXC_CC", "ONNXC_NVCC", "CUDA_HOME", "PATH", "ONNXC_SANITIZE")
+WARNINGS_FILE = ".onnxc-warnings.json"    # in an entry, never copied out
 
 
 def cache_folder() -> Path | None:
@@ -108,27 +113,45 @@ def cached_build(key: str | None, out_dir, library: str, build: Callable[[Path],
     entry = folder / key
     if (entry / library).is_file():
         _install(entry, out_dir)
+        _replay_warnings(entry)
         return out_dir / library
     before = _snapshot(out_dir)
-    lib = build(out_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lib = build(out_dir)
+    for w in caught:        # given on as they came, under the caller's own filters
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     written = [p for p, stamp in _snapshot(out_dir).items() if before.get(p) != stamp]
     if not (entry / library).is_file():     # a concurrent build may have stored it meanwhile
         shutil.rmtree(entry, ignore_errors=True)    # an entry damaged by hand is replaced
-        _store(entry, out_dir, written)
+        _store(entry, out_dir, written, caught)
     return lib
+
+
+def _replay_warnings(entry: Path) -> None:
+    try:
+        stored = json.loads((entry / WARNINGS_FILE).read_text())
+    except (OSError, ValueError):
+        return          # an entry without warnings
+    for w in stored:
+        category = getattr(errors, w.get("category", ""), None)
+        if not (isinstance(category, type) and issubclass(category, Warning)):
+            category = UserWarning
+        warnings.warn_explicit(str(w.get("message", "")), category,
+                               str(w.get("filename", "")), int(w.get("lineno", 0)))
 
 
 def _install(entry: Path, out_dir: Path) -> None:
     """Copy an entry's files into out_dir, each renamed over its old copy (write_replacing): a
     library of that name already loaded from out_dir keeps its own file."""
     for path in entry.rglob("*"):
-        if path.is_file():
+        if path.is_file() and path.name != WARNINGS_FILE:
             dest = out_dir / path.relative_to(entry)
             dest.parent.mkdir(parents=True, exist_ok=True)
             write_replacing(dest, lambda partial, src=path: shutil.copy2(src, partial))
 
 
-def _store(entry: Path, built: Path, files: list[Path]) -> None:
+def _store(entry: Path, built: Path, files: list[Path], caught: list) -> None:
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
@@ -139,6 +162,10 @@ def _store(entry: Path, built: Path, files: list[Path]) -> None:
             dest = partial / path.relative_to(built)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest)
+        if caught:
+            (partial / WARNINGS_FILE).write_text(json.dumps(
+                [dict(category=w.category.__name__, message=str(w.message), filename=w.filename,
+                      lineno=w.lineno) for w in caught]))
         os.rename(partial, entry)
     except OSError:
         pass            # another process stored the same key first, or the disk is full

@@ -211,7 +211,7 @@ def infer_missing_shapes(g: Graph, declared: dict[str, Value] | None = None,
             continue
         if all(o == "" or (o in values and values[o].is_static) for o in node.outputs):
             continue
-        if _registered_shapes(g, node, values):
+        if _registered_shapes(g, node, values) or _node_inferred_shapes(g, node, values):
             continue
         if _reads_shape_at_run_time(g, node):
             # the lowering compiles the declared shape and checks the run's values against it
@@ -266,6 +266,36 @@ def _registered_shapes(g: Graph, node: Node, values: dict) -> bool:
     for name, (dtype, shape) in zip(node.outputs, shapes):
         if name:
             values[name] = Value(name, dtype, tuple(shape))
+    return True
+
+
+def _node_inferred_shapes(g: Graph, node: Node, values: dict) -> bool:
+    """Outputs typed by onnx's inference of this one node, now that its inputs are typed
+    (onnx stops at the first node it cannot type: an ML op such as Scaler leaves every node
+    after it untyped, though each of them has an inference rule)."""
+    domain = node.domain if node.domain != "ai.onnx" else ""
+    ins = [i for i in node.inputs if i]
+    if any(i not in values or not values[i].is_static for i in ins):
+        return False
+    try:
+        schema = onnx.defs.get_schema(node.op_type, g.opsets.get(domain, 1), domain)
+        types = {i: _value_info(values[i]).type for i in ins}
+        data = {i: numpy_helper.from_array(np.asarray(g.constants[i]), i) for i in ins
+                if i in g.constants and g.constants[i].nbytes <= _TYPED_ONLY_BYTES}
+        found = shape_inference.infer_node_outputs(schema, node_proto(node), types, data,
+                                                   opset_imports=_opset_imports(g))
+    except Exception:  # best effort, as the whole-graph inference; the fallbacks follow
+        return False
+    from .load import _value
+    typed = {}
+    for name, tp in found.items():
+        v = _value(helper.make_value_info(name, tp))
+        if v is None or not v.is_static:
+            return False
+        typed[name] = v
+    if any(o and o not in typed for o in node.outputs):
+        return False
+    values.update(typed)
     return True
 
 

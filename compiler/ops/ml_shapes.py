@@ -40,14 +40,18 @@ def same_shape_and_type(ins, consts, attrs):
     return [(ins[0].dtype, tuple(ins[0].shape))]
 
 
-
 def linear_classifier_shape(ins, consts, attrs):
-    """onnx types string labels, which onnxc does not compile: say so; otherwise None (onnx's
-    own inference shapes this op)."""
+    """Labels [N]; scores [N, T] for T rows of coefficients, or [N, 2] for one row (a binary
+    classifier scores both classes, as onnxruntime). onnx types string labels, which onnxc
+    does not compile: say so."""
     if attrs.get("classlabels_strings"):
         raise ModelError("LinearClassifier: string class labels (classlabels_strings) are not "
                          "compiled; only classlabels_ints")
-    return None
+    x = ins[0]
+    features = x.shape[-1] if x.shape else 1
+    rows = len(attrs.get("coefficients") or ()) // max(features, 1)
+    n = _rows(x)
+    return [("int64", (n,)), (_F, (n, rows if rows > 1 else 2))]
 
 
 def array_feature_extractor_shape(ins, consts, attrs):

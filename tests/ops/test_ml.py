@@ -3,6 +3,8 @@ scalers and encoders, and tree ensembles generated at random over every node mod
 values, aggregate, base values and post transform; and the models they refuse."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx
 import onnxc
@@ -493,3 +495,40 @@ def test_refused_rank3(tmp_path, op):
     x = rand(2, 3, 4)
     with pytest.raises(ModelError, match=r"expected \[N, C\]"):
         compile_ml(tmp_path, op, [x], {}, [(FLOAT, x.shape)], ml_opset=1)
+
+
+def _pipeline(nodes, x, outputs):
+    """nodes after a Scaler, which onnx does not type: onnx's inference types none of them."""
+    graph = helper.make_graph(
+        [helper.make_node("Scaler", ["x"], ["s"], domain="ai.onnx.ml", offset=[0.5],
+                          scale=[2.0], name="scale")] + nodes, "pipeline",
+        [helper.make_tensor_value_info("x", FLOAT, list(x.shape))],
+        [helper.make_tensor_value_info(name, t, None) for name, t in outputs])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("ai.onnx.ml", 1),
+                                                    helper.make_opsetid("", 17)])
+    model.ir_version = min(model.ir_version, 10)
+    return model
+
+
+@pytest.mark.parametrize("case", ["linear_classifier", "binarizer_relu"])
+def test_nodes_after_an_untyped_ml_op_are_shaped(tmp_path, case):
+    nodes, outputs = {
+        "linear_classifier": ([helper.make_node(
+            "LinearClassifier", ["s"], ["label", "prob"], domain="ai.onnx.ml",
+            coefficients=list(np.linspace(-1, 1, 12)), intercepts=[0.1, -0.2, 0.3],
+            classlabels_ints=[3, 1, 7], post_transform="SOFTMAX", name="classify")],
+            [("label", INT64), ("prob", FLOAT)]),
+        "binarizer_relu": ([helper.make_node("Binarizer", ["s"], ["b"], domain="ai.onnx.ml",
+                                             threshold=0.3, name="binarize"),
+                            helper.make_node("Relu", ["b"], ["y"], name="relu")],
+                           [("y", FLOAT)]),
+    }[case]
+    model = _pipeline(nodes, X, outputs)
+    # outputs declared with symbolic dims only: every size comes from inference
+    for o in model.graph.output:
+        rank = 1 if o.type.tensor_type.elem_type == INT64 else 2
+        for axis in range(rank):
+            o.type.tensor_type.shape.dim.add().dim_param = f"d{axis}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_model(model, {"x": X}, tmp_path)

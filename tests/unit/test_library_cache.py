@@ -11,6 +11,7 @@ import onnxc.driver as driver
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnxc.build.library_cache import CACHE_ENV, library_key, model_digest
+from onnxc.errors import ModelWarning
 
 X = np.arange(6, dtype=np.float32).reshape(2, 3)
 
@@ -49,6 +50,19 @@ def test_same_build_is_copied(tmp_path, builds):
     assert len(builds) == 1 and second == tmp_path / "b" / first.name
     assert (tmp_path / "b" / "g.h").read_bytes() == (tmp_path / "a" / "g.h").read_bytes()
     np.testing.assert_array_equal(_run(second), X * 2)
+
+
+def test_a_copy_gives_the_warnings_of_its_build(tmp_path, builds):
+    """A declared shape that disagrees warns on every compile, the copies' too, and the
+    stored warnings never land in the output folder."""
+    model = _model(2.0)
+    del model.graph.output[0].type.tensor_type.shape.dim[1:]
+    for out in ("a", "b"):
+        with pytest.warns(ModelWarning, match="declared with shape \\[2\\] but computes to"):
+            driver.compile_to_dir(model, tmp_path / out)
+    assert len(builds) == 1
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "a").iterdir())
 
 
 def test_a_copy_never_writes_into_a_loaded_library(tmp_path, builds):

@@ -19,6 +19,7 @@ from onnx import helper, numpy_helper
 from ..errors import ModelError
 from ..ops.registry import INTERNAL_DOMAIN
 from .external import tensor_array
+from .infer import infer_shapes
 
 
 class _Renamer:
@@ -312,7 +313,7 @@ def inline_control_flow(model: onnx.ModelProto) -> onnx.ModelProto:
     if not any(n.op_type in ("If", "Scan", "Loop") for n in model.graph.node):
         return model
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        inferred = infer_shapes(model)
     except Exception as exc:   # onnx raises several types
         raise ModelError(f"shape inference failed: {str(exc).splitlines()[0]}") from None
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)

@@ -11,6 +11,7 @@ from ..errors import ModelError
 from ..graph.ir import Graph, Node, Value
 from ..ops.registry import lookup
 from .declared import schema_dtypes, take_declared_shapes
+from .infer import infer_shapes
 from .validate import value_bytes
 
 # Ops never folded: values that are not a function of the inputs (random), and ops whose
@@ -201,7 +202,7 @@ def infer_missing_shapes(g: Graph, declared: dict[str, Value] | None = None,
     values = dict(g.values)
     declared = declared or {}
     try:
-        inferred = shape_inference.infer_shapes(to_model(g), data_prop=True)
+        inferred = infer_shapes(to_model(g))
         values.update(_static_values(inferred))
     except Exception:  # onnx's inference is best effort here; our fallback follows
         pass

@@ -11,6 +11,7 @@ import onnx
 from onnx import helper
 
 from ..ops.registry import lookup
+from .infer import infer_shapes
 
 _MAX_DEPTH = 4   # a body may hold function ops of its own
 
@@ -93,7 +94,7 @@ def _known(node: onnx.NodeProto, opsets: dict) -> bool:
 
 def _types(model: onnx.ModelProto) -> dict:
     try:
-        graph = onnx.shape_inference.infer_shapes(model, data_prop=True).graph
+        graph = infer_shapes(model).graph
     except Exception:   # onnx raises several types; types are then only the declared ones
         graph = model.graph
     types = {v.name: v.type for v in list(graph.input) + list(graph.value_info) +

@@ -13,6 +13,10 @@ from .declared import without_declared_shapes
 # end padding, which onnxruntime (and torch) drop; opset 22's rule is theirs.
 _POOLS = frozenset({"MaxPool", "AveragePool", "LpPool"})
 _POOL_RULE_OPSET = 22
+# onnx's data propagation (the values of shape tensors) spends about 140 bytes per element of
+# every 1-D tensor it passes through Cast, Squeeze or Unsqueeze, whatever its length: a
+# float32[2147483647] input took 20 GB. Shape tensors are short; past this length it is off.
+_MAX_PROPAGATED_LENGTH = 1 << 20
 
 
 def infer_types(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -30,10 +34,32 @@ def infer_types(model: onnx.ModelProto) -> onnx.ModelProto:
     return _infer(stripped, strict=False)
 
 
+def infer_shapes(model: onnx.ModelProto, **options) -> onnx.ModelProto:
+    """onnx's inference with data propagation where it is safe (_MAX_PROPAGATED_LENGTH);
+    onnx's exceptions pass through."""
+    plain = shape_inference.infer_shapes(model, **options)
+    if not _short_vectors_only(plain):
+        return plain
+    return shape_inference.infer_shapes(model, data_prop=True, **options)
+
+
+def _short_vectors_only(model: onnx.ModelProto) -> bool:
+    """Whether every 1-D tensor onnx shapes without data propagation is short enough for it."""
+    graph = model.graph
+    shapes = [v.type.tensor_type.shape for v in (*graph.input, *graph.value_info, *graph.output)
+              if v.type.HasField("tensor_type")] + [list(t.dims) for t in graph.initializer]
+    return all(len(getattr(s, "dim", s)) != 1 or _length(s) <= _MAX_PROPAGATED_LENGTH
+               for s in shapes)
+
+
+def _length(shape) -> int:
+    first = shape.dim[0] if hasattr(shape, "dim") else shape[0]
+    return first.dim_value if hasattr(first, "dim_value") else int(first)
+
+
 def _infer(model: onnx.ModelProto, strict: bool) -> onnx.ModelProto:
     try:
-        return shape_inference.infer_shapes(model, check_type=True, strict_mode=strict,
-                                            data_prop=True)
+        return infer_shapes(model, check_type=True, strict_mode=strict)
     except Exception as exc:  # onnx raises InferenceError, ValidationError, RuntimeError...
         text = str(exc).strip()
         raise ModelError(f"shape inference failed: {text.splitlines()[0] if text else exc!r}"

@@ -6,17 +6,24 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from .backend.emit import BACKEND_HELP, BACKENDS
 from .errors import OnnxcError
-from .frontend import import_model
+from .frontend import import_model, load_model
+from .frontend.dims import add_dim_option, parse_dims
 
 WARMUP_RUNS = 5
 
 
-def count_flops(model_path) -> int:
-    """2 x multiply-adds of Conv, Gemm and MatMul nodes (what GFLOP/s figures count)."""
-    g = import_model(model_path)
+def count_flops(model_path, dim_values: dict[str, int] | None = None) -> int:
+    """2 x multiply-adds of Conv, Gemm and MatMul nodes (what GFLOP/s figures count), with
+    the symbolic dimensions at dim_values."""
+    model = model_path
+    if dim_values:
+        from .frontend.dims import name_dims, specialize
+        model = specialize(name_dims(load_model(model_path)), dim_values)
+    g = import_model(model)
     total = 0
     for node in g.nodes:
         out = g.values[node.outputs[0]].shape
@@ -62,40 +69,48 @@ def _alternate(fns, runs: int) -> list[float]:
 
 
 def bench(model_path, threads=(1, 2), runs: int = 100, target: str = "host",
-          backend: str | None = None) -> list[dict]:
+          backend: str | None = None, dims: dict | None = None) -> list[dict]:
+    """One row per thread count and dimension case (verify.dim_cases: the --dim ranges' low
+    and high ends), all from one library."""
     from . import driver
+    from .verify import dim_cases, random_inputs
     path = Path(model_path)
-    flops = count_flops(path)
+    proto = onnx.load(str(path), load_external_data=False)
+    cases = dim_cases(proto, dims)
     with tempfile.TemporaryDirectory(prefix="onnxc_bench_") as tmp:
         start = time.perf_counter()
-        model = driver.compile(path, target=target, out_dir=tmp, backend=backend)
+        model = driver.compile(path, target=target, out_dir=tmp, backend=backend, dims=dims)
         compile_s = time.perf_counter() - start
-        feed = _feed(model.get_inputs(), 0)
         rows = []
-        for n in threads:
-            model.set_num_threads(n)
-            session = _ort_session(path, n)
-            got, want = model.run(None, feed), session.run(None, feed)
-            err = max(float(np.abs(g - w).max() / max(np.abs(w).max(), 1e-30))
-                      for g, w in zip(got, want))
-            ours, theirs = _alternate([lambda: model.run(None, feed),
-                                       lambda s=session: s.run(None, feed)], runs)
-            rows.append({"threads": n, "onnxc_ms": ours, "ort_ms": theirs,
-                         "ratio": ours / theirs, "rel_err": err, "compile_s": compile_s,
-                         "gflops": flops / ours / 1e6 if flops else 0.0})
+        for values in cases:
+            feed, flops = random_inputs(proto, 0, values), count_flops(path, values)
+            for n in threads:
+                model.set_num_threads(n)
+                session = _ort_session(path, n)
+                got, want = model.run(None, feed), session.run(None, feed)
+                err = max(float(np.abs(g - w).max() / max(np.abs(w).max(), 1e-30))
+                          for g, w in zip(got, want))
+                ours, theirs = _alternate([lambda f=feed: model.run(None, f),
+                                           lambda s=session, f=feed: s.run(None, f)], runs)
+                rows.append({"threads": n, "onnxc_ms": ours, "ort_ms": theirs,
+                             "ratio": ours / theirs, "rel_err": err, "compile_s": compile_s,
+                             "gflops": flops / ours / 1e6 if flops else 0.0,
+                             "dims": " ".join(f"{k}={v}" for k, v in values.items())})
     return rows
 
 
 def format_table(name: str, rows: list[dict]) -> str:
     lines = ["| model | threads | onnxc ms | onnxruntime ms | ratio | GFLOP/s | rel err |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {name} | {r['threads']} | {r['onnxc_ms']:.3f} | {r['ort_ms']:.3f} | "
+    lines += [f"| {' '.join(filter(None, (name, r.get('dims'))))} | {r['threads']} | "
+              f"{r['onnxc_ms']:.3f} | {r['ort_ms']:.3f} | "
               f"{r['ratio']:.2f} | {r['gflops']:.1f} | {r['rel_err']:.1e} |" for r in rows]
     return "\n".join(lines)
 
 
 def cmd_bench(args) -> int:
-    rows = bench(args.model, tuple(args.threads), args.runs, args.target, args.backend)
+    rows = bench(args.model, tuple(args.threads), args.runs, args.target, args.backend,
+                 parse_dims(args.dim))
     print(f"compiled in {rows[0]['compile_s']:.2f} s; medians of {args.runs} alternating runs")
     print(format_table(Path(args.model).stem, rows))
     return 0
@@ -113,4 +128,5 @@ def add_bench(sub, positive_int) -> None:
     p.add_argument("--runs", type=positive_int, default=100, help="timed runs (default: 100)")
     p.add_argument("--target", default="host", help="target tag (default: host)")
     p.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
+    add_dim_option(p, "; bench times the library at every range's low and high ends")
     p.set_defaults(func=cmd_bench)

@@ -24,6 +24,7 @@ from . import __version__
 from .backend.emit import BACKEND_HELP, BACKENDS
 from .bench import add_bench
 from .errors import OnnxcError, UnsupportedOps, typed_errors
+from .frontend.dims import add_dim_option, parse_dims
 from .verify import add_verify, reference_outputs
 
 COMMANDS = ("compile", "info", "demo", "bench", "verify")
@@ -70,17 +71,6 @@ def _check_schedule(path: str | None) -> None:
             from None
 
 
-def _dims(texts: list[str]) -> dict[str, tuple[int, int]]:
-    from .frontend.dims import parse_dim
-    dims: dict[str, tuple[int, int]] = {}
-    for text in texts:
-        d = parse_dim(text)
-        if d.name in dims:
-            raise CliError(f"--dim {d.name} is given twice")
-        dims[d.name] = (d.low, d.high)
-    return dims
-
-
 def cmd_compile(args) -> int:
     from .driver import compile_to_dir
     if args.dump_ir is not None and args.dump_ir not in _stage_names():
@@ -90,7 +80,7 @@ def cmd_compile(args) -> int:
     out = Path(args.output)
     lib = compile_to_dir(args.model, out, target=args.target, name=args.name,
                          schedule_file=args.schedule, dump_ir=args.dump_ir,
-                         dims=_dims(args.dim), backend=args.backend, tf32=args.tf32)
+                         dims=parse_dims(args.dim), backend=args.backend, tf32=args.tf32)
     name = lib.stem
     print(f"onnxc: compiled {args.model} for target {args.target} into {out}/")
     for fname, what in ((f"{name}.so", "shared library"), (f"{name}.h", "C header"),
@@ -156,9 +146,10 @@ def _info_lines(model, missing: dict) -> list[str]:
 
 @typed_errors
 def cmd_info(args) -> int:
+    from .frontend.dims import name_dims
     from .frontend.load import load_model
     from .lower.from_graph import find_unsupported
-    model = load_model(args.model)
+    model = name_dims(load_model(args.model))     # unnamed dims as --dim names them
     opsets = {(o.domain if o.domain != "ai.onnx" else ""): o.version for o in model.opset_import}
     missing = find_unsupported(model.graph.node, opsets)
     print("\n".join(_info_lines(model, missing)))
@@ -242,9 +233,7 @@ def _add_compile(sub) -> None:
     p.add_argument("--dump-ir", metavar="STAGE",
                    help=f"print the IR after STAGE (or after-STAGE), or after every stage "
                         f"with 'all'; stages: {', '.join(_pipeline_stages())}")
-    p.add_argument("--dim", action="append", default=[], metavar="NAME=N|NAME=LOW..HIGH",
-                   help="bind a symbolic input dimension to a value, or to a range whose "
-                        "every value is compiled (repeatable)")
+    add_dim_option(p)
     p.add_argument("--tf32", action="store_true",
                    help="GPU targets: run float32 MatMul, Gemm and Conv on the tensor cores "
                         "with operands rounded to TF32 (10 mantissa bits; faster, about 1e-3 "

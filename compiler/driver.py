@@ -16,7 +16,7 @@ from .build.library_cache import cache_folder, cached_build, library_key, model_
 from .build.sanitize import check_loadable, sanitizers
 from .build.toolchain import build_library, compiler_command
 from .errors import ModelError, OnnxcError, typed_errors
-from .frontend.dims import specializations, specialize
+from .frontend.dims import name_dims, specializations, specialize
 from .frontend.external import digest_model
 from .frontend.load import load_model
 from .lower.from_graph import find_unsupported
@@ -103,7 +103,7 @@ def plan(model_or_path, target: str = "host", name: str | None = None,
     problem = library_name_problem(name)
     if problem:
         raise ModelError(f"library name {problem}: choose another with --name")
-    model = load_model(source)
+    model = name_dims(load_model(source))
     check_supported(model)
     tgt = with_tf32(get_target(target)) if tf32 else get_target(target)
     schedules = from_json(Path(schedule_file).read_text()) if schedule_file else None

@@ -17,6 +17,7 @@ from .backend.emit import BACKEND_HELP, BACKENDS
 from .build import sanitize as san
 from .build.toolchain import compiler_command
 from .errors import OnnxcError
+from .frontend.dims import add_dim_option, parse_dims
 from .resources import resource_dir
 from .targets import Target, get_target
 
@@ -47,19 +48,26 @@ class OutputError:
     ok: bool
 
 
-def random_inputs(model: onnx.ModelProto, seed: int) -> dict[str, np.ndarray]:
-    """Seeded inputs of the model's declared types: normal floats, small integers, bools."""
-    rng = np.random.default_rng(seed)
+def random_inputs(model: onnx.ModelProto, seed: int,
+                  dim_values: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """Seeded inputs of the model's declared types: normal floats, small integers, bools;
+    a symbolic dimension takes its value from dim_values (by name, or INPUT:AXIS)."""
+    from .frontend.dims import unnamed_dim_name
+    rng, dim_values = np.random.default_rng(seed), dim_values or {}
     weights = {t.name for t in model.graph.initializer}
     feed = {}
     for info in model.graph.input:
         if info.name in weights:
             continue
         tensor = info.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-        if None in dims:
-            raise VerifyError(f"input {info.name!r} has a symbolic shape: verify runs "
-                              "statically shaped models")
+        dims = []
+        for axis, d in enumerate(tensor.shape.dim):
+            key = d.dim_param or unnamed_dim_name(info.name, axis)
+            value = d.dim_value if d.HasField("dim_value") else dim_values.get(key)
+            if value is None:
+                raise VerifyError(f"input {info.name!r} axis {axis} is symbolic ({key}): give "
+                                  f"it a value or range with --dim {key}=...")
+            dims.append(value)
         dtype = helper.tensor_dtype_to_np_dtype(tensor.elem_type)
         if dtype.kind == "f":
             value = rng.standard_normal(dims)
@@ -69,6 +77,15 @@ def random_inputs(model: onnx.ModelProto, seed: int) -> dict[str, np.ndarray]:
             value = rng.integers(0, 4, dims)
         feed[info.name] = np.asarray(value).astype(dtype)
     return feed
+
+
+def dim_cases(model: onnx.ModelProto, dims: dict | None) -> list[dict[str, int]]:
+    """The dimension values verify runs one library at: every range's low ends, then its
+    high ends (one case for a static model or single values)."""
+    from .frontend.dims import name_dims, specializations
+    ranges, _ = specializations(name_dims(model), dims)
+    cases = [{r.name: r.low for r in ranges}, {r.name: r.high for r in ranges}]
+    return cases[:1] if cases[0] == cases[1] else cases
 
 
 def reference_outputs(model, feed: dict) -> tuple[list, str]:
@@ -168,47 +185,60 @@ def compare(names, got, want, rtol: float, atol: float) -> list[OutputError]:
     return report
 
 
-def _run(model, target: str, feed: dict, work: Path, backend: str | None,
-         kinds: tuple[str, ...]) -> tuple[list, str]:
-    """The model's outputs on feed and how they were made: in this process for the host, in
-    the .npy driver under the target's emulator, or in the driver linked with the sanitizers."""
+def _build(model, target: str, work: Path, backend: str | None, kinds: tuple[str, ...],
+           dims: dict | None):
+    """The library (a loaded CompiledModel for a host run in this process) and how its runs
+    are made: in this process for the host, in the .npy driver under the target's emulator,
+    or in the driver linked with the sanitizers."""
     from .driver import compile as compile_native
     from .driver import compile_to_dir
     name, tgt = "model", get_target(target)
     if tgt.native and not kinds:
         return compile_native(model, target=target, out_dir=work, name=name, backend=backend,
-                              sanitize=()).run(None, feed), "in this process"
+                              sanitize=(), dims=dims), "in this process"
     if kinds and not tgt.native:
         raise VerifyError(f"--sanitize runs host builds only, not {target!r}")
     emulator = [] if tgt.native else emulator_command(tgt)
     lib = compile_to_dir(model, work, target=target, name=name, backend=backend,
-                         sanitize=kinds)
-    got = run_emulated(lib, name, tgt, emulator, list(feed.values()),
-                       len(model.graph.output), work, kinds)
+                         sanitize=kinds, dims=dims)
+    run = lambda feed, case_dir: run_emulated(lib, name, tgt, emulator, list(feed.values()),
+                                              len(model.graph.output), case_dir, kinds)
     if kinds:
-        return got, f"with -fsanitize={','.join(kinds)} in a process of its own"
-    return got, " ".join([Path(emulator[0]).name, *emulator[1:]])
+        return run, f"with -fsanitize={','.join(kinds)} in a process of its own"
+    return run, " ".join([Path(emulator[0]).name, *emulator[1:]])
 
 
 def verify(model_path, target: str = "host", seed: int = 0, rtol: float = 1e-4,
            atol: float = 1e-5, out_dir=None, backend: str | None = None,
-           sanitize=None) -> tuple[list[OutputError], str]:
-    """Compile, run and compare; returns the per-output errors and how the run was made.
-    sanitize: the sanitizers to build and run with (None: $ONNXC_SANITIZE); a report of
-    theirs raises SanitizerFinding."""
+           sanitize=None, dims: dict | None = None) -> tuple[list[OutputError], str]:
+    """Compile once, run and compare at each of dim_cases (the low and the high ends of the
+    --dim ranges); returns the per-output errors (one per output and case) and how the runs
+    were made. sanitize: the sanitizers to build and run with (None: $ONNXC_SANITIZE); a
+    report of theirs raises SanitizerFinding."""
     model = onnx.load(str(model_path))
-    feed = random_inputs(model, seed)
+    cases = dim_cases(model, dims)
     work = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="onnxc_verify_"))
-    got, how = _run(model, target, feed, work, backend, san.sanitizers(sanitize))
-    want, reference = reference_outputs(model, feed)
-    names = [o.name for o in model.graph.output]
-    return compare(names, got, want, rtol, atol), f"{how}, against {reference}"
+    lib, how = _build(model, target, work, backend, san.sanitizers(sanitize), dims)
+    report, reference = [], ""
+    for number, values in enumerate(cases):
+        feed = random_inputs(model, seed, values)
+        if callable(lib):
+            case_dir = work / f"case{number}" if len(cases) > 1 else work
+            case_dir.mkdir(parents=True, exist_ok=True)
+            got = lib(feed, case_dir)
+        else:
+            got = lib.run(None, feed)
+        want, reference = reference_outputs(model, feed)
+        label = "".join(f" {k}={v}" for k, v in values.items())
+        names = [o.name + (f" at{label}" if label else "") for o in model.graph.output]
+        report += compare(names, got, want, rtol, atol)
+    return report, f"{how}, against {reference}"
 
 
 def cmd_verify(args) -> int:
     try:
         report, how = verify(args.model, args.target, args.seed, args.rtol, args.atol,
-                             args.output, args.backend, args.sanitize)
+                             args.output, args.backend, args.sanitize, parse_dims(args.dim))
     except SanitizerFinding as exc:
         print(f"onnxc verify: {args.model}: the sanitized run stopped on a finding:\n"
               f"{exc.log.rstrip()}")
@@ -246,4 +276,5 @@ def add_verify(sub) -> None:
                         "alone; or thread) and run in a process of their own; a finding "
                         "fails the check with the sanitizer's report (default: "
                         "$ONNXC_SANITIZE)")
+    add_dim_option(p, "; verify runs the library at every range's low and high ends")
     p.set_defaults(func=cmd_verify)

@@ -4,9 +4,12 @@
 
    `onnxc verify` builds it for the target with the target's toolchain and runs it there (for
    a cross target, under qemu-user). It knows nothing of the model: everything comes from the
-   library's own description (NAME_num_inputs, NAME_input_shape, ...). Inputs must have the
-   compiled shape and dtype; statically shaped models only. Exit status: 0 on success, 2 on
-   a usage or file error, 3 when the library refuses the run (its message on stderr). */
+   library's own description (NAME_num_inputs, NAME_input_dim, ...). The inputs' .npy shapes
+   give the values of the symbolic dimensions (NAME_set_dims); then each input must have the
+   shape NAME_get_input_shape gives, and each output is written with the shape of the run
+   (NAME_get_output_shape; NAME_output_data for the outputs whose size the data decides).
+   Exit status: 0 on success, 2 on a usage or file error, 3 when the library refuses the
+   run (its message on stderr). */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +25,18 @@ typedef int (*count_fn)(void);
 typedef int (*index_fn)(int);
 typedef const int64_t *(*shape_fn)(int);
 typedef const char *(*error_fn)(const void *);
+typedef int (*axis_fn)(int, int);
+typedef int (*set_dims_fn)(void *, const int64_t *);
+typedef int (*ctx_shape_fn)(const void *, int, int64_t *);
+typedef const void *(*data_fn)(const void *, int);
+
+/* A .npy file's header read: its dtype text, element order and shape. */
+typedef struct {
+  FILE *f;
+  char *header;
+  int rank;
+  int64_t shape[MAX_RANK];
+} npy_file;
 
 /* numpy's descr for an ONNX element type code, and its element size (0: not supported). */
 static const struct { int code; const char *descr; size_t size; } DTYPES[] = {
@@ -56,32 +71,75 @@ static size_t element_count(const int64_t *shape, int rank) {
   return n;
 }
 
-/* Reads a version 1.0 .npy file; checks its dtype and element count against the library's. */
-static void *read_npy(const char *path, const char *descr, size_t count, size_t size) {
-  FILE *f = fopen(path, "rb");
+static void fail_file(const char *path, const char *why) {
+  fprintf(stderr, "onnxc_npy_driver: %s: %s\n", path, why);
+  exit(2);
+}
+
+/* Opens a version 1.0 .npy file and reads its header (the shape: "'shape': (2, 3), "). */
+static npy_file open_npy(const char *path) {
+  npy_file n = {fopen(path, "rb"), NULL, 0, {0}};
   unsigned char head[10];
-  if (!f || fread(head, 1, 10, f) != 10 || memcmp(head, "\x93NUMPY", 6) != 0) {
-    fprintf(stderr, "onnxc_npy_driver: %s is not a .npy file\n", path);
-    exit(2);
-  }
+  if (!n.f || fread(head, 1, 10, n.f) != 10 || memcmp(head, "\x93NUMPY", 6) != 0)
+    fail_file(path, "not a .npy file");
   size_t header_len = (size_t)head[8] | ((size_t)head[9] << 8);
-  char *header = calloc(1, header_len + 1);
-  void *data = malloc(count * size + 1);
-  if (!header || !data || fread(header, 1, header_len, f) != header_len) exit(2);
+  n.header = calloc(1, header_len + 1);
+  if (!n.header || fread(n.header, 1, header_len, n.f) != header_len)
+    fail_file(path, "truncated header");
+  const char *at = strstr(n.header, "'shape': (");
+  if (!at) fail_file(path, "no shape in the header");
+  at += strlen("'shape': (");
+  while (*at != ')') {
+    char *end;
+    long long d = strtoll(at, &end, 10);
+    if (end == at || d < 0 || n.rank == MAX_RANK) fail_file(path, "unreadable shape");
+    n.shape[n.rank++] = d;
+    at = end;
+    while (*at == ',' || *at == ' ') at++;
+  }
+  return n;
+}
+
+/* Reads the data of an open .npy file; checks its dtype and shape against the library's. */
+static void *read_npy(npy_file *n, const char *path, const char *descr, const int64_t *shape,
+                      int rank, size_t size) {
   char want[32];
   snprintf(want, sizeof want, "'descr': '%s'", descr);
-  if (!strstr(header, want) || strstr(header, "'fortran_order': True")) {
+  if (!strstr(n->header, want) || strstr(n->header, "'fortran_order': True")) {
     fprintf(stderr, "onnxc_npy_driver: %s: expected C-ordered %s data, header %s\n", path,
-            descr, header);
+            descr, n->header);
     exit(2);
   }
-  if (fread(data, size, count, f) != count || fgetc(f) != EOF) {
-    fprintf(stderr, "onnxc_npy_driver: %s does not hold %zu elements\n", path, count);
-    exit(2);
-  }
-  fclose(f);
-  free(header);
+  if (n->rank != rank || memcmp(n->shape, shape, sizeof *shape * (size_t)rank) != 0)
+    fail_file(path, "its shape is not the one the library takes at these dimensions");
+  size_t count = element_count(shape, rank);
+  void *data = malloc(count * size + 1);
+  if (!data || fread(data, size, count, n->f) != count || fgetc(n->f) != EOF)
+    fail_file(path, "does not hold its shape's elements");
+  fclose(n->f);
+  free(n->header);
   return data;
+}
+
+/* The symbolic dimensions' values from the inputs' shapes, set on ctx (none: nothing). */
+static void set_dims(void *lib, const char *name, void *ctx, npy_file *files, char **paths,
+                     int n_in) {
+  int n_dims = ((count_fn)symbol(lib, name, "num_dims"))();
+  if (n_dims == 0) return;
+  int64_t *values = calloc((size_t)n_dims, sizeof *values);
+  for (int i = 0; i < n_in; i++)
+    for (int a = 0; a < files[i].rank; a++) {
+      int d = ((axis_fn)symbol(lib, name, "input_dim"))(i, a);
+      if (d < 0) continue;
+      if (values[d] && values[d] != files[i].shape[a])
+        fail_file(paths[i], "a symbolic dimension differs from another input's");
+      values[d] = files[i].shape[a];
+    }
+  if (((set_dims_fn)symbol(lib, name, "set_dims"))(ctx, values) != 0) {
+    fprintf(stderr, "onnxc_npy_driver: %s\n", ((error_fn)symbol(lib, name, "last_error"))(ctx));
+    exit(3);
+  }
+  free(values);
 }
 
 static void write_npy(const char *path, const char *descr, const int64_t *shape, int rank,
@@ -127,36 +185,39 @@ int main(int argc, char **argv) {
             n_out);
     return 2;
   }
+  void *ctx = NULL;
+  if (((create_fn)symbol(lib, name, "create"))(&ctx) != 0) {
+    fprintf(stderr, "onnxc_npy_driver: creating the context failed\n");
+    return 3;
+  }
+  npy_file *files = calloc((size_t)n_in + 1, sizeof *files);
+  for (int i = 0; i < n_in; i++) files[i] = open_npy(argv[3 + i]);
+  set_dims(lib, name, ctx, files, argv + 3, n_in);
   const void **inputs = calloc((size_t)n_in + 1, sizeof *inputs);
   void **outputs = calloc((size_t)n_out + 1, sizeof *outputs);
-  size_t *out_bytes = calloc((size_t)n_out + 1, sizeof *out_bytes);
-  const char *suffix[2][3] = {{"input_dtype", "input_rank", "input_shape"},
-                              {"output_dtype", "output_rank", "output_shape"}};
+  const char *kinds[2][3] = {{"input_dtype", "input_rank", "get_input_shape"},
+                             {"output_dtype", "output_rank", "get_output_shape"}};
   for (int side = 0; side < 2; side++) {
     int n = side ? n_out : n_in;
     for (int i = 0; i < n; i++) {
-      int code = ((index_fn)symbol(lib, name, suffix[side][0]))(i);
-      int rank = ((index_fn)symbol(lib, name, suffix[side][1]))(i);
-      const int64_t *shape = ((shape_fn)symbol(lib, name, suffix[side][2]))(i);
-      size_t size = 0, count = element_count(shape, rank);
+      int code = ((index_fn)symbol(lib, name, kinds[side][0]))(i);
+      int rank = ((index_fn)symbol(lib, name, kinds[side][1]))(i);
+      int64_t shape[MAX_RANK];
+      size_t size = 0;
       const char *descr = descr_of(code, &size);
       if (!descr || rank > MAX_RANK) {
         fprintf(stderr, "onnxc_npy_driver: %s %d: dtype %d not supported here\n",
                 side ? "output" : "input", i, code);
         return 2;
       }
-      if (side == 0) {
-        inputs[i] = read_npy(argv[3 + i], descr, count, size);
-      } else {
-        out_bytes[i] = count * size;
-        outputs[i] = malloc(out_bytes[i] + 1);
-      }
+      ((ctx_shape_fn)symbol(lib, name, kinds[side][2]))(ctx, i, shape);
+      int sized_by_data = 0;
+      for (int a = 0; a < rank; a++) sized_by_data |= shape[a] < 0;
+      if (side == 0)
+        inputs[i] = read_npy(&files[i], argv[3 + i], descr, shape, rank, size);
+      else if (!sized_by_data)      /* the library writes those into its own memory */
+        outputs[i] = malloc(element_count(shape, rank) * size + 1);
     }
-  }
-  void *ctx = NULL;
-  if (((create_fn)symbol(lib, name, "create"))(&ctx) != 0) {
-    fprintf(stderr, "onnxc_npy_driver: creating the context failed\n");
-    return 3;
   }
   if (((run_fn)symbol(lib, name, "run"))(ctx, inputs, outputs) != 0) {
     fprintf(stderr, "onnxc_npy_driver: %s\n", ((error_fn)symbol(lib, name, "last_error"))(ctx));
@@ -165,8 +226,12 @@ int main(int argc, char **argv) {
   for (int i = 0; i < n_out; i++) {
     size_t size = 0;
     const char *descr = descr_of(((index_fn)symbol(lib, name, "output_dtype"))(i), &size);
-    write_npy(argv[4 + n_in + i], descr, ((shape_fn)symbol(lib, name, "output_shape"))(i),
-              ((index_fn)symbol(lib, name, "output_rank"))(i), outputs[i], out_bytes[i]);
+    int rank = ((index_fn)symbol(lib, name, "output_rank"))(i);
+    int64_t shape[MAX_RANK];
+    ((ctx_shape_fn)symbol(lib, name, "get_output_shape"))(ctx, i, shape);
+    const void *own = ((data_fn)symbol(lib, name, "output_data"))(ctx, i);
+    write_npy(argv[4 + n_in + i], descr, shape, rank, own ? own : outputs[i],
+              element_count(shape, rank) * size);
   }
   ((void (*)(void *))symbol(lib, name, "destroy"))(ctx);
   return 0;

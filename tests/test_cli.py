@@ -234,6 +234,19 @@ def test_info(model_path, capsys):
     assert "unsupported ops: none" in text
 
 
+def test_info_names_unnamed_dimensions(tmp_path, capsys):
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                             [None, "seq", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                                             [None, "seq", 4])])
+    path = tmp_path / "unnamed.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "x: float[x:0, seq, 4]" in text and "y: float[x:0, seq, 4]" in text
+
+
 # ---- help, version, demo -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("command", [[], ["compile"], ["info"], ["demo"]])

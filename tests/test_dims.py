@@ -196,9 +196,26 @@ def test_bad_bindings(tmp_path, dims, message):
         onnxc.compile(batch_model(), out_dir=tmp_path, dims=dims)
 
 
-def test_unnamed_dynamic_dimension(tmp_path):
-    with pytest.raises(ModelError, match="input 'x' axis 0 has an unnamed dynamic dimension"):
-        onnxc.compile(batch_model(batch=None), out_dir=tmp_path)
+def test_unnamed_dynamic_dimension_is_named_input_axis(tmp_path):
+    """skl2onnx and Paddle leave dynamic dims unnamed: the dimension is `x:0`, bound by that
+    name, and named so in the library."""
+    model = batch_model(batch=None)
+    with pytest.raises(ModelError, match=r"\['x:0'\] need a value or range"):
+        onnxc.compile(model, out_dir=tmp_path / "a")
+    lib = onnxc.compile(model, out_dir=tmp_path / "b", dims={"x:0": (2, 3)})
+    assert lib.dims == {"x:0": (2, 3)}
+    for n in (2, 3):
+        x = np.random.default_rng(n).standard_normal((n, 16)).astype(np.float32)
+        for got, want in zip(lib.run(None, {"x": x}), reference(model, {"x": x})):
+            np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+def test_named_dimension_bound_by_input_axis(tmp_path):
+    lib = onnxc.compile(two_dims_model(), out_dir=tmp_path, dims={"x:0": 2, "seq": (3, 4)})
+    assert lib.dims == {"batch": (2, 2), "seq": (3, 4)}
+    with pytest.raises(ModelError, match="bind dimension 'batch' to different values"):
+        onnxc.compile(two_dims_model(), out_dir=tmp_path / "bad",
+                      dims={"x:0": 2, "y:0": 3, "seq": 4})
 
 
 def test_cli_dim_option(tmp_path, capsys):
@@ -213,3 +230,55 @@ def test_cli_dim_option(tmp_path, capsys):
     assert main([str(path), "-o", str(tmp_path / "bad"), "--dim", "batch=1",
                  "--dim", "batch=2"]) == 2
     assert "given twice" in capsys.readouterr().err
+
+
+# ---- verify, bench and the .npy driver take dimensions ------------------------------------------
+
+def test_verify_runs_one_library_at_each_end_of_a_range(tmp_path):
+    from onnxc.verify import verify
+    path = tmp_path / "unnamed.onnx"
+    onnx.save(batch_model(batch=None), path)
+    report, _ = verify(path, out_dir=tmp_path / "build", dims={"x:0": (1, 5)})
+    assert [(r.name, r.shape) for r in report] == [
+        ("y at x:0=1", (1, 4, 8)), ("xs at x:0=1", (2,)),
+        ("y at x:0=5", (5, 4, 8)), ("xs at x:0=5", (2,))]
+    assert all(r.ok for r in report)
+
+
+def test_npy_driver_sets_dimensions_from_the_input_shapes(tmp_path):
+    """The driver `onnxc verify` runs cross builds with, run natively: each run's input shapes
+    select the dimensions, the outputs come back at the run's shapes; a shape outside the
+    compiled range is the library's refusal (exit 3)."""
+    from onnxc.driver import compile_to_dir
+    from onnxc.targets import get_target
+    from onnxc.verify import VerifyError, run_emulated
+    lib = compile_to_dir(batch_model(), tmp_path / "lib", name="model", dims={"batch": (1, 4)})
+    for n in (1, 3):
+        x = np.random.default_rng(n).standard_normal((n, 16)).astype(np.float32)
+        work = tmp_path / f"run{n}"
+        work.mkdir()
+        got = run_emulated(lib, "model", get_target("host"), [], [x], 2, work)
+        for g, w in zip(got, reference(batch_model(), {"x": x})):
+            np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL)
+    with pytest.raises(VerifyError, match="exit 3"):
+        run_emulated(lib, "model", get_target("host"), [], [np.zeros((5, 16), np.float32)], 2,
+                     tmp_path)
+
+
+def test_bench_times_each_end_of_a_range(tmp_path, capsys):
+    path = tmp_path / "two.onnx"
+    onnx.save(two_dims_model(), path)
+    assert main(["bench", str(path), "--runs", "2", "--threads", "1", "--dim", "batch=2",
+                 "--dim", "seq=1..3"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| two")]
+    assert [row.split("|")[1].strip() for row in rows] == ["two batch=2 seq=1",
+                                                            "two batch=2 seq=3"]
+
+
+def test_onnx_backend_prepare_takes_dims():
+    import onnxc.backend
+    rep = onnxc.backend.prepare(batch_model(batch=None), "CPU", dims={"x:0": (1, 3)})
+    for n in (1, 3):
+        x = np.random.default_rng(n).standard_normal((n, 16)).astype(np.float32)
+        for got, want in zip(rep.run([x]), reference(batch_model(None), {"x": x})):
+            np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)

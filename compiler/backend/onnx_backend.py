@@ -50,7 +50,8 @@ class OnnxcBackend(Backend):
     def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> OnnxcRep:
         if not cls.supports_device(device):
             raise RuntimeError(f"onnxc backend: device {device!r} is not supported")
-        options = {k: v for k, v in kwargs.items() if k in ("name", "schedule_file")}
+        # dims: {name or INPUT:AXIS: value or (low, high)}, as onnxc.compile takes them
+        options = {k: v for k, v in kwargs.items() if k in ("name", "schedule_file", "dims")}
         return OnnxcRep(model, _TARGETS[Device(device).type], **options)
 
     @classmethod

@@ -2,7 +2,9 @@
 static model per allowed combination.
 
 A model input dimension named by `dim_param` (batch, sequence) is bound by the user to a
-value or a range (`--dim batch=1..8`). Each combination of values is compiled as its own
+value or a range (`--dim batch=1..8`). An unnamed dynamic dimension (skl2onnx, Paddle) gets
+the name INPUT:AXIS (name_dims), and any symbolic axis can be bound by that form too
+(`--dim X:0=1..8`). Each combination of values is compiled as its own
 fully static program (a specialization); the library picks one at run time from the values
 the caller sets. Static models have no symbols and one specialization: nothing changes.
 """
@@ -42,24 +44,80 @@ def parse_dim(text: str) -> DimRange:
     return DimRange(m.group(1), low, high)
 
 
-def symbolic_dims(model: onnx.ModelProto) -> list[str]:
-    """Names of the symbolic dimensions of the graph inputs, in order of first use.
-    An unnamed dynamic dimension cannot be bound, so it is an error."""
-    names: list[str] = []
+DIM_METAVAR = "NAME=N|NAME=LOW..HIGH"
+DIM_HELP = ("bind a symbolic input dimension (by its name, or INPUT:AXIS) to a value, or to a "
+            "range whose every value is compiled (repeatable)")
+
+
+def add_dim_option(parser, more: str = "") -> None:
+    """The --dim option of the commands that compile a model."""
+    parser.add_argument("--dim", action="append", default=[], metavar=DIM_METAVAR,
+                        help=DIM_HELP + more)
+
+
+def parse_dims(texts: list[str]) -> dict[str, tuple[int, int]]:
+    """--dim texts -> {name: (low, high)}; a name given twice is an error."""
+    dims: dict[str, tuple[int, int]] = {}
+    for text in texts:
+        d = parse_dim(text)
+        if d.name in dims:
+            raise ModelError(f"--dim {d.name} is given twice")
+        dims[d.name] = (d.low, d.high)
+    return dims
+
+
+def unnamed_dim_name(input_name: str, axis: int) -> str:
+    return f"{input_name}:{axis}"
+
+
+def _dynamic_axes(model: onnx.ModelProto):
+    """(input, axis, dim) for each graph input axis without a value."""
     initializers = {t.name for t in model.graph.initializer}
     for inp in model.graph.input:
         if inp.name in initializers or not inp.type.tensor_type.HasField("shape"):
             continue
         for axis, d in enumerate(inp.type.tensor_type.shape.dim):
-            if d.HasField("dim_value"):
-                continue
-            if not d.dim_param:
-                raise ModelError(f"input {inp.name!r} axis {axis} has an unnamed dynamic "
-                                 "dimension: give it a name (dim_param) in the model to bind "
-                                 "it with --dim")
-            if d.dim_param not in names:
-                names.append(d.dim_param)
+            if not d.HasField("dim_value"):
+                yield inp, axis, d
+
+
+def name_dims(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model, or a copy in which each unnamed dynamic input dimension is named
+    INPUT:AXIS (a dimension of its own: onnxruntime equates no two unnamed dimensions)."""
+    if all(d.dim_param for _, _, d in _dynamic_axes(model)):
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for inp, axis, d in _dynamic_axes(out):
+        if not d.dim_param:
+            d.dim_param = unnamed_dim_name(inp.name, axis)
+    return out
+
+
+def symbolic_dims(model: onnx.ModelProto) -> list[str]:
+    """Names of the symbolic dimensions of the graph inputs, in order of first use (an
+    unnamed one by its INPUT:AXIS name)."""
+    names: list[str] = []
+    for inp, axis, d in _dynamic_axes(model):
+        name = d.dim_param or unnamed_dim_name(inp.name, axis)
+        if name not in names:
+            names.append(name)
     return names
+
+
+def _by_symbol(model: onnx.ModelProto, dims: dict) -> dict:
+    """dims keyed by symbol name: an INPUT:AXIS key names the symbol on that axis (the same
+    symbol bound twice must get the same range)."""
+    axes = {unnamed_dim_name(inp.name, axis): d.dim_param or unnamed_dim_name(inp.name, axis)
+            for inp, axis, d in _dynamic_axes(model)}
+    found: dict = {}
+    for key, bound in dims.items():
+        symbol = key if key in axes.values() else axes.get(key, key)
+        if symbol in found and found[symbol][1] != bound:
+            raise ModelError(f"--dim {found[symbol][0]} and --dim {key} bind dimension "
+                             f"{symbol!r} to different values")
+        found[symbol] = (key, bound)
+    return {symbol: bound for symbol, (_, bound) in found.items()}
 
 
 def _range(name: str, bound) -> tuple[int, int]:
@@ -76,7 +134,7 @@ def specializations(model: onnx.ModelProto, dims: dict | None
     """The bound symbols (model order) and every combination of their values. dims maps a
     symbol to a value or a (low, high) range."""
     symbols = symbolic_dims(model)
-    dims = {k: _range(k, v) for k, v in (dims or {}).items()}
+    dims = {k: _range(k, v) for k, v in _by_symbol(model, dims or {}).items()}
     unknown = sorted(set(dims) - set(symbols))
     if unknown:
         raise ModelError(f"--dim {', '.join(unknown)}: the model has no such input dimension "

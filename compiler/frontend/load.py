@@ -40,6 +40,7 @@ def load_model(model_or_path, validate: bool = True) -> onnx.ModelProto:
         checked = path if os.path.getsize(path) < SCAN_BYTES else for_checker(model)
     for tensor in external_tensors(model.graph):
         locate(tensor)      # every file, offset and length checked before any work
+    checked = _with_shapes_for_checker(model, checked)
     try:
         onnx.checker.check_model(checked)
     except onnx.checker.ValidationError as exc:
@@ -52,6 +53,23 @@ def load_model(model_or_path, validate: bool = True) -> onnx.ModelProto:
     if validate:    # a user's model; not the frontend's own output loaded again
         validate_model(model)
     return inline_control_flow(expand_functions(model))
+
+
+def _with_shapes_for_checker(model: onnx.ModelProto, checked):
+    """onnx's checker refuses a tensor type without a shape, which onnxruntime runs (the
+    shapes are computed anyway; a missing declaration claims nothing): the checker reads a
+    copy in which each such type has an empty one."""
+    graph = model.graph
+    missing = [i for i, v in enumerate((*graph.input, *graph.output, *graph.value_info))
+               if v.type.HasField("tensor_type") and not v.type.tensor_type.HasField("shape")]
+    if not missing:
+        return checked
+    copy = onnx.ModelProto()
+    copy.CopyFrom(for_checker(model))
+    infos = (*copy.graph.input, *copy.graph.output, *copy.graph.value_info)
+    for i in missing:
+        infos[i].type.tensor_type.shape.SetInParent()
+    return copy
 
 
 def _attr_value(attr: onnx.AttributeProto):

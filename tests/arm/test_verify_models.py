@@ -50,3 +50,19 @@ def test_verify_command(tmp_path, model_paths):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "max abs error" in proc.stdout and "passed" in proc.stdout
+
+
+def test_verify_a_dynamic_model_at_two_shapes_under_qemu(tmp_path):
+    """One aarch64 library run by the .npy driver at both ends of a --dim range: the inputs'
+    shapes set the dimensions."""
+    import onnx
+
+    from tests.test_dims import two_dims_model
+    path = tmp_path / "two.onnx"
+    onnx.save(two_dims_model(), path)
+    report, how = verify(path, TARGET, out_dir=tmp_path / "build",
+                         dims={"batch": 2, "seq": (1, 3)})
+    assert "qemu-aarch64" in how
+    assert [(r.name, r.shape) for r in report] == [("z at batch=2 seq=1", (1, 2, 8)),
+                                                   ("z at batch=2 seq=3", (3, 2, 8))]
+    assert all(r.ok for r in report), report

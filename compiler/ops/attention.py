@@ -6,8 +6,9 @@ V [..., Skv, Dv] with equal batch dimensions, and an optional float mask broadca
 [..., Sq, Skv]. Per batch entry (head) the kernel computes the scores into a block on its own
 stack, normalizes them there and multiplies them by V: the scores never reach the arena.
 
-The stages are named loop nests that the "attention" schedule tiles like GEMMs (loops
-qi/qj/qd and vi/ve/vj, roles in schedule/heuristics.GEMM_ROLES) or vectorizes along the row.
+The stages are loop nests that the "attention" schedule tiles like GEMMs (the two products,
+recognised by which loops index which operands: schedule/heuristics._gemm_nest) or vectorizes
+along the row.
 """
 from __future__ import annotations
 

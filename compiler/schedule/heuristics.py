@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..loop.affine import coefficient
 from ..loop.ir import Allocate, For, IfThen, Kernel, Load, Seq, Store, Var, as_int, const_int
-from ..loop.visit import perfect_nest, walk
+from ..loop.visit import free_vars, perfect_nest, walk
 from ..targets import Target
 from .directives import CacheWrite, Fuse, Pack, Parallel, Reorder, Split, Unroll, Vectorize
 from .gpu import gpu_schedule
@@ -161,23 +161,49 @@ class _GemmNest:
     ks: tuple
 
 
-# Loop names of the GEMM-shaped kernels: (row, columns outer to inner, reduction); the loops
-# before the row loop are batch loops.
-GEMM_ROLES = {"matmul": ("i", ("j",), ("k",)), "conv": ("i", ("oh", "ow"), ("c", "r", "s")),
-              # the two products of a fused attention kernel (ops/attention.py)
-              "attention_scores": ("qi", ("qj",), ("qd",)),
-              "attention_values": ("vi", ("ve",), ("vj",))}
+def _index_vars(index) -> set:
+    return set().union(*(free_vars(e) for e in index))
 
 
-def _gemm_nest(chain, kind: str) -> _GemmNest | None:
-    row, cols, red = GEMM_ROLES.get(kind, GEMM_ROLES["matmul"])
-    names = [f.var.name for f in chain]
-    tail = [row, *cols, *red]
-    if names[-len(tail):] != tail:
+def _operand_reads(store: Store) -> dict:
+    """Loop variable -> the operand buffers (every load but the accumulator's own) whose
+    index it appears in."""
+    acc = Load(store.buffer, store.index)
+    reads: dict = {}
+    for n in walk(store.value):
+        if isinstance(n, Load) and n != acc:
+            for v in _index_vars(n.index):
+                reads.setdefault(v, set()).add(n.buffer.name)
+    return reads
+
+
+def _gemm_nest(chain) -> _GemmNest | None:
+    """The nest by role, recognised by which loops index what (never by their names): the
+    trailing loops absent from the output's index reduce; before them the column loops,
+    the output loops that read the same operands as the innermost one; before those the row
+    loop, which reads operands the columns do not; the loops before it are batch loops.
+    (MatMul: b.., i, j, k; a convolution: n, g, i, oh, ow, c, r, s.)"""
+    if not chain:
         return None
-    b, nc = len(chain) - len(tail), len(cols)
-    return _GemmNest(tuple(chain[:b]), chain[b], tuple(chain[b + 1:b + 1 + nc]),
-                     tuple(chain[b + 1 + nc:]))
+    store = _innermost_store(chain)
+    if not isinstance(store, Store):
+        return None
+    out = _index_vars(store.index)
+    outputs = [f for f in chain if f.var in out]
+    if not outputs or chain[:len(outputs)] != outputs or len(outputs) == len(chain):
+        return None
+    reads = _operand_reads(store)
+    side = reads.get(outputs[-1].var, set())
+    cols = len(outputs) - 1
+    while cols > 0 and reads.get(outputs[cols - 1].var, set()) == side:
+        cols -= 1
+    if not side or cols == 0:
+        return None
+    row = outputs[cols - 1]
+    if not reads.get(row.var) or reads[row.var] & side:
+        return None
+    return _GemmNest(tuple(outputs[:cols - 1]), row, tuple(outputs[cols:]),
+                     tuple(chain[len(outputs):]))
 
 
 def matmul(kernel: Kernel, target: Target) -> tuple:
@@ -185,7 +211,7 @@ def matmul(kernel: Kernel, target: Target) -> tuple:
     the rows i when that fills the vectors much better or the columns are not contiguous
     (A constant, so it can be packed: convolutions of small feature maps, strided ones)."""
     chain = perfect_nest(kernel.body)
-    g = _gemm_nest(chain, kernel.kind)
+    g = _gemm_nest(chain)
     if g is None:
         return elementwise(kernel, target)
     store = _innermost_store(chain)
@@ -352,13 +378,34 @@ def _pack_constants(store, i_var, j_var, rows: int, width: int) -> list:
     return packs
 
 
+def _depthwise_loops(chain) -> tuple[str, ...] | None:
+    """The loop names of a depthwise convolution or pooling nest (n, c, oh, ow, kh, kw),
+    recognised by what each loop indexes: two window loops reduce; the channel loop reads
+    every operand (the input, and a convolution's weights); the batch and output pixel
+    loops read the input alone."""
+    store = _innermost_store(chain) if len(chain) == 6 else None
+    if not isinstance(store, Store):
+        return None
+    out, reads = _index_vars(store.index), _operand_reads(store)
+    operands = set().union(*reads.values()) if reads else set()
+    if [f.var in out for f in chain] != [True] * 4 + [False] * 2 \
+            or len(operands) not in (1, 2) or reads.get(chain[1].var) != operands:
+        return None
+    pixel_reads = [reads.get(chain[a].var, set()) for a in (0, 2, 3)]
+    if not all(len(r) == 1 and r == pixel_reads[0] for r in pixel_reads):
+        return None
+    return tuple(f.var.name for f in chain)
+
+
 def depthwise(kernel: Kernel, target: Target) -> tuple:
     """Loops (n, c, oh, ow, kh, kw), Y += X * W per channel: a tile of a few output rows by
     a vector of columns accumulates in registers over the unrolled window (rows share the
     input rows they load); channels run on the pool."""
     chain = perfect_nest(kernel.body)
-    if [f.var.name for f in chain] != ["n", "c", "oh", "ow", "kh", "kw"]:
+    names = _depthwise_loops(chain)
+    if names is None:
         return elementwise(kernel, target)
+    n, c, oh, ow, kh, kw = names
     # a row narrower than the vector register uses a narrower vector (4 lanes at least)
     lanes = target.lanes()
     while lanes > 4 and _extent(chain[3]) < lanes:
@@ -366,30 +413,31 @@ def depthwise(kernel: Kernel, target: Target) -> tuple:
     out = _innermost_store(chain).buffer.name
     if _blocked(kernel):
         return _depthwise_along_channels(kernel, chain, target, out)
-    parallel = [Parallel("c")] if _body_work(kernel.body) >= PARALLEL_MIN_WORK \
+    parallel = [Parallel(c)] if _body_work(kernel.body) >= PARALLEL_MIN_WORK \
         and target.threads > 1 and _extent(chain[1]) > 1 else []
     if _extent(chain[3]) < lanes or not _is_float32(kernel):
-        return (Reorder(("c", "n", "oh", "ow", "kh", "kw")),) + tuple(parallel)
+        return (Reorder((c, n, oh, ow, kh, kw)),) + tuple(parallel)
     rows = max(r for r in range(1, DEPTHWISE_ROWS + 1) if _extent(chain[2]) % r == 0)
-    return (Split("ow", lanes, "owo", "owv"), Split("oh", rows, "oho", "ohi"),
-            Reorder(("c", "n", "oho", "owo", "ohi", "kh", "kw", "owv")), *parallel,
-            CacheWrite(out, "owo"), Unroll("ohi"), Unroll("kh"), Unroll("kw"),
-            Vectorize("owv"), *_tile_copies(out, 4, lanes))
+    return (Split(ow, lanes, f"{ow}o", f"{ow}v"), Split(oh, rows, f"{oh}o", f"{oh}i"),
+            Reorder((c, n, f"{oh}o", f"{ow}o", f"{oh}i", kh, kw, f"{ow}v")), *parallel,
+            CacheWrite(out, f"{ow}o"), Unroll(f"{oh}i"), Unroll(kh), Unroll(kw),
+            Vectorize(f"{ow}v"), *_tile_copies(out, 4, lanes))
 
 
 def _depthwise_along_channels(kernel: Kernel, chain, target: Target, out: str) -> tuple:
     """Channels-blocked tensors: a tile of a few output pixels by one vector of channels
     (each tap one aligned vector load, the weights packed by channel block)."""
+    n, c, oh, ow, kh, kw = (f.var.name for f in chain)
     lanes = target.lanes()
     pixels = _tile_rows(_extent(chain[3]), DEPTHWISE_PIXELS)
-    parallel = [Parallel("co")] if _body_work(kernel.body) >= PARALLEL_MIN_WORK \
+    parallel = [Parallel(f"{c}o")] if _body_work(kernel.body) >= PARALLEL_MIN_WORK \
         and target.threads > 1 and _extent(chain[1]) > lanes else []
-    weights = [n.buffer.name for n in walk(chain[-1].body) if isinstance(n, Load)
-               and n.buffer.scope == "constant" and n.buffer.rank == 3]
-    return (Split("c", lanes, "co", "cv"), Split("ow", pixels, "owo", "owi"),
-            Reorder(("co", "n", "oh", "owo", "kh", "kw", "owi", "cv")), *parallel,
-            CacheWrite(out, "owo"), Unroll("kh"), Unroll("kw"), Unroll("owi"),
-            Vectorize("cv"), *[Pack(w, 0, lanes) for w in weights[:1]],
+    weights = [x.buffer.name for x in walk(chain[-1].body) if isinstance(x, Load)
+               and x.buffer.scope == "constant" and x.buffer.rank == 3]
+    return (Split(c, lanes, f"{c}o", f"{c}v"), Split(ow, pixels, f"{ow}o", f"{ow}i"),
+            Reorder((f"{c}o", n, oh, f"{ow}o", kh, kw, f"{ow}i", f"{c}v")), *parallel,
+            CacheWrite(out, f"{ow}o"), Unroll(kh), Unroll(kw), Unroll(f"{ow}i"),
+            Vectorize(f"{c}v"), *[Pack(w, 0, lanes) for w in weights[:1]],
             *_tile_copies(out, 4, lanes))
 
 
@@ -410,12 +458,10 @@ def attention(kernel: Kernel, target: Target) -> tuple:
     one_thread = dataclasses.replace(target, cores=1)
     d: list = []
     for stage in stages.body if isinstance(stages, Seq) else (stages,):
-        role = next((r for r in ("attention_scores", "attention_values")
-                     if _gemm_nest(perfect_nest(stage), r)), None)
-        if role is None:
+        if _gemm_nest(perfect_nest(stage)) is None:
             d += _vectorize_inner_loops(stage, target.lanes()) if _is_float32(kernel) else []
             continue
-        product = dataclasses.replace(kernel, body=stage, kind=role, prologue=None,
+        product = dataclasses.replace(kernel, body=stage, kind="matmul", prologue=None,
                                       epilogue=None)
         d += [x for x in matmul(product, one_thread) if not isinstance(x, Parallel)]
     axes = [_Axis(f.var.name, _extent(f), True) for f in chain]

@@ -5,6 +5,7 @@ import dataclasses
 
 import numpy as np
 import onnxc
+import pytest
 from onnx import TensorProto, helper
 from onnxc.loop.printer import program_str
 from onnxc.lower.pipeline import compile_program
@@ -125,3 +126,56 @@ def test_loop_carried_reads_stay_serial():
     assert default_schedule(Kernel("k_scan", "scan", "CumSum", body), AVX2) == ()
     plain = loops([("i", 99999)], lambda i: Store(y, (i,), Load(y, (i,)) + Load(x, (i,))))
     assert default_schedule(Kernel("k_add", "add", "Add", plain), AVX2) != ()
+
+
+def _renamed_loops(kernel, prefix: str):
+    """The kernel with every loop variable renamed (prefix + old name)."""
+    from onnxc.loop.ir import For, Var
+    from onnxc.loop.visit import substitute, transform, walk
+    names = {n.var.name for part in kernel.parts for n in walk(part) if isinstance(n, For)}
+    mapping = {Var(name): Var(prefix + name) for name in names}
+
+    def rename(node):
+        return dataclasses.replace(node, var=mapping[node.var]) \
+            if isinstance(node, For) and node.var in mapping else node
+    return dataclasses.replace(kernel, body=transform(substitute(kernel.body, mapping), rename))
+
+
+def _renamed_directives(directives, prefix: str):
+    """The directives with every loop name they give or take prefixed."""
+    def fix(value):
+        if isinstance(value, str) and not value.startswith(("c_", "t_", "out_", "in_")):
+            return prefix + value
+        if isinstance(value, tuple):
+            return tuple(fix(v) for v in value)
+        return value
+    return [dataclasses.replace(d, **{f.name: fix(getattr(d, f.name))
+                                      for f in dataclasses.fields(d)
+                                      if f.name not in ("buffer",)}) for d in directives]
+
+
+def _lowered_kernels(model):
+    from onnxc.frontend import import_model
+    from onnxc.lower.from_graph import lower_graph
+    return lower_graph(import_model(model)).kernels
+
+
+@pytest.mark.parametrize("case", [
+    ("MatMul", [rand(64, 96), rand(96, 80)], {}, (1,)),
+    ("Conv", [rand(1, 16, 12, 12), rand(32, 16, 3, 3)], {"pads": [1, 1, 1, 1]}, (1,)),
+    ("Conv", [rand(1, 8, 10, 10), rand(8, 1, 3, 3)], {"group": 8}, (1,)),
+    ("MaxPool", [rand(1, 8, 20, 20)], {"kernel_shape": [3, 3]}, ()),
+], ids=["matmul", "conv", "depthwise", "maxpool"])
+def test_schedules_recognise_structure_not_loop_names(case):
+    """Renaming every loop renames the chosen directives and changes nothing else: the
+    heuristics read which loops index which operands, never what the loops are called."""
+    from onnxc.schedule.heuristics import default_schedule
+    op, inputs, attrs, constant = case
+    kernels = _lowered_kernels(node_model(op, inputs, attrs, constant=constant))
+    tiled = [k for k in kernels if k.kind in ("matmul", "conv", "depthwise")]
+    assert tiled
+    for kernel in tiled:
+        directives = default_schedule(kernel, AVX2)
+        assert any(type(d).__name__ == "CacheWrite" for d in directives), directives
+        renamed = default_schedule(_renamed_loops(kernel, "z_"), AVX2)
+        assert list(renamed) == _renamed_directives(directives, "z_")

@@ -330,3 +330,17 @@ def test_cli_prints_a_declared_shape_warning_in_one_line(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == ("onnxc: warning: tensor 'y' is declared with shape "
                                    "[1000, 1000] but computes to [2, 3]: using the computed shape")
+
+
+def test_a_tensor_type_without_a_shape_is_accepted(tmp_path):
+    """onnx's checker refuses an output typed without a shape; onnxruntime runs the model,
+    and so does onnxc (the shape is computed, the declaration claims nothing)."""
+    model = _model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", F, [2, 3])],
+                   [helper.make_tensor_value_info("y", F, None)])
+    with pytest.raises(onnx.checker.ValidationError):
+        onnx.checker.check_model(model)
+    x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (got,) = onnxc.compile(model, out_dir=tmp_path).run(None, {"x": x})
+    np.testing.assert_array_equal(got, _ort(model, {"x": x})[0])

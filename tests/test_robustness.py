@@ -146,9 +146,10 @@ MALFORMED = {
         lambda: _add_w(_initializer(np.ones(6), [2])), "holds 6 elements but its dims"),
     "unknown initializer data type": (
         lambda: _add_w(_initializer(np.ones(2), [2], data_type=99)), "unsupported data type"),
+    # a negative input dim is dynamic (as onnxruntime reads it): it needs a --dim
     "negative input dimension": (
         lambda: _model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", F, [-2])],
-                       [vi("y", F, [2])]), "negative dimension"),
+                       [vi("y", F, [2])]), r"\['x:0'\] need a value or range"),
     "huge input dimension": (
         lambda: _model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", F, [1 << 30, 1 << 20])],
                        [vi("y", F, ["a", "b"])]), "TiB"),
@@ -344,3 +345,15 @@ def test_a_tensor_type_without_a_shape_is_accepted(tmp_path):
         warnings.simplefilter("error")
         (got,) = onnxc.compile(model, out_dir=tmp_path).run(None, {"x": x})
     np.testing.assert_array_equal(got, _ort(model, {"x": x})[0])
+
+
+def test_an_input_dimension_of_minus_one_is_dynamic(tmp_path):
+    """Exporters write -1 for "any"; onnxruntime runs such a model at any size, and onnxc
+    binds the axis as INPUT:AXIS."""
+    model = _model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", F, [-1, 3])],
+                   [vi("y", F, [-1, 3])])
+    lib = onnxc.compile(model, out_dir=tmp_path, dims={"x:0": (1, 4)})
+    assert lib.dims == {"x:0": (1, 4)}
+    for n in (1, 4):
+        x = np.linspace(-1, 1, 3 * n, dtype=np.float32).reshape(n, 3)
+        np.testing.assert_array_equal(lib.run(None, {"x": x})[0], _ort(model, {"x": x})[0])

@@ -70,6 +70,12 @@ def unnamed_dim_name(input_name: str, axis: int) -> str:
     return f"{input_name}:{axis}"
 
 
+def is_dynamic(d) -> bool:
+    """A dimension without a value, or with a negative one (exporters write -1 for "any", and
+    onnxruntime reads it so)."""
+    return not d.HasField("dim_value") or d.dim_value < 0
+
+
 def _dynamic_axes(model: onnx.ModelProto):
     """(input, axis, dim) for each graph input axis without a value."""
     initializers = {t.name for t in model.graph.initializer}
@@ -77,20 +83,20 @@ def _dynamic_axes(model: onnx.ModelProto):
         if inp.name in initializers or not inp.type.tensor_type.HasField("shape"):
             continue
         for axis, d in enumerate(inp.type.tensor_type.shape.dim):
-            if not d.HasField("dim_value"):
+            if is_dynamic(d):
                 yield inp, axis, d
 
 
 def name_dims(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model, or a copy in which each unnamed dynamic input dimension is named
-    INPUT:AXIS (a dimension of its own: onnxruntime equates no two unnamed dimensions)."""
-    if all(d.dim_param for _, _, d in _dynamic_axes(model)):
+    """The model, or a copy in which each unnamed dynamic input dimension (no value, or a
+    negative one) is named INPUT:AXIS (a dimension of its own: onnxruntime equates no two
+    unnamed dimensions)."""
+    if all(d.dim_param and not d.HasField("dim_value") for _, _, d in _dynamic_axes(model)):
         return model
     out = onnx.ModelProto()
     out.CopyFrom(model)
     for inp, axis, d in _dynamic_axes(out):
-        if not d.dim_param:
-            d.dim_param = unnamed_dim_name(inp.name, axis)
+        d.dim_param = d.dim_param or unnamed_dim_name(inp.name, axis)   # clears dim_value
     return out
 
 

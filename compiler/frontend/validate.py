@@ -1,7 +1,8 @@
 """Checks onnx.checker leaves out, each a one-line ModelError: what onnxruntime refuses at load
 (opsets newer than onnx knows, duplicate node names, a graph without outputs, initializers
 whose data disagrees with their dims) and what would break the compiler's own assumptions
-(names that are not UTF-8 text or hold a NUL, negative or absurd input dimensions)."""
+(names that are not UTF-8 text or hold a NUL, absurd input dimensions; a negative one is
+dynamic, as onnxruntime reads it: frontend/dims.py)."""
 from __future__ import annotations
 
 import functools
@@ -128,10 +129,7 @@ def _check_input(info: onnx.ValueInfoProto) -> None:
                          f"{_type_name(tensor.elem_type)}")
     size = dtypes.itemsize(dtypes.from_onnx(tensor.elem_type))
     for d in tensor.shape.dim:
-        if d.HasField("dim_value"):
-            if d.dim_value < 0:
-                raise ModelError(f"graph input {info.name!r} has a negative dimension "
-                                 f"{d.dim_value}")
+        if d.HasField("dim_value") and d.dim_value >= 0:   # a negative one is dynamic
             size *= d.dim_value
     if size > MAX_TENSOR_BYTES:
         raise ModelError(f"graph input {info.name!r} would take {size} bytes, more than the "

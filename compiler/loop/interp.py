@@ -192,8 +192,17 @@ class Interpreter:
         self.run(materialize_templates(k).body)
 
 
-def _fresh(b: Buffer) -> np.ndarray:
-    size = int(np.prod(static_shape(b), dtype=np.int64))
+def _shape(b: Buffer, dims: dict[str, int]) -> tuple[int, ...]:
+    """b's shape with its symbolic dimensions at the values dims gives."""
+    if not dims:
+        return static_shape(b)
+    interp = Interpreter({})
+    interp.env = {Var(name): value for name, value in dims.items()}
+    return tuple(int(interp.eval(d)) for d in b.shape)
+
+
+def _fresh(b: Buffer, dims: dict[str, int] | None = None) -> np.ndarray:
+    size = int(np.prod(_shape(b, dims or {}), dtype=np.int64))
     dt = np.bool_ if b.dtype == "bool" else np.dtype(b.dtype)
     arr = np.zeros(size, dt)
     if arr.dtype.kind == "f":
@@ -201,23 +210,30 @@ def _fresh(b: Buffer) -> np.ndarray:
     return arr
 
 
-def run_program(prog: Program, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Run prog on inputs keyed by buffer name (or ONNX name); returns outputs in order."""
+def run_program(prog: Program, feeds: dict[str, np.ndarray],
+                dims: dict[str, int] | None = None) -> list[np.ndarray]:
+    """Run prog on inputs keyed by buffer name (or ONNX name); returns outputs in order.
+    dims: the values of the symbolic dimensions (Vars) its extents and shapes name."""
+    dims = dims or {}
     arrays: dict[str, np.ndarray] = {}
     names = dict(zip(prog.input_names, prog.inputs)) if prog.input_names else {}
     for b in prog.inputs:
         src = feeds[b.name] if b.name in feeds else feeds[_onnx_name(names, b)]
+        if dims and np.shape(src) != _shape(b, dims):
+            raise ValueError(f"input {b.name}: shape {np.shape(src)}, the program's at {dims} "
+                             f"is {_shape(b, dims)}")
         arrays[b.name] = np.ascontiguousarray(src).reshape(-1).astype(b.dtype, copy=True)
     for c in prog.constants:
         arrays[c.buffer.name] = np.ascontiguousarray(c.data).reshape(-1)
     for b in prog.temps + prog.outputs:
-        arrays.setdefault(b.name, _fresh(b))
+        arrays.setdefault(b.name, _fresh(b, dims))
     for view, storage in prog.aliases:
         arrays[view.name] = arrays[storage.name]
     interp = Interpreter(arrays)
+    interp.env = {Var(name): value for name, value in dims.items()}
     for k in prog.kernels:
         interp.run_kernel(k)
-    return [arrays[b.name].reshape(static_shape(b)).copy() for b in prog.outputs]
+    return [arrays[b.name].reshape(_shape(b, dims)).copy() for b in prog.outputs]
 
 
 def _onnx_name(names: dict[str, Buffer], buffer: Buffer) -> str:

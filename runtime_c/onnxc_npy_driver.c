@@ -8,8 +8,9 @@
    give the values of the symbolic dimensions (NAME_set_dims); then each input must have the
    shape NAME_get_input_shape gives, and each output is written with the shape of the run
    (NAME_get_output_shape; NAME_output_data for the outputs whose size the data decides).
-   Exit status: 0 on success, 2 on a usage or file error, 3 when the library refuses the
-   run (its message on stderr). */
+   A library without those functions (a hand-made one, an older onnxc's) is run at its
+   static shapes. Exit status: 0 on success, 2 on a usage or file error, 3 when the library
+   refuses the run (its message on stderr). */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -63,6 +64,26 @@ static void *symbol(void *lib, const char *name, const char *suffix) {
     exit(2);
   }
   return f;
+}
+
+static void *optional_symbol(void *lib, const char *name, const char *suffix) {
+  char full[256];
+  snprintf(full, sizeof full, "%s_%s", name, suffix);
+  return dlsym(lib, full);
+}
+
+/* The shape of input or output i under ctx's dimensions (NAME_get_input_shape), else the
+   library's static one (NAME_input_shape). */
+static void shape_of(void *lib, const char *name, void *ctx, int side, int i, int rank,
+                     int64_t *shape) {
+  ctx_shape_fn current = (ctx_shape_fn)optional_symbol(
+      lib, name, side ? "get_output_shape" : "get_input_shape");
+  if (current) {
+    current(ctx, i, shape);
+    return;
+  }
+  const int64_t *fixed = ((shape_fn)symbol(lib, name, side ? "output_shape" : "input_shape"))(i);
+  memcpy(shape, fixed, sizeof *shape * (size_t)rank);
 }
 
 static size_t element_count(const int64_t *shape, int rank) {
@@ -124,7 +145,8 @@ static void *read_npy(npy_file *n, const char *path, const char *descr, const in
 /* The symbolic dimensions' values from the inputs' shapes, set on ctx (none: nothing). */
 static void set_dims(void *lib, const char *name, void *ctx, npy_file *files, char **paths,
                      int n_in) {
-  int n_dims = ((count_fn)symbol(lib, name, "num_dims"))();
+  count_fn num_dims = (count_fn)optional_symbol(lib, name, "num_dims");
+  int n_dims = num_dims ? num_dims() : 0;
   if (n_dims == 0) return;
   int64_t *values = calloc((size_t)n_dims, sizeof *values);
   for (int i = 0; i < n_in; i++)
@@ -195,8 +217,7 @@ int main(int argc, char **argv) {
   set_dims(lib, name, ctx, files, argv + 3, n_in);
   const void **inputs = calloc((size_t)n_in + 1, sizeof *inputs);
   void **outputs = calloc((size_t)n_out + 1, sizeof *outputs);
-  const char *kinds[2][3] = {{"input_dtype", "input_rank", "get_input_shape"},
-                             {"output_dtype", "output_rank", "get_output_shape"}};
+  const char *kinds[2][2] = {{"input_dtype", "input_rank"}, {"output_dtype", "output_rank"}};
   for (int side = 0; side < 2; side++) {
     int n = side ? n_out : n_in;
     for (int i = 0; i < n; i++) {
@@ -210,7 +231,7 @@ int main(int argc, char **argv) {
                 side ? "output" : "input", i, code);
         return 2;
       }
-      ((ctx_shape_fn)symbol(lib, name, kinds[side][2]))(ctx, i, shape);
+      shape_of(lib, name, ctx, side, i, rank, shape);
       int sized_by_data = 0;
       for (int a = 0; a < rank; a++) sized_by_data |= shape[a] < 0;
       if (side == 0)
@@ -228,8 +249,9 @@ int main(int argc, char **argv) {
     const char *descr = descr_of(((index_fn)symbol(lib, name, "output_dtype"))(i), &size);
     int rank = ((index_fn)symbol(lib, name, "output_rank"))(i);
     int64_t shape[MAX_RANK];
-    ((ctx_shape_fn)symbol(lib, name, "get_output_shape"))(ctx, i, shape);
-    const void *own = ((data_fn)symbol(lib, name, "output_data"))(ctx, i);
+    shape_of(lib, name, ctx, 1, i, rank, shape);
+    data_fn output_data = (data_fn)optional_symbol(lib, name, "output_data");
+    const void *own = output_data ? output_data(ctx, i) : NULL;
     write_npy(argv[4 + n_in + i], descr, shape, rank, own ? own : outputs[i],
               element_count(shape, rank) * size);
   }

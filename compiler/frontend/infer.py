@@ -46,15 +46,11 @@ def infer_shapes(model: onnx.ModelProto, **options) -> onnx.ModelProto:
 def _short_vectors_only(model: onnx.ModelProto) -> bool:
     """Whether every 1-D tensor onnx shapes without data propagation is short enough for it."""
     graph = model.graph
-    shapes = [v.type.tensor_type.shape for v in (*graph.input, *graph.value_info, *graph.output)
-              if v.type.HasField("tensor_type")] + [list(t.dims) for t in graph.initializer]
-    return all(len(getattr(s, "dim", s)) != 1 or _length(s) <= _MAX_PROPAGATED_LENGTH
-               for s in shapes)
-
-
-def _length(shape) -> int:
-    first = shape.dim[0] if hasattr(shape, "dim") else shape[0]
-    return first.dim_value if hasattr(first, "dim_value") else int(first)
+    lengths = [v.type.tensor_type.shape.dim[0].dim_value
+               for v in (*graph.input, *graph.value_info, *graph.output)
+               if v.type.HasField("tensor_type") and len(v.type.tensor_type.shape.dim) == 1]
+    lengths += [t.dims[0] for t in graph.initializer if len(t.dims) == 1]
+    return all(n <= _MAX_PROPAGATED_LENGTH for n in lengths)
 
 
 def _infer(model: onnx.ModelProto, strict: bool) -> onnx.ModelProto:

@@ -37,11 +37,6 @@ def count_flops(model_path, dim_values: dict[str, int] | None = None) -> int:
     return total
 
 
-def _feed(args, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    return {a.name: rng.standard_normal(a.shape).astype(a.dtype) for a in args}
-
-
 def _ort_session(path: Path, threads: int):
     try:
         import onnxruntime as ort

@@ -187,15 +187,16 @@ def compare(names, got, want, rtol: float, atol: float) -> list[OutputError]:
 
 def _build(model, target: str, work: Path, backend: str | None, kinds: tuple[str, ...],
            dims: dict | None):
-    """The library (a loaded CompiledModel for a host run in this process) and how its runs
-    are made: in this process for the host, in the .npy driver under the target's emulator,
-    or in the driver linked with the sanitizers."""
+    """run(feed, case_dir) -> outputs, from one library built here, and how its runs are
+    made: in this process for the host, in the .npy driver under the target's emulator, or in
+    the driver linked with the sanitizers (case_dir holds that run's .npy files)."""
     from .driver import compile as compile_native
     from .driver import compile_to_dir
     name, tgt = "model", get_target(target)
     if tgt.native and not kinds:
-        return compile_native(model, target=target, out_dir=work, name=name, backend=backend,
-                              sanitize=(), dims=dims), "in this process"
+        compiled = compile_native(model, target=target, out_dir=work, name=name,
+                                  backend=backend, sanitize=(), dims=dims)
+        return lambda feed, case_dir: compiled.run(None, feed), "in this process"
     if kinds and not tgt.native:
         raise VerifyError(f"--sanitize runs host builds only, not {target!r}")
     emulator = [] if tgt.native else emulator_command(tgt)
@@ -218,16 +219,13 @@ def verify(model_path, target: str = "host", seed: int = 0, rtol: float = 1e-4,
     model = onnx.load(str(model_path))
     cases = dim_cases(model, dims)
     work = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="onnxc_verify_"))
-    lib, how = _build(model, target, work, backend, san.sanitizers(sanitize), dims)
+    run, how = _build(model, target, work, backend, san.sanitizers(sanitize), dims)
     report, reference = [], ""
     for number, values in enumerate(cases):
         feed = random_inputs(model, seed, values)
-        if callable(lib):
-            case_dir = work / f"case{number}" if len(cases) > 1 else work
-            case_dir.mkdir(parents=True, exist_ok=True)
-            got = lib(feed, case_dir)
-        else:
-            got = lib.run(None, feed)
+        case_dir = work / f"case{number}" if len(cases) > 1 else work
+        case_dir.mkdir(parents=True, exist_ok=True)
+        got = run(feed, case_dir)
         want, reference = reference_outputs(model, feed)
         label = "".join(f" {k}={v}" for k, v in values.items())
         names = [o.name + (f" at{label}" if label else "") for o in model.graph.output]

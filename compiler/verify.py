@@ -52,7 +52,7 @@ def random_inputs(model: onnx.ModelProto, seed: int,
                   dim_values: dict[str, int] | None = None) -> dict[str, np.ndarray]:
     """Seeded inputs of the model's declared types: normal floats, small integers, bools;
     a symbolic dimension takes its value from dim_values (by name, or INPUT:AXIS)."""
-    from .frontend.dims import is_dynamic, unnamed_dim_name
+    from .frontend.dims import dim_symbol, is_dynamic
     rng, dim_values = np.random.default_rng(seed), dim_values or {}
     weights = {t.name for t in model.graph.initializer}
     feed = {}
@@ -62,7 +62,7 @@ def random_inputs(model: onnx.ModelProto, seed: int,
         tensor = info.type.tensor_type
         dims = []
         for axis, d in enumerate(tensor.shape.dim):
-            key = d.dim_param or unnamed_dim_name(info.name, axis)
+            key = dim_symbol(info.name, axis, d)
             value = dim_values.get(key) if is_dynamic(d) else d.dim_value
             if value is None:
                 raise VerifyError(f"input {info.name!r} axis {axis} is symbolic ({key}): give "

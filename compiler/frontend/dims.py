@@ -70,6 +70,11 @@ def unnamed_dim_name(input_name: str, axis: int) -> str:
     return f"{input_name}:{axis}"
 
 
+def dim_symbol(input_name: str, axis: int, d) -> str:
+    """The symbol a dynamic input axis carries: its dim_param, else INPUT:AXIS."""
+    return d.dim_param or unnamed_dim_name(input_name, axis)
+
+
 def is_dynamic(d) -> bool:
     """A dimension without a value, or with a negative one (exporters write -1 for "any", and
     onnxruntime reads it so)."""
@@ -96,7 +101,7 @@ def name_dims(model: onnx.ModelProto) -> onnx.ModelProto:
     out = onnx.ModelProto()
     out.CopyFrom(model)
     for inp, axis, d in _dynamic_axes(out):
-        d.dim_param = d.dim_param or unnamed_dim_name(inp.name, axis)   # clears dim_value
+        d.dim_param = dim_symbol(inp.name, axis, d)   # clears dim_value
     return out
 
 
@@ -105,7 +110,7 @@ def symbolic_dims(model: onnx.ModelProto) -> list[str]:
     unnamed one by its INPUT:AXIS name)."""
     names: list[str] = []
     for inp, axis, d in _dynamic_axes(model):
-        name = d.dim_param or unnamed_dim_name(inp.name, axis)
+        name = dim_symbol(inp.name, axis, d)
         if name not in names:
             names.append(name)
     return names
@@ -114,7 +119,7 @@ def symbolic_dims(model: onnx.ModelProto) -> list[str]:
 def _by_symbol(model: onnx.ModelProto, dims: dict) -> dict:
     """dims keyed by symbol name: an INPUT:AXIS key names the symbol on that axis (the same
     symbol bound twice must get the same range)."""
-    axes = {unnamed_dim_name(inp.name, axis): d.dim_param or unnamed_dim_name(inp.name, axis)
+    axes = {unnamed_dim_name(inp.name, axis): dim_symbol(inp.name, axis, d)
             for inp, axis, d in _dynamic_axes(model)}
     found: dict = {}
     for key, bound in dims.items():

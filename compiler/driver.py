@@ -15,8 +15,8 @@ from .backend.emit import Specialization, emit_c
 from .build.library_cache import cache_folder, cached_build, library_key, model_digest
 from .build.sanitize import check_loadable, sanitizers
 from .build.toolchain import build_library, compiler_command
-from .errors import ModelError, OnnxcError, typed_errors
-from .frontend.dims import name_dims, specializations, specialize
+from .errors import ModelError, NeedsStaticDims, OnnxcError, typed_errors
+from .frontend.dims import DimRange, dim_ranges, name_dims, specializations, specialize
 from .frontend.external import digest_model
 from .frontend.load import load_model
 from .lower.from_graph import find_unsupported
@@ -52,21 +52,58 @@ def _dumper(dump_ir: str | None, label: str):
     return dump if dump_ir else None
 
 
+def _compile(model, tgt, schedules, dump_ir, name, bindings: dict, bounds: dict):
+    label = "".join(f" {k}={v}" for k, v in bindings.items()) or (" generic" if bounds else "")
+    try:
+        _, prog = compile_program(specialize(model, bindings), tgt, schedules,
+                                  _dumper(dump_ir, label), library=name, bounds=bounds)
+    except NeedsStaticDims:
+        raise
+    except ModelError as exc:
+        if not bindings:
+            raise
+        raise ModelError(f"with{label}: {exc}") from None
+    return prog
+
+
 def _specializations(model, tgt, schedules, dims, dump_ir, name):
-    """One final Program per combination of the symbolic dimensions' values."""
-    ranges, combos = specializations(model, dims)
+    """The final Programs: one generic program over the symbolic dimensions (bounded by
+    the --dim ranges), and beside it a static one where every dimension is bound to one
+    value. Where a node compiles for static shapes only, every combination of the ranges'
+    values is compiled instead (at most MAX_SPECIALIZATIONS)."""
+    ranges = dim_ranges(model, dims)
+    if not ranges:
+        return [], [Specialization((), _compile(model, tgt, schedules, dump_ir, name, {}, {}))]
+    if tgt.gpu:
+        return _static_only(model, tgt, schedules, dims, dump_ir, name,
+                            "GPU kernels are compiled for static shapes")
+    pinned = all(r.low == r.high for r in ranges)
+    bounds = {r.name: (r.low, r.high) for r in ranges}
+    try:
+        generic = _compile(model, tgt, schedules, dump_ir, name, {},
+                           {k: (1, None) for k in bounds} if pinned else bounds)
+    except NeedsStaticDims as exc:
+        return _static_only(model, tgt, schedules, dims, dump_ir, name, str(exc))
+    specs = [Specialization(None, generic)]
+    if pinned:
+        values = tuple(r.low for r in ranges)
+        specs.insert(0, Specialization(values, _compile(
+            model, tgt, schedules, dump_ir, name, dict(zip(bounds, values)), {})))
+        ranges = [DimRange(r.name, 1, None) for r in ranges]
+    return ranges, specs
+
+
+def _static_only(model, tgt, schedules, dims, dump_ir, name, why: str):
+    """One static program per combination of the --dim values."""
+    try:
+        ranges, combos = specializations(model, dims)
+    except ModelError as exc:
+        raise ModelError(f"{why}; {exc}") from None
     specs = []
     for values in combos:
         bindings = dict(zip((r.name for r in ranges), values))
-        label = "".join(f" {k}={v}" for k, v in bindings.items())
-        try:
-            _, prog = compile_program(specialize(model, bindings), tgt, schedules,
-                                      _dumper(dump_ir, label), library=name)
-        except ModelError as exc:
-            if not bindings:
-                raise
-            raise ModelError(f"with{label}: {exc}") from None
-        specs.append(Specialization(values, prog))
+        specs.append(Specialization(values, _compile(model, tgt, schedules, dump_ir, name,
+                                                     bindings, {})))
     return ranges, specs
 
 
@@ -110,7 +147,8 @@ def plan(model_or_path, target: str = "host", name: str | None = None,
     ranges, specs = _specializations(model, tgt, schedules, dims, dump_ir, name)
     options = f"target={target} name={name}" + (f" schedule={Path(schedule_file).name}"
                                                 if schedule_file else "")
-    options += "".join(f" dim={r.name}={r.low}..{r.high}" for r in ranges)
+    options += "".join(f" dim={r.name}={r.low}..{r.high if r.high is not None else ''}"
+                       for r in ranges)
     options += " tf32" if tf32 else ""
     return Plan(model, name, tgt, ranges, specs, options, digest_model(source))
 

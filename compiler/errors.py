@@ -22,6 +22,16 @@ class UnsupportedOps(ModelError):
             f"unsupported op(s): {', '.join(self.missing)}\n" + "\n".join(lines))
 
 
+class NeedsStaticDims(ModelError):
+    """A node's lowering (or a pass) handles static shapes only, and the node's shapes hold
+    dimension symbols: the symbols must be bound to values (--dim), which compiles static
+    programs."""
+
+    def __init__(self, message: str, symbols: list[str] = ()):
+        self.symbols = list(symbols)
+        super().__init__(message)
+
+
 class ScheduleError(OnnxcError):
     """A schedule directive cannot be applied to the loop nest it names."""
 

@@ -116,3 +116,24 @@ def test_python_example(tmp_path):
                 cwd=tmp_path, env=env)
     assert "probs =" in proc.stdout
     assert (tmp_path / "out" / "demo.so").is_file()
+
+
+@needs_cmake
+def test_c_example_runs_one_dynamic_library_at_two_shapes(tmp_path):
+    """The C app against a library with symbolic dimensions: set at run time (--dims), the
+    buffers sized by NAME_get_input_shape / NAME_get_output_shape."""
+    from tests.models.dynamic_corpus import concat_batch
+    model, _ = concat_batch()
+    lib = onnxc.compile(model, out_dir=tmp_path / "model", name="dyn")
+    build = tmp_path / "build"
+    _run(["cmake", "-S", ROOT, "-B", build, f"-DONNXC_MODEL_DIR={tmp_path / 'model'}",
+          "-DONNXC_MODEL_NAME=dyn", "-DCMAKE_BUILD_TYPE=Release"])
+    _run(["cmake", "--build", build, "-j", "2", "--target", "onnxc_example_c"])
+    for batch, src, tgt in ((1, 2, 3), (3, 5, 1)):
+        values, text = parse(_run([build / APPS["c"], "--dims", f"{batch},{src},{tgt}"]).stdout)
+        assert f'# output 0 "y": dtype 1 shape [{batch}, {src + tgt}, 4]' in text
+        feed = {"a": np.sin(np.arange(batch * src * 8, dtype=np.float64))
+                .astype(np.float32).reshape(batch, src, 8),
+                "b": np.sin(np.arange(batch * tgt * 8, dtype=np.float64) + 1)
+                .astype(np.float32).reshape(batch, tgt, 8)}
+        np.testing.assert_allclose(values, expected_values(lib, feed), rtol=TOL, atol=TOL)

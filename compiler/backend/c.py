@@ -207,9 +207,21 @@ def task_captures(loop: For, kernel_name: str) -> tuple[list[Buffer], list[Var]]
     return [b for b in used if b.scope in GLOBAL_SCOPES], free
 
 
-def kernel_signature(params: list[tuple[Buffer, bool]]) -> str:
-    """A kernel's C parameter list: the pool, then its buffers (kernel_params)."""
-    return ", ".join(["onnxc_pool *pool"] + [param_decl(b, w) for b, w in params])
+def kernel_signature(params: list[tuple[Buffer, bool]], symbols: list[Var] = ()) -> str:
+    """A kernel's C parameter list: the pool, its buffers (kernel_params), then the values
+    of the dimension symbols it reads (kernel_symbols)."""
+    return ", ".join(["onnxc_pool *pool"] + [param_decl(b, w) for b, w in params]
+                     + [f"int64_t {v.name}" for v in symbols])
+
+
+def kernel_symbols(k: Kernel) -> list[Var]:
+    """The variables a kernel reads that no loop of its own binds: the dimension symbols,
+    whose values its caller passes (by name)."""
+    found: set[Var] = set()
+    for part in k.parts:
+        bound = {x.var for x in walk(part) if isinstance(x, For)}
+        found |= {x for x in walk(part) if isinstance(x, Var)} - bound
+    return sorted(found, key=lambda v: v.name)
 
 
 def param_decl(b: Buffer, written: bool, restrict: bool = True) -> str:
@@ -226,13 +238,13 @@ def print_kernel(k: Kernel, features=()) -> dict:
     """The kernel as C: its tasks, its function, and the buffers it takes (in order)."""
     printer = KernelPrinter(k, features)
     body = printer.stmt(k.body, "  ")
-    params = kernel_params(k)
+    params, symbols = kernel_params(k), kernel_symbols(k)
     uses_pool = any(isinstance(x, For) and x.kind == "parallel" for x in walk(k.body))
-    sig = kernel_signature(params)
+    sig = kernel_signature(params, symbols)
     lines = [f"/* {c_comment(k.op_type)} node \"{c_comment(k.node)}\" */",
              f"static void {k.name}({sig}) {{"]
     if not uses_pool:
         lines.append("  (void)pool;")
     lines += body + ["}"]
     return {"name": k.name, "tasks": printer.tasks, "function": "\n".join(lines),
-            "args": [b.name for b, _ in params]}
+            "args": [b.name for b, _ in params] + [v.name for v in symbols]}

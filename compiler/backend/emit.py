@@ -12,10 +12,12 @@ from .. import __version__, dtypes
 from ..errors import BuildError, OnnxcError
 from ..frontend.dims import DimRange
 from ..loop.ir import Program, static_shape
+from ..loop.symbolic import dims_of
 from ..names import c_comment, c_string
 from ..resources import resource_dir
 from ..targets import Target
 from .c import c_type, print_kernel
+from .generic import plan_lines, shape_rows, symbol_index, symbol_locals, temp_bindings
 from .intrinsics import headers
 from .weights import AARCH64_IMAGE_BYTES, WeightsBlob, layout_weights
 
@@ -39,16 +41,15 @@ def _env() -> jinja2.Environment:
 
 
 def _declared_shapes(progs: list[Program], io: str) -> list[list[int]]:
-    """Each tensor's shape with -1 on the axes whose extent differs between specializations
-    or is decided by the data."""
+    """Each tensor's shape with -1 on the axes whose extent differs between programs, is an
+    expression over the symbols, or is decided by the data."""
     first = getattr(progs[0], f"{io}s")
-    shapes = [list(static_shape(b)) for b in first]
     runtime = {(out, axis) for p in progs for out, axis, _ in p.extents}
-    for shape, b in zip(shapes, first):
-        shape[:] = [-1 if (b.name, a) in runtime else d for a, d in enumerate(shape)]
+    shapes = [[d if isinstance(d, int) and (b.name, a) not in runtime else -1
+               for a, d in enumerate(dims_of(b))] for b in first]
     for prog in progs[1:]:
         for shape, b in zip(shapes, getattr(prog, f"{io}s")):
-            shape[:] = [d if d == e else -1 for d, e in zip(shape, static_shape(b))]
+            shape[:] = [d if d == e else -1 for d, e in zip(shape, dims_of(b))]
     return shapes
 
 
@@ -56,11 +57,14 @@ def _output_axes(specs: list[Specialization]) -> list[list[int]]:
     """Per output axis: the symbolic dimension whose value it equals in every
     specialization (where one does and the axis varies), else -1."""
     progs = [s.program for s in specs]
+    generic = next((s.program for s in specs if s.values is None), None)
+    if generic is not None:
+        return [[symbol_index(generic, d) for d in dims_of(b)] for b in generic.outputs]
     axes = []
     for shape in _declared_shapes(progs, "output"):
         row = []
         for a, d in enumerate(shape):
-            extents = [static_shape(p.outputs[len(axes)])[a] for p in progs]
+            extents = [dims_of(p.outputs[len(axes)])[a] for p in progs]
             row.append(next((k for k in range(len(specs[0].values)) if d < 0 and
                              extents == [s.values[k] for s in specs]), -1))
         axes.append(row)
@@ -103,7 +107,9 @@ def _bindings(prog: Program, weight_offsets: dict[str, int], places: dict[str, s
         t = c_type(c.buffer.dtype)
         lines.append(f"const {t} *{c.buffer.name} = (const {t} *)({places['weights']} + "
                      f"{weight_offsets[c.buffer.name]});")
-    for temp, offset in prog.offsets:
+    if prog.symbols:
+        lines += symbol_locals(prog, "ctx->dims") + temp_bindings(prog, c_type)
+    for temp, offset in prog.offsets if not prog.symbols else ():
         t = c_type(next(b.dtype for b in prog.temps if b.name == temp))
         lines.append(f"{t} *{temp} = ({t} *)(arena + {offset});")
     readonly = {b.name for b in prog.inputs} | {c.buffer.name for c in prog.constants}
@@ -125,12 +131,15 @@ def _unused_marks(prog: Program, used: set[str], lines: list[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class Specialization:
-    """The program compiled for one combination of the symbolic dimensions' values."""
-    values: tuple[int, ...]
+    """The program compiled for one combination of the symbolic dimensions' values, or
+    (values None) the generic program, whose shapes are expressions over them."""
+    values: tuple[int, ...] | None
     program: Program
 
 
 def _io_bytes(prog: Program, io: str) -> str:
+    if prog.symbols:
+        return "0"
     return ", ".join(str(int(np.prod(static_shape(b), dtype=np.int64)) * dtypes.itemsize(b.dtype))
                      for b in getattr(prog, f"{io}s")) or "0"
 
@@ -151,15 +160,19 @@ def _variant(spec: Specialization, index: int, offsets: dict[str, int], places: 
     kernels = [kernel_printer(dataclasses.replace(k, name=prefix + k.name), target.features)
                for k in prog.kernels]
     used = {a for k in kernels for a in k["args"]}
-    label = ", ".join(f"{d.name}={v}" for d, v in zip(dims, spec.values)) or "static shapes"
+    label = "every value of the symbolic dimensions" if spec.values is None else \
+        ", ".join(f"{d.name}={v}" for d, v in zip(dims, spec.values)) or "static shapes"
+    static = spec.values is not None
     return kernels, {
         "suffix": f"_s{index}" if dims else "", "label": c_comment(label),
+        "dim_values": (", ".join(map(str, spec.values)) or "0") if static else None,
         "calls": [k.get("call") or f"{k['name']}({', '.join(['pool'] + k['args'])});"
                   for k in kernels],
         "bindings": _unused_marks(prog, used, _bindings(prog, offsets, places)),
         "input_bytes": _io_bytes(prog, "input"), "output_bytes": _io_bytes(prog, "output"),
         "shapes": {io: [", ".join(map(str, static_shape(b))) or "0"
-                        for b in getattr(prog, f"{io}s")] for io in ("input", "output")},
+                        for b in getattr(prog, f"{io}s")] if static else
+                   ["0" for _ in getattr(prog, f"{io}s")] for io in ("input", "output")},
         "extents": _extent_rows(prog),
         "faults": [c_string(message) for _, message in prog.faults],
         "output_offsets": ", ".join(str(dict(prog.output_offsets).get(b.name, -1))
@@ -215,6 +228,17 @@ def _cuda_context(files: dict, progs: list[Program], blob: WeightsBlob, name: st
             "host_arena_bytes": max(p.arena_size for p in progs) if owned else 0}
 
 
+def _generic_context(specs: list[Specialization]) -> dict | None:
+    """The generic program's plan and shapes, and its index among the variants."""
+    index = next((i for i, s in enumerate(specs) if s.values is None), None)
+    if index is None:
+        return None
+    prog = specs[index].program
+    return {"index": index, "num_offsets": len(prog.offsets) + 1, "plan": plan_lines(prog),
+            "locals": symbol_locals(prog, "dims"),
+            "shapes": {io: shape_rows(prog, io) for io in ("input", "output")}}
+
+
 def emit_c(specs: list[Specialization], target: Target, name: str, model_hash: str,
            options: str, dims: list[DimRange] = (), input_axes: list[list[int]] = (),
            backend: str = "c") -> dict:
@@ -252,9 +276,10 @@ def emit_c(specs: list[Specialization], target: Target, name: str, model_hash: s
         "num_faults": max(1, max(len(p.faults) for p in progs)),
         "runtime_owned": ", ".join("1" if b.name in dict(progs[0].output_offsets) else "0"
                                    for b in progs[0].outputs) or "0",
-        "arena_size": max(p.arena_size for p in progs),
+        "arena_size": max(p.arena_size if isinstance(p.arena_size, int) else 0 for p in progs),
+        "generic": _generic_context(specs),
         "dims": [{"c_name": c_string(d.name), "label": c_comment(d.name), "low": d.low,
-                  "high": d.high} for d in dims],
+                  "high": d.high if d.high is not None else "INT64_MAX"} for d in dims],
         "tensors": {"input": _tensor_rows(progs, "input", dim_names, list(input_axes)),
                     "output": _tensor_rows(progs, "output", dim_names, _output_axes(specs))},
         **_cuda_context(files, progs, blob, name),

@@ -42,7 +42,7 @@ from ..loop.ir import (
 )
 from ..names import c_comment
 from . import llvm_ops as ops
-from .c import kernel_params, kernel_signature, task_captures
+from .c import kernel_params, kernel_signature, kernel_symbols, task_captures
 
 I64 = ir.IntType(64)
 PTR = ir.PointerType()
@@ -309,21 +309,25 @@ class FunctionEmitter:
 def emit_kernel(module: ir.Module, k: Kernel, features=()) -> dict:
     """Define the kernel in module; returns what the C skeleton needs: the kernel's name, its
     C prototype and the buffers it takes (in order), as print_kernel does for C."""
-    params = kernel_params(k)
-    fn_type = ir.FunctionType(VOID, [PTR] * (1 + len(params)))
+    params, symbols = kernel_params(k), kernel_symbols(k)
+    fn_type = ir.FunctionType(VOID, [PTR] * (1 + len(params)) + [I64] * len(symbols))
     fn = ir.Function(module, fn_type, k.name)
     fn.attributes.add("nounwind")
-    for arg in fn.args[1:]:
+    for arg in fn.args[1:1 + len(params)]:
         arg.add_attribute("noalias")       # C's restrict
     emitter = FunctionEmitter(module, fn, features, k.name)
     emitter.buffers = {b.name: arg for arg, (b, _) in zip(fn.args[1:], params)}
+    for arg, var in zip(fn.args[1 + len(params):], symbols):
+        slot = emitter.alloca(I64, var.name)
+        emitter.allocas.store(arg, slot)
+        emitter.vars[var.name] = slot
     emitter.stmt(k.body)
     emitter.finish()
     prototype = (f"/* {c_comment(k.op_type)} node \"{c_comment(k.node)}\": in "
-                 f"{module.name} */\nvoid {k.name}({kernel_signature(params)}) "
+                 f"{module.name} */\nvoid {k.name}({kernel_signature(params, symbols)}) "
                  "__attribute__((visibility(\"hidden\")));")
     return {"name": k.name, "tasks": [], "function": prototype,
-            "args": [b.name for b, _ in params]}
+            "args": [b.name for b, _ in params] + [v.name for v in symbols]}
 
 
 def kernel_module(name: str, triple: str, data_layout: str) -> ir.Module:

@@ -45,7 +45,8 @@ def without_declared_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
 def _dims_conflict(declared: tuple, computed: tuple) -> bool:
     if len(declared) != len(computed):
         return True
-    return any(isinstance(d, int) and isinstance(c, int) and d != c
+    # a negative declared dimension means any (exporters write -1, as onnxruntime reads it)
+    return any(isinstance(d, int) and d >= 0 and isinstance(c, int) and d != c
                for d, c in zip(declared, computed))
 
 
@@ -66,7 +67,8 @@ def check_declared(graph: Graph, declared: dict[str, Value]) -> None:
 
 
 def _shape_text(shape: tuple) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
+    from ..loop.symbolic import dim_str
+    return "[" + ", ".join(d if isinstance(d, str) else dim_str(d) for d in shape) + "]"
 
 
 # Ops whose output has the shape of their first input: a declared shape further down a chain

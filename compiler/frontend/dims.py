@@ -29,7 +29,7 @@ _DIM_TEXT = re.compile(r"\s*([A-Za-z_][\w.:/-]*)\s*=\s*(\d+)\s*(?:\.\.\s*(\d+)\s
 class DimRange:
     name: str
     low: int
-    high: int
+    high: int | None     # None: no upper bound (the generic program's memory grows)
 
 
 def parse_dim(text: str) -> DimRange:
@@ -138,6 +138,18 @@ def _range(name: str, bound) -> tuple[int, int]:
         raise ModelError(f"dimension {name!r}: need a value >= 1 or a range (low, high) with "
                          f"1 <= low <= high, got {bound!r}")
     return low, high
+
+
+def dim_ranges(model: onnx.ModelProto, dims: dict | None) -> list[DimRange]:
+    """Every symbolic dimension (model order) with its range: the one given, else 1 and no
+    upper bound (high None)."""
+    symbols = symbolic_dims(model)
+    dims = {k: _range(k, v) for k, v in _by_symbol(model, dims or {}).items()}
+    unknown = sorted(set(dims) - set(symbols))
+    if unknown:
+        raise ModelError(f"--dim {', '.join(unknown)}: the model has no such input dimension "
+                         f"(its symbolic dimensions: {symbols or 'none'})")
+    return [DimRange(s, *dims.get(s, (1, None))) for s in symbols]
 
 
 def specializations(model: onnx.ModelProto, dims: dict | None

@@ -16,10 +16,12 @@ from ..graph.passes import eliminate_dead_nodes, fold_batchnorm
 from ..graph.patterns import MAX_SCORES_BYTES, recognize_subgraphs
 from .control import inline_control_flow
 from .declared import check_declared, declared_values, element_types
+from .dims import symbolic_dims
 from .external import external_tensors, for_checker, locate, read_model, tensor_array
 from .fold import fold_constants, infer_missing_shapes
 from .functions import expand_functions
 from .infer import infer_types
+from .symbolic import graph_symbols, infer_symbolic, symbol_vars
 from .validate import check_tensor_sizes, validate_model
 from .wire import SCAN_BYTES
 
@@ -132,13 +134,6 @@ def _missing_type(name: str):
     raise ModelError(f"graph input {name!r} has no tensor type or an unsupported dtype")
 
 
-def _check_inputs_static(g: Graph) -> None:
-    for v in g.inputs:
-        if not v.is_static:
-            raise ModelError(f"input {v.name!r} has symbolic shape {v.shape}: only static "
-                             "shapes are supported yet")
-
-
 def import_model(model_or_path, max_scores_bytes: int = MAX_SCORES_BYTES) -> Graph:
     """The frontend: a checked model becomes a Graph with every shape known and constants
     folded (Constant nodes and initializers alike), dead nodes dropped and BN folded.
@@ -148,10 +143,12 @@ def import_model(model_or_path, max_scores_bytes: int = MAX_SCORES_BYTES) -> Gra
     declared = declared_values(model)
     inferred = infer_types(model)
     graph = _to_graph(inferred)
-    _check_inputs_static(graph)
-    graph = fold_constants(graph)
-    graph = infer_missing_shapes(graph, declared, element_types(inferred))
-    check_tensor_sizes(graph.values.values())
+    if all(v.is_static for v in graph.inputs):
+        graph = fold_constants(graph)
+        graph = infer_missing_shapes(graph, declared, element_types(inferred))
+        check_tensor_sizes(graph.values.values())
+    else:
+        graph = infer_symbolic(graph_symbols(graph, symbol_vars(symbolic_dims(model))))
     check_declared(graph, declared)
     graph = eliminate_dead_nodes(graph)
     return fuse_epilogues(recognize_subgraphs(fold_batchnorm(graph), max_scores_bytes))

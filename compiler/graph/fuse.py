@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..loop.symbolic import broadcast_shapes
 from ..ops.registry import INTERNAL_DOMAIN
 from .ir import Graph, Node
 
@@ -39,7 +40,7 @@ def _residual_ok(g: Graph, producer: Node, out: str, other: str) -> bool:
     # a broadcast operand (a bias row) only where the output is the GEMM's own layout
     try:
         return producer.op_type != "Conv" and \
-            tuple(np.broadcast_shapes(mine.shape, theirs.shape)) == mine.shape
+            broadcast_shapes(mine.shape, theirs.shape) == tuple(mine.shape)
     except ValueError:
         return False
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
+from ..loop.symbolic import broadcast_shapes
 from ..ops.registry import INTERNAL_DOMAIN
 from .ir import Graph, Node
 
@@ -139,7 +140,7 @@ class _Matcher:
                 self.g.values[mask].dtype != self.g.values[s].dtype:
             return [], None, s
         try:
-            full = np.broadcast_shapes(self.g.values[mask].shape, self.g.values[s].shape)
+            full = broadcast_shapes(self.g.values[mask].shape, self.g.values[s].shape)
         except ValueError:
             return [], None, s
         if tuple(full) != tuple(self.g.values[s].shape):
@@ -167,7 +168,7 @@ class _Matcher:
         shapes = [self.g.values[n].shape for n in (q, kt, v)]
         scores = value.shape[-2] * value.shape[-1] * dtypes.itemsize(value.dtype)
         if any(len(sh) != rank or sh[:-2] != shapes[0][:-2] for sh in shapes) or \
-                scores > self.max_scores_bytes:
+                not isinstance(scores, int) or scores > self.max_scores_bytes:
             return None
         nodes = [qk] + scale_nodes + mask_nodes + [soft, pv]
         inputs = (q, kt, v) + ((mask,) if mask else ())

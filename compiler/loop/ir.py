@@ -316,18 +316,22 @@ class Program:
     temps: tuple[Buffer, ...]
     kernels: tuple[Kernel, ...]
     aliases: tuple[tuple[Buffer, Buffer], ...] = ()   # (view, storage): view shares storage
-    offsets: tuple[tuple[str, int], ...] = ()          # memory plan: temp name -> arena byte offset
-    arena_size: int = 0
+    offsets: tuple[tuple[str, int | Expr], ...] = ()   # memory plan: temp -> arena byte offset
+    arena_size: int | Expr = 0
     input_names: tuple[str, ...] = field(default=())   # original ONNX names, same order
     output_names: tuple[str, ...] = field(default=())
     # Outputs whose size the data decides: (output buffer name, axis, the int64[1] buffer a
     # kernel stores the extent in). Such an output lives in the arena (the runtime owns it),
     # at output_offsets, and its buffer shape is the upper bound.
     extents: tuple[tuple[str, int, Buffer], ...] = ()
-    output_offsets: tuple[tuple[str, int], ...] = ()
+    output_offsets: tuple[tuple[str, int | Expr], ...] = ()
     # Run-time checks: (int64[1] flag a kernel sets when a tensor value breaks what the
     # program was compiled for, the error the run then fails with).
     faults: tuple[tuple[Buffer, str], ...] = ()
+    # The dimension symbols the shapes name, in the library's order: (Var, low, high or None
+    # when unbounded). With symbols, an offset and the arena size may be expressions: an
+    # offset's may name earlier offsets as Vars (offset_var), computed in order.
+    symbols: tuple[tuple[Var, int, int | None], ...] = ()
 
 
 def storage_position(buffer: Buffer, index, split=None) -> list[tuple]:
@@ -355,8 +359,9 @@ def as_expr(value, dtype: str = "int64") -> Expr:
     return Const(float(value), dtype)
 
 
-def const_int(value: int) -> Const:
-    return Const(int(value), "int64")
+def const_int(value) -> Expr:
+    """An int64 constant; a dimension expression (over symbols) passes through."""
+    return value if isinstance(value, Expr) else Const(int(value), "int64")
 
 
 def shape_of(*dims) -> tuple[Expr, ...]:
@@ -366,6 +371,10 @@ def shape_of(*dims) -> tuple[Expr, ...]:
 
 def as_int(expr: Expr) -> int | None:
     return expr.value if isinstance(expr, Const) else None
+
+
+def is_static(buffer: Buffer) -> bool:
+    return all(isinstance(d, Const) for d in buffer.shape)
 
 
 def static_shape(buffer: Buffer) -> tuple[int, ...]:

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..errors import ModelError, UnsupportedOps
+from ..errors import ModelError, NeedsStaticDims, UnsupportedOps
 from ..graph.fuse import EPILOGUE_ATTR
 from ..graph.ir import Graph, Node
-from ..loop.ir import Load, Program, static_shape
+from ..loop.ir import Load, Program, Store, const_int, seq
+from ..loop.symbolic import as_dim_expr, dims_of, symbols_of
 from ..names import NameTable
-from ..ops.common import copy_body, nest
+from ..ops.common import copy_body, nest, view
 from ..ops.context import OpContext, ProgramBuilder
 from ..ops.registry import lookup
 
@@ -29,19 +30,31 @@ def find_unsupported(nodes, opsets) -> dict[str, list[str]]:
     return dict(missing)
 
 
-def _call(entry, ctx: OpContext, node: Node, inputs) -> None:
+def _call(entry, ctx: OpContext, node: Node, inputs, outputs) -> None:
     try:
         entry.fn(ctx, *inputs, **node.attr_dict)
-    except TypeError as exc:
-        if "argument" in str(exc):
+    except (TypeError, ValueError) as exc:
+        symbols = _symbols_of(inputs + outputs)
+        if symbols:
+            raise NeedsStaticDims(
+                f"node {node.name!r} ({node.op_type}) is compiled for static shapes only, and "
+                f"its shapes hold the dimension(s) {', '.join(s.name for s in symbols)}: bind "
+                "them with --dim", [s.name for s in symbols]) from exc
+        if isinstance(exc, TypeError) and "argument" in str(exc):
             raise ModelError(f"node {node.name!r} ({node.op_type}): unsupported attribute or "
                              f"input ({exc})") from None
         raise
 
 
+def _symbols_of(buffers) -> list:
+    found = {v for b in buffers if b is not None for d in b.shape for v in symbols_of(d)}
+    return sorted(found, key=lambda v: v.name)
+
+
 class _Lowering:
-    def __init__(self, graph: Graph, library: str = ""):
+    def __init__(self, graph: Graph, library: str = "", symbols: tuple = ()):
         self.graph = graph
+        self.symbols = tuple(symbols)
         self.b = ProgramBuilder(graph, NameTable(reserved_prefix=f"{library}_" if library else ""))
         self.outputs = {v.name for v in graph.outputs}
 
@@ -60,8 +73,22 @@ class _Lowering:
         if name not in self.b.buffers:
             if name not in self.graph.constants:
                 raise ModelError(f"tensor {name!r} is used but never produced")
-            self.b.buffers[name] = self.b.add_constant(name, self.graph.constants[name])
+            value = self.graph.constants[name]
+            self.b.buffers[name] = self._symbolic_value(name, value) \
+                if value.dtype == object else self.b.add_constant(name, value)
         return self.b.buffers[name]
+
+    def _symbolic_value(self, name: str, value):
+        """A value folded to expressions over the dimension symbols (a Shape's): a kernel
+        stores it at run time, for the ops that read it as data."""
+        buf = self.b.add_temp(name, "int64", value.shape)
+        flat = view(buf, value.size)
+        body = seq(*(Store(flat, (const_int(i),), as_dim_expr(d))
+                     for i, d in enumerate(value.reshape(-1).tolist())))
+        ctx = OpContext(self.b, Node("Shape", f"value_{name}", (), ()), [buf])
+        ctx.emit(body, kind="elementwise")
+        self.b.const_data[buf.name] = value     # what lowerings read of it at compile time
+        return buf
 
     def lower_node(self, node: Node) -> None:
         entry = lookup(node.op_type, node.domain, _opset(self.graph, node))
@@ -72,11 +99,11 @@ class _Lowering:
         plain = Node(node.op_type, node.name, node.inputs[:own], node.outputs,
                      tuple(a for a in node.attrs if a[0] != EPILOGUE_ATTR), node.domain)
         ctx = OpContext(self.b, plain, outputs, fused[1] if fused else None, inputs[own:])
-        _call(entry, ctx, plain, inputs[:own])
+        _call(entry, ctx, plain, inputs[:own], outputs)
         if fused and not ctx.epilogue_used:
             # the lowering wrote the plain result: apply the fused steps in place
             out = outputs[0]
-            ctx.emit(nest(static_shape(out), lambda *v: ctx.epilogue_store(
+            ctx.emit(nest(dims_of(out), lambda *v: ctx.epilogue_store(
                 out, Load(out, tuple(v)), v)), kind="elementwise", stage="epilogue")
 
     def finish_outputs(self, out_bufs) -> None:
@@ -113,7 +140,8 @@ class _Lowering:
                        tuple(b.temps), tuple(b.kernels), tuple(b.aliases),
                        input_names=tuple(v.name for v in self.graph.inputs),
                        output_names=tuple(v.name for v in self.graph.outputs),
-                       extents=self._output_extents(out_bufs), faults=tuple(b.faults))
+                       extents=self._output_extents(out_bufs), faults=tuple(b.faults),
+                       symbols=self.symbols)
 
     def _output_extents(self, out_bufs) -> tuple:
         """The run-time extents, each on a model output's own buffer (the frontend refuses
@@ -126,9 +154,10 @@ class _Lowering:
         return tuple(self.b.extents)
 
 
-def lower_graph(graph: Graph, library: str = "") -> Program:
-    """library: the library's name; no buffer or kernel identifier starts with NAME_."""
+def lower_graph(graph: Graph, library: str = "", symbols: tuple = ()) -> Program:
+    """library: the library's name; no buffer or kernel identifier starts with NAME_.
+    symbols: (Var, low, high or None) of each dimension symbol the graph's shapes name."""
     missing = find_unsupported(graph.nodes, graph.opsets)
     if missing:
         raise UnsupportedOps(missing)
-    return _Lowering(graph, library).run()
+    return _Lowering(graph, library, symbols).run()

@@ -14,7 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..loop.ir import Buffer, Const, For, Kernel, Load, Program, Store, as_int, static_shape
+from ..loop.ir import (
+    Buffer,
+    Const,
+    For,
+    Kernel,
+    Load,
+    Program,
+    Store,
+    as_int,
+    is_static,
+    static_shape,
+)
 from ..loop.visit import buffer_accesses, transform_kernel, walk
 from ..targets import Target
 
@@ -55,6 +66,8 @@ def _kernel_fits(k: Kernel, name: str, factor: int) -> bool:
 
 
 def _eligible(buf: Buffer, aliased: set[str], users: list, factor: int) -> bool:
+    if not is_static(buf):      # a symbolic tensor keeps its plain layout
+        return False
     shape = static_shape(buf)
     if len(shape) != 4 or shape[1] % factor or buf.name in aliased or buf.dtype != "float32":
         return False

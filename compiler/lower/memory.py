@@ -1,20 +1,40 @@
-"""plan_memory: a static arena; temporaries whose lifetimes do not overlap share bytes."""
+"""plan_memory: one arena; temporaries whose lifetimes do not overlap share bytes.
+
+With symbolic shapes a temporary's size is an expression. Where every symbol has an upper
+bound and every size grows with the symbols, the plan is made at the upper bounds: a static
+arena that fits every shape in the ranges (embedded users size their memory once). Otherwise
+the placement follows the order of first use, each buffer above every earlier one it shares
+lifetime with, and each offset is an expression: the highest end among those, computed at
+run time from the symbols' values in order (offset_var names an earlier offset).
+"""
 from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
-
 from .. import dtypes
-from ..loop.ir import Program, static_shape
+from ..loop.ir import Binary, Const, Expr, Program, Var
+from ..loop.symbolic import as_dim_expr, canon, evaluate, never_shrinks, product
 from ..loop.visit import buffers_of
 
 ALIGNMENT = 64   # bytes: a cache line, and enough for any vector load
+HINT = 64        # the value an unbounded symbol is taken to have when choosing a placement
 
 
-def _nbytes(buf) -> int:
-    size = int(np.prod(static_shape(buf), dtype=np.int64)) * dtypes.itemsize(buf.dtype)
-    return max(ALIGNMENT, -(-size // ALIGNMENT) * ALIGNMENT)
+def _aligned(size):
+    if isinstance(size, int):
+        return max(ALIGNMENT, -(-size // ALIGNMENT) * ALIGNMENT)
+    up = Binary("floordiv", Binary("add", size, Const(ALIGNMENT - 1, "int64")),
+                Const(ALIGNMENT, "int64"))
+    return canon(Binary("mul", up, Const(ALIGNMENT, "int64")))
+
+
+def _nbytes(buf):
+    elements = product(buf.shape)
+    return _aligned(canon(as_dim_expr(elements) * dtypes.itemsize(buf.dtype)))
+
+
+def offset_var(name: str) -> Var:
+    return Var(f"{name}_at")
 
 
 def lifetimes(prog: Program) -> dict[str, tuple[int, int]]:
@@ -31,27 +51,71 @@ def lifetimes(prog: Program) -> dict[str, tuple[int, int]]:
     return spans
 
 
+def _place(spans, sizes: dict[str, int], gaps: bool = True) -> list[tuple[str, int, list[str]]]:
+    """First fit in order of first use: (name, offset, the live buffers below it). Without
+    gaps a buffer goes above every buffer it shares lifetime with: a gap between two that
+    fits at some values of the symbols may not fit at others."""
+    placed: list[tuple[str, int, int, int, int]] = []   # name, offset, size, first, last
+    out = []
+    for name in sorted(spans, key=lambda n: (spans[n][0], n)):
+        first, last = spans[name]
+        busy = sorted((o, s, n) for n, o, s, f, l_ in placed if not (l_ < first or last < f))
+        offset, below = 0, []
+        for o, s, n in busy:
+            if gaps and offset + sizes[name] <= o:
+                break
+            offset = max(offset, o + s)
+            below.append(n)
+        placed.append((name, offset, sizes[name], first, last))
+        out.append((name, offset, below))
+    return out
+
+
 def plan_memory(prog: Program) -> Program:
     spans = lifetimes(prog)
     sizes = {b.name: _nbytes(b) for b in prog.temps}
-    placed: list[tuple[int, int, int, int]] = []   # offset, size, first, last
-    offsets: list[tuple[str, int]] = []
-    for name in sorted(spans, key=lambda n: (spans[n][0], n)):
-        first, last = spans[name]
-        busy = sorted((o, s) for o, s, f, l_ in placed if not (l_ < first or last < f))
-        offset = 0
-        for o, s in busy:
-            if offset + sizes[name] <= o:
-                break
-            offset = max(offset, o + s)
-        placed.append((offset, sizes[name], first, last))
-        offsets.append((name, offset))
-    arena = max((o + s for o, s, _, _ in placed), default=0)
-    # outputs sized at run time live after the temporaries: the caller reads them after the
-    # run, so nothing may reuse their bytes
+    owned = list(dict.fromkeys(out for out, _, _ in prog.extents))
+    sizes.update({b.name: _nbytes(b) for b in prog.outputs if b.name in owned})
+    bounded = all(high is not None for _, _, high in prog.symbols) and \
+        all(never_shrinks(s) for s in sizes.values())
+    at = {v.name: high if bounded else max(low, min(HINT, high or HINT))
+          for v, low, high in prog.symbols}
+    static_sizes = {n: evaluate(s, at) for n, s in sizes.items()}
+    static = bounded or all(isinstance(s, int) for s in sizes.values())
+    placement = _place(spans, static_sizes, gaps=static)
+    if static:
+        offsets = [(name, offset) for name, offset, _ in placement]
+        arena = max((o + static_sizes[n] for n, o in offsets), default=0)
+        out_offsets = []
+        for name in owned:      # read by the caller after the run: nothing reuses them
+            out_offsets.append((name, arena))
+            arena += static_sizes[name]
+        return dataclasses.replace(prog, offsets=tuple(offsets), arena_size=arena,
+                                   output_offsets=tuple(out_offsets))
+    return _symbolic_plan(prog, placement, sizes, owned)
+
+
+def _end(name: str, sizes) -> Expr:
+    return canon(offset_var(name) + sizes[name])
+
+
+def _max(exprs: list) -> int | Expr:
+    if not exprs:
+        return 0
+    out = exprs[0]
+    for e in exprs[1:]:
+        out = Binary("max", out if isinstance(out, Expr) else Const(out, "int64"), e)
+    return out
+
+
+def _symbolic_plan(prog: Program, placement, sizes, owned) -> Program:
+    offsets = [(name, _max([_end(n, sizes) for n in below])) for name, _, below in placement]
+    arena = _max([_end(n, sizes) for n, _, _ in placement])
     out_offsets = []
-    for name in dict.fromkeys(out for out, _, _ in prog.extents):
+    for name in owned:
         out_offsets.append((name, arena))
-        arena += _nbytes(next(b for b in prog.outputs if b.name == name))
+        arena = canon(Binary("add", arena if isinstance(arena, Expr) else
+                             Const(arena, "int64"), sizes[name] if isinstance(sizes[name], Expr)
+                             else Const(sizes[name], "int64")))
     return dataclasses.replace(prog, offsets=tuple(offsets), arena_size=arena,
                                output_offsets=tuple(out_offsets))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..loop.affine import linear_form
-from ..loop.ir import Buffer, For, Kernel, Load, Program, Store, static_shape
+from ..loop.ir import Buffer, Const, For, Kernel, Load, Program, Store, is_static, static_shape
 from ..loop.visit import buffer_accesses, transform_kernel
 
 
@@ -27,6 +27,8 @@ def _interior_copy(k: Kernel) -> tuple[Buffer, Buffer, tuple[int, int]] | None:
         return None
     src, dst, vs = stmt.value.buffer, stmt.buffer, [f.var for f in chain]
     if stmt.value.index != tuple(vs) or src.rank != 4 or dst.rank != 4 or \
+            not is_static(src) or not is_static(dst) or \
+            not all(isinstance(f.extent, Const) for f in chain) or \
             static_shape(src) != tuple(int(f.extent.value) for f in chain) or \
             static_shape(src)[:2] != static_shape(dst)[:2]:
         return None
@@ -43,7 +45,7 @@ def _interior_copy(k: Kernel) -> tuple[Buffer, Buffer, tuple[int, int]] | None:
 
 def _eligible(prog: Program, aliased: set[str], kernels, src: Buffer) -> bool:
     """An arena temporary, never aliased, accessed only through views ending in (H, W)."""
-    if src not in prog.temps or src.name in aliased:
+    if src not in prog.temps or src.name in aliased or not is_static(src):
         return False
     plane = static_shape(src)[-2:]
     return all(static_shape(n.buffer)[-2:] == plane

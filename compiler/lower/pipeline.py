@@ -100,13 +100,14 @@ def fused_scores_bytes(target: Target) -> int:
 
 
 def compile_program(model, target: Target, schedules=None, dump: Callable | None = None,
-                    library: str = "") -> tuple[Graph, Program]:
+                    library: str = "", bounds: dict | None = None) -> tuple[Graph, Program]:
     """ONNX model -> final Program. dump(stage, text) sees the IR after every stage; library:
-    the library's name, whose NAME_ identifiers the program's own names keep clear of."""
+    the library's name, whose NAME_ identifiers the program's own names keep clear of;
+    bounds: symbol name -> (low, high or None) for the model's symbolic dimensions."""
     graph = import_model(model, fused_scores_bytes(target))
     if dump:
         dump("frontend", _graph_str(graph))
-    prog = lower_graph(graph, library)
+    prog = lower_graph(graph, library, program_symbols(model, bounds or {}))
     if dump:
         dump("lower", program_str(prog))
     verify_program(prog)
@@ -116,6 +117,16 @@ def compile_program(model, target: Target, schedules=None, dump: Callable | None
         if dump:
             dump(name, program_str(prog))
     return graph, prog
+
+
+def program_symbols(model, bounds: dict) -> tuple:
+    """(Var, low, high or None) per symbolic input dimension of the model, in its order."""
+    from ..frontend.dims import symbolic_dims
+    from ..frontend.load import load_model
+    from ..frontend.symbolic import symbol_vars
+    names = symbolic_dims(load_model(model, validate=False) if not hasattr(model, "graph")
+                          else model)
+    return tuple((var, *bounds.get(name, (1, None))) for name, var in symbol_vars(names).items())
 
 
 def _graph_str(g: Graph) -> str:

@@ -1,7 +1,8 @@
 """Helpers shared by op lowerings: loop nests over a shape, broadcasting, copies."""
 from __future__ import annotations
 
-from ..loop.ir import Buffer, Const, Expr, Load, Store, Var, loops, shape_of, static_shape
+from ..loop.ir import Buffer, Const, Expr, Load, Store, Var, loops, shape_of
+from ..loop.symbolic import dims_of
 
 ZERO = Const(0, "int64")
 
@@ -28,7 +29,7 @@ def check_broadcast(ctx, what: str, shape, target) -> None:
 
 
 def load_broadcast(buf: Buffer, out_vars) -> Load:
-    return Load(buf, broadcast_index(out_vars, static_shape(buf)))
+    return Load(buf, broadcast_index(out_vars, dims_of(buf)))
 
 
 def nest(shape, body_fn, prefix: str = "i"):
@@ -41,8 +42,8 @@ def nest(shape, body_fn, prefix: str = "i"):
 
 def copy_body(dst: Buffer, src: Buffer):
     """dst[...] = src[...] over dst's shape (same element count, same order)."""
-    shape = static_shape(dst)
-    if static_shape(src) == shape:
+    shape = dims_of(dst)
+    if dims_of(src) == shape:
         return nest(shape, lambda *v: Store(dst, tuple(v), Load(src, tuple(v))))
     flat = 1
     for d in shape:

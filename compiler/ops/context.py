@@ -9,7 +9,8 @@ import numpy as np
 from .. import dtypes
 from ..graph.ir import Graph, Node
 from ..loop.deferred import Deferred
-from ..loop.ir import Buffer, Constant, Kernel, Load, Stmt, Store, shape_of, static_shape
+from ..loop.ir import Buffer, Constant, Kernel, Load, Stmt, Store, shape_of
+from ..loop.symbolic import dims_of
 from ..names import NameTable, c_identifier
 
 
@@ -61,7 +62,7 @@ class OpContext:
         return self.outputs[i]
 
     def shape(self, buf: Buffer) -> tuple[int, ...]:
-        return static_shape(buf)
+        return dims_of(buf)
 
     def const(self, buf: Buffer | None) -> np.ndarray | None:
         """The value of a constant input buffer, None when it is computed at run time."""
@@ -119,10 +120,10 @@ class OpContext:
         (a view of the node's output in its natural element order)."""
         from .common import broadcast_index, view
         from .epilogue import epilogue_expr
-        out_shape = static_shape(self.output(0))
+        out_shape = dims_of(self.output(0))
         loads = []
         for buf in self.epilogue_inputs:
-            shape = static_shape(buf)
+            shape = dims_of(buf)
             if shape == out_shape:      # same elements, same order: read it in out's view
                 loads.append(Load(view(buf, *out.shape), tuple(index)))
             else:                       # a broadcast operand: out's view is the output's shape

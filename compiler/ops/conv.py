@@ -5,7 +5,8 @@ convolution is the plain case. One filter per channel is a direct depthwise nest
 from __future__ import annotations
 
 from ..errors import ModelError
-from ..loop.ir import Buffer, Const, Load, Store, loops, static_shape
+from ..loop.ir import Buffer, Const, Load, Store, cmp, loops
+from ..loop.symbolic import as_dim_expr, canon, dims_of
 from .common import view
 from .matmul import emit_accumulation
 from .registry import register
@@ -34,7 +35,13 @@ def _check_output_extents(ctx, in_sp, out_sp, k_eff, strides, begin, end) -> Non
     (the kernels index the input from them), and at least 1: a kernel larger than its padded
     input is refused, as onnxruntime does."""
     for i, o, k, s, b, e in zip(in_sp, out_sp, k_eff, strides, begin, end):
-        if i + b + e < k or s < 1 or o != (i + b + e - k) // s + 1:
+        if not isinstance(i, int) and s >= 1:     # an extent over symbols: checked per run
+            room = canon(as_dim_expr(i) + (b + e - k))
+            if canon(room // s + 1) == canon(o):
+                ctx.check(cmp("ge", as_dim_expr(room), 0), f"a kernel of {list(k_eff)} is "
+                          "larger than the padded input at these dimension values")
+                continue
+        if not isinstance(i, int) or i + b + e < k or s < 1 or o != (i + b + e - k) // s + 1:
             raise ModelError(f"node {ctx.node.name!r} ({ctx.node.op_type}): a kernel of "
                              f"{list(k_eff)} (with dilations) over the input {list(in_sp)} "
                              f"padded by {list(begin)}/{list(end)} with strides "
@@ -73,7 +80,7 @@ def implicit_gemm(ctx, Xp: Buffer, W: Buffer, B, Y: Buffer, ys, group: int, kern
     GEMM of im2col with the column matrix never built (rows i: output channels, columns
     (oh, ow): output pixels, reduction (c, r, s)), so the input is read in place."""
     n, oc, oh, ow = ys
-    ocg, cg = oc // group, static_shape(W)[1]
+    ocg, cg = oc // group, dims_of(W)[1]
     Xv = view(Xp, n, group, cg, *ctx.shape(Xp)[2:])
     Wv = view(W, group, ocg, cg, *kernel)
     Y = view(Y, n, group, ocg, oh, ow)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..loop.ir import Buffer, Cast, Load, Store, Unary
+from ..loop.symbolic import product
 from .common import ZERO, nest
 from .conv import convolve
 from .quantize import saturated, scalar_param
@@ -37,7 +38,7 @@ def _centred_input(ctx, x: Buffer, zero_point) -> Buffer:
 def _per_channel(ctx, param, channels: int, what: str):
     """index_fn(m) into a per-tensor or per-output-channel scale or zero point."""
     shape = ctx.shape(param)
-    size = int(np.prod(shape, dtype=np.int64))
+    size = product(shape)
     if size == 1:
         return lambda m: (ZERO,) * len(shape)
     if shape != (channels,):

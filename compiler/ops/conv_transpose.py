@@ -37,6 +37,7 @@ from ..loop.ir import (
     loops,
     seq,
 )
+from ..loop.symbolic import product
 from ..loop.templates import template_vars
 from .common import view
 from .registry import register
@@ -162,11 +163,11 @@ def _col2im(ctx, col, B, axes: list[_Axis], group: int) -> None:
     """Each output element gathers its taps from the column matrix: one table per axis
     gives the tap's and input position's share of the flat index."""
     shape = ctx.shape(col)
-    step = [int(np.prod(shape[d + 1:])) for d in range(len(shape))]
+    step = [product(shape[d + 1:]) for d in range(len(shape))]
     nd, mg = len(axes), shape[2]
     offsets = [a.taps()[1] * step[3 + d] + a.taps()[2] * step[3 + nd + d]
                for d, a in enumerate(axes)]
-    flat = view(col, int(np.prod(shape)))
+    flat = view(col, product(shape))
 
     def accumulate(n, g, m, outs, add):
         if not all(a.taps()[0].any() for a in axes):
@@ -200,7 +201,7 @@ def _direct(ctx, X, W, B, axes: list[_Axis], group: int) -> None:
     int tables, so the kernel stays float-only and its innermost loop, over the input
     channels, read channels-last, vectorizes as a dot product)."""
     xs, ws = ctx.shape(X), ctx.shape(W)
-    n, cg, pixels, rows = xs[0], xs[1] // group, int(np.prod(xs[2:])), int(np.prod(ws[1:]))
+    n, cg, pixels, rows = xs[0], xs[1] // group, product(xs[2:]), product(ws[1:])
     Xt = view(_channels_last(ctx, X, (n, group, cg, pixels), "input_nhwc"),
               n, group, *xs[2:], cg)
     Wt = view(_channels_last(ctx, W, (1, group, cg, rows), "weights_nhwc"),
@@ -227,7 +228,7 @@ def _columns(ctx, X, W, col, group: int, init=None) -> None:
     so that the matmul schedule tiles it."""
     xs, ws = ctx.shape(X), ctx.shape(W)
     n, cg = xs[0], ws[0] // group
-    rows, pixels = int(np.prod(ws[1:])), int(np.prod(xs[2:]))
+    rows, pixels = product(ws[1:]), product(xs[2:])
     Xv, Wv = view(X, n, group, cg, pixels), view(W, group, cg, rows)
     Cv = view(col, n, group, rows, pixels)
 
@@ -269,7 +270,7 @@ def ConvTranspose(ctx, X, W, B=None, *, auto_pad="NOTSET", dilations=None, group
         _columns(ctx, X, W, ctx.output(0), group, init)
         return
     col_shape = (xs[0], group, mg, *kernel, *xs[2:])
-    if int(np.prod(col_shape)) * dtypes.itemsize(X.dtype) <= COLUMN_LIMIT_BYTES:
+    if product(col_shape) * dtypes.itemsize(X.dtype) <= COLUMN_LIMIT_BYTES:
         col = ctx.temp(X.dtype, col_shape, "columns")
         _columns(ctx, X, W, col, group)
         _col2im(ctx, col, B, axes, group)

@@ -17,8 +17,8 @@ from ..loop.ir import (
     Store,
     Unary,
     cmp,
-    static_shape,
 )
+from ..loop.symbolic import dims_of
 from .common import load_broadcast, nest, view
 from .registry import INTERNAL_DOMAIN, register
 from .shape import fail
@@ -31,7 +31,7 @@ def _c(x, value):
 def emit_elementwise(ctx, fn, *inputs, out=None, kind="elementwise"):
     """out[i...] = fn(*inputs broadcast to out's shape)."""
     out = out or ctx.output(0)
-    body = nest(static_shape(out),
+    body = nest(dims_of(out),
                 lambda *v: Store(out, tuple(v), fn(*(load_broadcast(b, v) for b in inputs))))
     ctx.emit(body, kind=kind)
 

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..errors import ModelError
 from ..loop.deferred import Deferred
-from ..loop.ir import Buffer, Const, Expr, Load, Store, loops, static_shape
+from ..loop.ir import Buffer, Const, Expr, Load, Store, loops
+from ..loop.symbolic import broadcast_shapes, dims_of
 from ..loop.templates import template_vars
 from .common import ZERO, check_broadcast, view
 from .registry import register
@@ -23,7 +24,7 @@ def emit_accumulation(ctx, Y: Buffer, init, nest_fn, kind: str) -> None:
     p = tuple(template_vars(Y.rank))
     out = Y
     if ctx.epilogue is not None:
-        Y = ctx.temp(Y.dtype, static_shape(Y), "acc")
+        Y = ctx.temp(Y.dtype, dims_of(Y), "acc")
     prologue = Store(Y, p, init(*p) if init else Const(0.0, Y.dtype))
     epilogue = ctx.epilogue_store(out, Load(Y, p), p) if ctx.epilogue is not None else None
     ctx.emit(nest_fn(Y), kind=kind, prologue=prologue, epilogue=epilogue)
@@ -68,7 +69,7 @@ def matmul_kernels(ctx, A, B, out, a_value=lambda e: e, b_value=lambda e: e) -> 
     k2, n = b2[-2:]
     if k != k2:
         raise ModelError(f"MatMul: inner dimensions differ ({k} vs {k2})")
-    batch_shape = tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
+    batch_shape = tuple(broadcast_shapes(a2[:-2], b2[:-2]))
     Av, Bv = view(A, *a2), view(B, *b2)
     Y = view(out, *batch_shape + (m, n))
     rank = len(batch_shape)

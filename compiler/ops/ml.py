@@ -28,6 +28,7 @@ from ..loop.ir import (
     loops,
     seq,
 )
+from ..loop.symbolic import product
 from .common import ZERO, nest, view
 from .indexing import wrap_index
 from .matmul import gemm_kernels
@@ -297,7 +298,7 @@ def Normalizer(ctx, X, *, norm="MAX"):
         raise fail(ctx, f"unknown norm {norm!r} (expected MAX, L1 or L2)")
     first, step, divisor = _NORMS[norm]
     c = _columns(ctx, X)
-    a = int(np.prod(ctx.shape(X), dtype=np.int64)) // max(c, 1)
+    a = product(ctx.shape(X)) // max(c, 1)
     Xv, Yv, s = view(X, a, c), view(ctx.output(0), a, c), ctx.temp(_F, (a,), "norm")
 
     def row(i):
@@ -319,9 +320,9 @@ def ArrayFeatureExtractor(ctx, X, indices):
     shape, out = ctx.shape(X), ctx.output(0)
     if not shape:
         raise fail(ctx, "the input is a scalar: it has no features to extract")
-    f, outer = shape[-1], int(np.prod(shape[:-1], dtype=np.int64))
-    k = int(np.prod(ctx.shape(indices), dtype=np.int64))
-    if int(np.prod(ctx.shape(out), dtype=np.int64)) != outer * k:
+    f, outer = shape[-1], product(shape[:-1])
+    k = product(ctx.shape(indices))
+    if product(ctx.shape(out)) != outer * k:
         raise fail(ctx, f"output of shape {ctx.shape(out)}, expected {outer} rows of {k}")
     Xv, Zv, Iv = view(X, outer, f), view(out, outer, k), view(indices, k)
     ctx.emit(loops([("i", outer), ("j", k)], lambda i, j: Store(
@@ -383,7 +384,7 @@ def LabelEncoder(ctx, X, *, default_float=-0.0, default_int64=-1, default_string
         default_float if dtypes.dtype(Y.dtype).is_float else default_int64
     K, V, nan_value = _label_table(ctx, keys, values, X.dtype, Y.dtype)
     fallback = scalar_const(Y.dtype, np.asarray(default).reshape(-1)[0])
-    size = int(np.prod(ctx.shape(X), dtype=np.int64))
+    size = product(ctx.shape(X))
     Xv, Yv = view(X, size), view(Y, size)
     if not K.size:    # no key but NaN, if any
         ctx.emit(loops([("i", size)], lambda i: Store(Yv, (i,), _nan_key(

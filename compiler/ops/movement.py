@@ -11,7 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError
+from ..frontend.symrules import slice_start
+from ..frontend.symshape import is_symbolic_array
 from ..loop.ir import Cast, Expr, Load, Store, Var, cmp, const_int, loops
+from ..loop.symbolic import as_dim_expr, canon, dim_sum, product
 from .common import nest, view
 from .indexing import check_indices, wrap_index
 from .registry import register
@@ -98,7 +101,7 @@ def Concat(ctx, *inputs, axis):
             body = nest(xs, lambda *v, off=offset, x=x: Store(out, _shifted(v, axis, off),
                                                                Load(x, tuple(v))))
             ctx.emit(body, kind="elementwise", stage=f"in{k}")
-        offset += xs[axis]
+        offset = dim_sum(offset, xs[axis])
     if offset != shape[axis]:
         raise fail(ctx, f"inputs cover {offset} of {shape[axis]} along axis {axis}")
 
@@ -205,7 +208,30 @@ def Slice(ctx, data, starts, ends, axes=None, steps=None):
         return runtime_slice(ctx, data, starts, ends, axes, steps)
     values = [const_input(ctx, b, name) for b, name in
               ((starts, "starts"), (ends, "ends"), (axes, "axes"), (steps, "steps"))]
+    if any(is_symbolic_array(v) for v in values) or \
+            not all(isinstance(d, int) for d in ctx.shape(data)):
+        return _symbolic_slice(ctx, data, *(None if v is None else [canon(x) for x in
+                                                                    np.ravel(v).tolist()]
+                                             for v in values))
     _emit_slice(ctx, data, *(None if v is None else int_list(v) for v in values))
+
+
+def _symbolic_slice(ctx, data, starts, ends, axes, steps) -> None:
+    """A slice of a tensor whose extents, or whose bounds, are expressions over the
+    dimension symbols: each axis read from its clamped first index (the frontend's rule, whose
+    lengths the output buffer has)."""
+    shape = ctx.shape(data)
+    rank = len(shape)
+    axes = list(range(len(starts))) if axes is None else normalize_axes(ctx, axes, rank)
+    steps = [1] * len(starts) if steps is None else steps
+    if not all(isinstance(st, int) and st != 0 for st in steps):
+        raise fail(ctx, "slice steps must be nonzero numbers")
+    first, stride = [0] * rank, [1] * rank
+    for a, s, st in zip(axes, starts, steps):
+        first[a], stride[a] = slice_start(shape[a], s, st), st
+    out = ctx.output(0)
+    _emit_gather_nest(ctx, out, data, [lambda v, d=d: v[d] * stride[d] + as_dim_expr(first[d])
+                                       for d in range(rank)])
 
 
 @register("Slice", since=1, until=9)
@@ -221,7 +247,9 @@ def _runtime_index(indices, n: int):
     return lambda iv: wrap_index(Load(indices, tuple(iv)), n)
 
 
-def _constant_index(ctx, values, n: int, var_count: int):
+def _constant_index(ctx, values, n, var_count: int):
+    if not isinstance(n, int):
+        return _symbolic_axis_index(ctx, values, n)
     values = np.asarray(values, np.int64)
     if ((values < -n) | (values >= n)).any():
         raise fail(ctx, f"an index is out of range [-{n}, {n - 1}]")
@@ -232,6 +260,19 @@ def _constant_index(ctx, values, n: int, var_count: int):
         return lambda iv: index_expr(ctx, values, iv[0], "indices")
     table = ctx.constant(values, "indices")
     return lambda iv: Load(table, tuple(iv))
+
+
+def _symbolic_axis_index(ctx, values, n):
+    """One constant index into an axis whose extent is an expression: a negative one counts
+    from the end, and the run fails where the index falls outside the axis."""
+    values = np.asarray(values).reshape(-1)
+    if values.size != 1 or is_symbolic_array(values):
+        raise TypeError("a symbolic axis takes one constant index")
+    value = int(values[0])
+    index = canon(as_dim_expr(n) + value) if value < 0 else value
+    ctx.check(cmp("gt", as_dim_expr(n), abs(value) - (1 if value < 0 else 0)),
+              f"index {value} is outside the axis")
+    return lambda iv: as_dim_expr(index)
 
 
 @register("Gather", since=1)
@@ -313,7 +354,7 @@ def _emit_pad_table(ctx, data, widths, mode: str) -> None:
 def Pad(ctx, data, pads, constant_value=None, axes=None, *, mode="constant"):
     rank = len(ctx.shape(data))
     if ctx.const(pads) is None or (axes is not None and ctx.const(axes) is None):
-        empty = constant_value is None or not int(np.prod(ctx.shape(constant_value)))
+        empty = constant_value is None or not product(ctx.shape(constant_value))
         fill = scalar_const(data.dtype, 0) if empty else \
             Load(view(constant_value, 1), (const_int(0),))
         return runtime_pad(ctx, data, pads, axes, mode, fill)
@@ -396,6 +437,8 @@ def Tile_1(ctx, data, tiles, axis):
 def Range(ctx, start, limit, delta, *, stash_type=1):
     if any(ctx.const(b) is None for b in (start, limit, delta)):
         return _runtime_range(ctx, start, limit, delta)
+    if any(is_symbolic_array(ctx.const(b)) for b in (start, limit, delta)):
+        return _symbolic_range(ctx, start, delta)
     # Normally folded by the frontend; here only when folding was skipped.
     values = [const_input(ctx, b, name) for b, name in
               ((start, "start"), (limit, "limit"), (delta, "delta"))]
@@ -406,6 +449,16 @@ def Range(ctx, start, limit, delta, *, stash_type=1):
     dtype = np.asarray(values[0]).dtype
     emit_constant(ctx, (first + np.arange(count, dtype=dtype) * step).astype(dtype))
 
+
+
+def _symbolic_range(ctx, start, delta) -> None:
+    """Bounds over the dimension symbols: the frontend's length, start + i * delta each."""
+    out = ctx.output(0)
+    first, step = (as_dim_expr(ctx.const(b).reshape(-1)[0]) for b in (start, delta))
+    value = lambda i: first + i * step   # noqa: E731
+    ctx.emit(nest(ctx.shape(out), lambda i: Store(out, (i,), value(i) if out.dtype == "int64"
+                                                  else Cast(out.dtype, value(i)))),
+             kind="elementwise")
 
 
 def _runtime_range(ctx, start, limit, delta) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import ModelError
 from ..loop.ir import Binary, Buffer, Cast, Const, Load, Select, Store, Unary, Var, cmp, loops, seq
+from ..loop.symbolic import product
 from .common import ZERO, check_broadcast, load_broadcast, view
 from .elementwise import emit_elementwise
 from .reduce import REDUCTIONS, normalize_axes, reduce_into, scalar
@@ -20,7 +21,7 @@ from .registry import INTERNAL_DOMAIN, register
 
 
 def _size(shape) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    return product(shape)
 
 
 def _check_float(op: str, X) -> None:

@@ -33,6 +33,7 @@ from ..loop.ir import (
     seq,
 )
 from ..loop.simplify import simplify
+from ..loop.symbolic import as_dim_expr, canon, product
 from .common import view
 from .conv import pad_input
 from .matmul import emit_accumulation
@@ -46,9 +47,10 @@ _SPATIAL_NAMES = {1: ("w",), 2: ("h", "w"), 3: ("d", "h", "w")}
 
 @dataclass(frozen=True, slots=True)
 class _Axis:
-    """One spatial axis of a pooling: static sizes and attributes."""
-    size: int
-    out: int
+    """One spatial axis of a pooling: sizes (ints, or expressions over the dimension
+    symbols) and attributes."""
+    size: int | Expr
+    out: int | Expr
     kernel: int
     stride: int
     dilation: int
@@ -57,9 +59,13 @@ class _Axis:
 
     @property
     def inside(self) -> bool:
-        """Every window of this axis lies inside the input: no clamping needed."""
-        return self.pad == 0 and (self.out - 1) * self.stride + \
-            (self.kernel - 1) * self.dilation < self.size
+        """Every window of this axis lies inside the input: no clamping needed. An extent
+        over the dimension symbols is inside where it is the floor rule's, unpadded."""
+        span = (self.kernel - 1) * self.dilation + 1
+        if not isinstance(self.size, int):
+            return self.pad == 0 and self.pad_end == 0 and canon(self.out) == canon(
+                (as_dim_expr(self.size) - span) // self.stride + 1)
+        return self.pad == 0 and (self.out - 1) * self.stride + span - 1 < self.size
 
 
 def _same_pads(size, out, kernel, stride, dilation, upper: bool) -> tuple[int, int]:
@@ -225,7 +231,9 @@ def _max_pool_2d(ctx, X, Y, axes: list[_Axis]) -> None:
     of output rows by a vector of columns, the window unrolled)."""
     n, c = ctx.shape(X)[:2]
     (ah, aw) = axes
-    ends = [max(0, (a.out - 1) * a.stride + (a.kernel - 1) * a.dilation + 1 - a.size - a.pad)
+    # windows past the input's end read padding: none where the axis's windows are inside
+    ends = [0 if a.inside else
+            max(0, (a.out - 1) * a.stride + (a.kernel - 1) * a.dilation + 1 - a.size - a.pad)
             for a in axes]
     src = X
     if ah.pad or aw.pad or any(ends):
@@ -329,7 +337,7 @@ def MaxUnpool(ctx, X, indices, output_shape=None, *, kernel_shape, pads=None, st
         if want != ctx.shape(out):
             raise ModelError(f"MaxUnpool: output_shape {list(want)} is not the inferred "
                              f"{list(ctx.shape(out))}")
-    size = int(np.prod(ctx.shape(out), dtype=np.int64))
+    size = product(ctx.shape(out))
     flat = view(out, size)
     ctx.emit(loops([("k", size)], lambda k: Store(flat, (k,), scalar(out.dtype, 0))),
              kind="elementwise", stage="zero")

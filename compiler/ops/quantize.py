@@ -9,10 +9,10 @@ when `saturate` (ONNX's default), and float4 ones saturate by themselves.
 from __future__ import annotations
 
 import ml_dtypes
-import numpy as np
 
 from .. import dtypes
 from ..loop.ir import Binary, Cast, Const, Load, Store, Unary, loops, seq
+from ..loop.symbolic import product
 from .common import ZERO, nest, view
 from .elementwise import FLOAT8, cast_saturating
 from .matmul import matmul_kernels
@@ -27,7 +27,7 @@ _QUANTIZED = ("int2", "uint2", "int4", "uint4", "int8", "uint8", "int16", "uint1
 def _param_index(ctx, x_shape, param, axis: int, block_size: int):
     """index_fn(v) into the scale / zero point for the element of x at v."""
     shape = ctx.shape(param)
-    size = int(np.prod(shape, dtype=np.int64))
+    size = product(shape)
     if size == 1:
         return lambda v: (ZERO,) * len(shape)
     ax = normalize_axis(ctx, axis, len(x_shape))
@@ -94,7 +94,7 @@ def DynamicQuantizeLinear(ctx, x):
     """uint8 with scale (max(0, max x) - min(0, min x)) / 255 and the zero point that maps
     0.0 exactly: one kernel, a min/max pass then the quantizing pass."""
     y, scale, zero = ctx.output(0), ctx.output(1), ctx.output(2)
-    size = int(np.prod(ctx.shape(x), dtype=np.int64))
+    size = product(ctx.shape(x))
     if size == 0 or ctx.shape(scale) != () or ctx.shape(zero) != ():
         raise fail(ctx, "an empty input has no scale")
     flat, yf, f = view(x, size), view(y, size), x.dtype
@@ -122,7 +122,7 @@ def scalar_param(ctx, param, what: str):
     """A per-tensor scale or zero point as an expression (None when absent)."""
     if param is None:
         return None
-    if int(np.prod(ctx.shape(param), dtype=np.int64)) != 1:
+    if product(ctx.shape(param)) != 1:
         raise fail(ctx, f"{what} of shape {ctx.shape(param)}: only per-tensor values are "
                         "compiled")
     return Load(param, (ZERO,) * len(ctx.shape(param)))

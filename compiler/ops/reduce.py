@@ -18,6 +18,7 @@ from .. import dtypes
 from ..errors import ModelError
 from ..loop.ir import (
     Binary,
+    Cast,
     Const,
     Expr,
     IfThen,
@@ -31,13 +32,17 @@ from ..loop.ir import (
     loops,
     seq,
 )
+from ..loop.symbolic import product
 from .common import ZERO, view
 from .registry import register
 
 
-def scalar(like: Expr | str, value) -> Const:
-    """A constant of `like`'s dtype (an Expr or a dtype name)."""
+def scalar(like: Expr | str, value) -> Expr:
+    """A constant of `like`'s dtype (an Expr or a dtype name); a count over the dimension
+    symbols (an int64 expression) converted to it."""
     dt = like if isinstance(like, str) else like.dtype
+    if isinstance(value, Expr):
+        return value if dt == value.dtype else Cast(dt, value)
     return Const(float(value) if dtypes.dtype(dt).is_float else int(value), dt)
 
 
@@ -118,7 +123,7 @@ def reduce_into(ctx, X, Y, axes, keepdims, red: Reduction, guard=None) -> None:
         return Load(X, tuple(iv[d] if d in iv else reduced(d) for d in range(rank)))
     x, first = x_at(lambda d: Var(f"r{d}")), x_at(lambda d: ZERO)
     yi = tuple(iv.get(d, ZERO) for d in range(rank)) if keepdims else tuple(iv.values())
-    count = int(np.prod([shape[d] for d in axes], dtype=np.int64))
+    count = product([shape[d] for d in axes])
     if count == 0:   # an empty window: no element to start from
         body = loops([(f"i{d}", shape[d]) for d in kept],
                      lambda *_: Store(Y, yi, _empty_value(Y.dtype, red.empty)))
@@ -162,7 +167,7 @@ def _reduce_lowering(op: str, red: Reduction):
         keepdims = keepdims == 1    # ONNX's shape rule and onnxruntime keep the axes for 1 only
         _check_dtype(op, data, red)
         if axes_input is not None and ctx.const(axes_input) is None \
-                and int(np.prod(ctx.shape(axes_input))) > 0:
+                and product(ctx.shape(axes_input)) > 0:
             _runtime_axes(ctx, op, data, axes_input, keepdims, red)
             return
         if axes_input is not None:
@@ -214,7 +219,7 @@ def _runtime_axes(ctx, op: str, X, axes_input, keepdims, red: Reduction) -> None
     """Axes read at run time: one reduction per axes set the declared shape allows (each
     under its test when there are several), and a check that the run names one of them."""
     shape = ctx.shape(X)
-    rank, count = len(shape), int(np.prod(ctx.shape(axes_input)))
+    rank, count = len(shape), product(ctx.shape(axes_input))
     flat = view(axes_input, count)
     values = []
     for j in range(count):

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import dtypes
 from ..loop.ir import Buffer, Load, Store, seq
+from ..loop.symbolic import product
 from . import resize_taps as taps
 from .common import nest
 from .movement import index_expr
@@ -282,7 +283,7 @@ def Resize(ctx, X, roi=None, scales=None, sizes=None, *, mode="nearest",
 def _runtime(ctx, buf) -> bool:
     """A non-empty input whose values arrive with the run."""
     return buf is not None and ctx.const(buf) is None and \
-        int(np.prod(ctx.shape(buf), dtype=np.int64)) > 0
+        product(ctx.shape(buf)) > 0
 
 
 def _resize_at_run_time(ctx, X, opts: _Options, scales, sizes, roi, axes,
@@ -296,7 +297,7 @@ def _resize_at_run_time(ctx, X, opts: _Options, scales, sizes, roi, axes,
         raise fail(ctx, "scales or roi read at run time need the declared output shape")
     if opts.antialias and opts.mode != "nearest":
         raise fail(ctx, "antialiased resizing with scales read at run time is not supported")
-    use_scales = scales is not None and int(np.prod(ctx.shape(scales))) > 0
+    use_scales = scales is not None and product(ctx.shape(scales)) > 0
     if not use_scales and sizes is None:
         raise fail(ctx, "one of scales and sizes must be given")
     factors = taps.scale_exprs(ctx, in_shape, picked, scales if use_scales else None, sizes,

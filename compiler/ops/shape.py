@@ -13,7 +13,9 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import ModelError
+from ..frontend.symshape import is_symbolic_array
 from ..loop.ir import Binary, Const, Select, Store, cmp
+from ..loop.symbolic import as_dim_expr, broadcast_shapes, canon, dim_str, product
 from .common import copy_body, load_broadcast, nest
 from .registry import register
 from .runtime_values import all_of, check_axes_sets, check_equal, values_of
@@ -60,6 +62,11 @@ def scalar_const(dtype: str, value) -> Const:
 def emit_constant(ctx, array: np.ndarray, out=None) -> None:
     """out = a compile-time value: a fill when all elements agree, else a copy of a constant."""
     out = out if out is not None else ctx.output(0)
+    if not all(isinstance(d, int) for d in ctx.shape(out)):     # one value over symbolic dims
+        value = scalar_const(out.dtype, np.asarray(array).reshape(-1)[0])
+        ctx.emit(nest(ctx.shape(out), lambda *v: Store(out, tuple(v), value)),
+                 kind="elementwise", stage="fill")
+        return
     array = np.asarray(array, dtypes.dtype(out.dtype).numpy).reshape(ctx.shape(out))
     flat = array.reshape(-1)
     if flat.size and (flat != flat[0]).any():
@@ -78,6 +85,22 @@ def _check_shape(ctx, expected, what: str) -> None:
 
 
 # -- Reshape and the other views -------------------------------------------------------------
+def symbolic_view(ctx, data) -> bool:
+    """For shapes over dimension symbols: alias the output to data when both hold the same
+    number of elements for every value of the symbols (the frontend's rule gave the shape);
+    False for static shapes, which the ops check in full."""
+    shapes = (ctx.shape(data), ctx.shape(ctx.output(0)))
+    if all(isinstance(d, int) for shape in shapes for d in shape):
+        return False
+    counts = [as_dim_expr(product(shape)) for shape in shapes]
+    if canon(counts[0]) != canon(counts[1]):     # equal at some values only: checked per run
+        ctx.check(cmp("eq", counts[0], counts[1]),
+                  f"cannot view {[dim_str(d) for d in shapes[0]]} as "
+                  f"{[dim_str(d) for d in shapes[1]]} at these dimension values")
+    ctx.alias(ctx.output(0), data)
+    return True
+
+
 def reshape_target(ctx, in_shape, spec, allowzero: int) -> list[int]:
     """ONNX Reshape rules: 0 copies the input dimension (unless allowzero), one -1 is inferred."""
     out = []
@@ -89,21 +112,23 @@ def reshape_target(ctx, in_shape, spec, allowzero: int) -> list[int]:
         elif d < -1:
             raise fail(ctx, f"shape {spec}: invalid dimension {d}")
         out.append(d)
-    total = int(np.prod(in_shape, dtype=np.int64))
+    total = product(in_shape)
     if out.count(-1) > 1:
         raise fail(ctx, f"shape {spec} has more than one -1")
     if -1 in out:
-        known = int(np.prod([d for d in out if d != -1], dtype=np.int64))
+        known = product([d for d in out if d != -1])
         if known == 0 or total % known:
             raise fail(ctx, f"cannot reshape {tuple(in_shape)} to {spec}")
         out[out.index(-1)] = total // known
-    if int(np.prod(out, dtype=np.int64)) != total:
+    if product(out) != total:
         raise fail(ctx, f"cannot reshape {tuple(in_shape)} ({total} elements) to {spec}")
     return out
 
 
 @register("Reshape", since=5)
 def Reshape(ctx, data, shape, *, allowzero=0):
+    if symbolic_view(ctx, data):
+        return
     if shape is not None and ctx.const(shape) is None:
         _check_runtime_reshape(ctx, ctx.shape(data), shape, allowzero)
     else:
@@ -136,19 +161,23 @@ def _check_runtime_reshape(ctx, in_shape, shape, allowzero: int) -> None:
 
 @register("Reshape", since=1, until=4)
 def Reshape_1(ctx, data, *, shape=(), consumed_inputs=()):
+    if symbolic_view(ctx, data):
+        return
     _check_shape(ctx, reshape_target(ctx, ctx.shape(data), list(shape), 0), "Reshape")
     ctx.alias(ctx.output(0), data)
 
 
 @register("Flatten", since=1)
 def Flatten(ctx, data, *, axis=1):
+    if symbolic_view(ctx, data):
+        return
     shape = ctx.shape(data)
     if not -len(shape) <= axis <= len(shape):
         raise fail(ctx, f"axis {axis} is out of range for rank {len(shape)}")
     if axis < 0:
         axis += len(shape)
-    outer = int(np.prod(shape[:axis], dtype=np.int64))
-    _check_shape(ctx, (outer, int(np.prod(shape[axis:], dtype=np.int64))), "Flatten")
+    outer = product(shape[:axis])
+    _check_shape(ctx, (outer, product(shape[axis:])), "Flatten")
     ctx.alias(ctx.output(0), data)
 
 
@@ -193,6 +222,8 @@ def _runtime_axes_view(ctx, data, axes, options, what: str) -> None:
 
 @register("Squeeze", since=13)
 def Squeeze(ctx, data, axes=None):
+    if symbolic_view(ctx, data):
+        return
     if _runtime(ctx, axes):
         options = _squeeze_options(ctx.shape(data), ctx.shape(ctx.output(0)))
         return _runtime_axes_view(ctx, data, axes, options, "the axes")
@@ -204,6 +235,8 @@ def Squeeze(ctx, data, axes=None):
 
 @register("Squeeze", since=1, until=12)
 def Squeeze_1(ctx, data, *, axes=None):
+    if symbolic_view(ctx, data):
+        return
     _check_shape(ctx, _squeezed(ctx, ctx.shape(data), axes), "Squeeze")
     ctx.alias(ctx.output(0), data)
 
@@ -217,6 +250,8 @@ def _unsqueezed(ctx, shape, axes) -> list[int]:
 
 @register("Unsqueeze", since=13)
 def Unsqueeze(ctx, data, axes):
+    if symbolic_view(ctx, data):
+        return
     if _runtime(ctx, axes):
         options = _unsqueeze_options(ctx.shape(data), ctx.shape(ctx.output(0)))
         return _runtime_axes_view(ctx, data, axes, options, "the axes")
@@ -227,6 +262,8 @@ def Unsqueeze(ctx, data, axes):
 
 @register("Unsqueeze", since=1, until=12)
 def Unsqueeze_1(ctx, data, *, axes=()):
+    if symbolic_view(ctx, data):
+        return
     _check_shape(ctx, _unsqueezed(ctx, ctx.shape(data), list(axes)), "Unsqueeze")
     ctx.alias(ctx.output(0), data)
 
@@ -241,7 +278,7 @@ def _check_runtime_expand(ctx, in_shape, shape) -> None:
     out = ctx.shape(ctx.output(0))
     values = values_of(ctx, shape)
     try:
-        reachable = np.broadcast_shapes(tuple(in_shape), tuple(out)) == tuple(out)
+        reachable = broadcast_shapes(tuple(in_shape), tuple(out)) == tuple(out)
     except ValueError:
         reachable = False
     if len(out) != max(len(in_shape), len(values)) or not reachable:
@@ -302,7 +339,7 @@ def Shape(ctx, data, *, start=0, end=None):
 
 @register("Size", since=1)
 def Size(ctx, data):
-    emit_constant(ctx, np.array(int(np.prod(ctx.shape(data), dtype=np.int64)), np.int64))
+    emit_constant(ctx, np.array(product(ctx.shape(data)), np.int64))
 
 
 _CONSTANT_ATTRS = {
@@ -328,11 +365,14 @@ def Constant(ctx, **attrs):
 def ConstantOfShape(ctx, shape, *, value=None):
     if _runtime(ctx, shape):
         check_equal(ctx, shape, ctx.shape(ctx.output(0)), "the shape input")
+    elif is_symbolic_array(ctx.const(shape)):
+        _check_shape(ctx, [canon(d) for d in ctx.const(shape).tolist()], "ConstantOfShape")
     else:
         _check_shape(ctx, int_list(const_input(ctx, shape, "shape")), "ConstantOfShape")
     fill = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
     out = ctx.output(0)
-    emit_constant(ctx, np.full(ctx.shape(out), fill[0]), out)
+    emit_constant(ctx, fill[:1] if not all(isinstance(d, int) for d in ctx.shape(out))
+                  else np.full(ctx.shape(out), fill[0]), out)
 
 
 @register("EyeLike", since=9)
@@ -351,10 +391,12 @@ def Expand(ctx, data, shape):
     if _runtime(ctx, shape):
         _check_runtime_expand(ctx, ctx.shape(data), shape)
         dims = list(ctx.shape(ctx.output(0)))
+    elif is_symbolic_array(ctx.const(shape)):
+        dims = [canon(d) for d in ctx.const(shape).tolist()]
     else:
         dims = int_list(const_input(ctx, shape, "shape"))
     try:
-        expected = np.broadcast_shapes(ctx.shape(data), tuple(dims))
+        expected = broadcast_shapes(ctx.shape(data), tuple(dims))
     except ValueError:
         raise fail(ctx, f"cannot broadcast {ctx.shape(data)} to {dims}") from None
     _check_shape(ctx, expected, "Expand")

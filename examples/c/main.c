@@ -1,6 +1,10 @@
 /* A C11 program that runs a model compiled by onnxc and prints every output value.
  *
- *   onnxc_example_c [input0.bin [input1.bin ...]]
+ *   onnxc_example_c [--dims V0,V1,...] [input0.bin [input1.bin ...]]
+ *
+ * A model with symbolic dimensions (batch, sequence, ...) runs at the values --dims gives, in
+ * the order NAME_dim_name lists them (default: each one's smallest value): one library serves
+ * every shape, and NAME_get_input_shape / NAME_get_output_shape give the buffers' sizes.
  *
  * Input k is read from the k-th file (raw, dense, row-major, in the input's dtype) when one is
  * given, else filled deterministically: element i of input k is sin(i + k) for floats and
@@ -95,11 +99,13 @@ static void describe(const char *io, int i, const char *name, int code, int rank
   printf("]\n");
 }
 
-/* Allocates the buffers, describing each tensor; returns 0 on failure. */
-static int prepare(void **inputs, void **outputs, int argc, char **argv) {
+/* Allocates the buffers at the context's dimension values, describing each tensor; returns 0
+   on failure. */
+static int prepare(ONNXC_CONTEXT *ctx, void **inputs, void **outputs, int argc, char **argv) {
+  int64_t shape[16];
   for (int k = 0; k < ONNXC_FN(num_inputs)(); ++k) {
     int code = ONNXC_FN(input_dtype)(k), rank = ONNXC_FN(input_rank)(k);
-    const int64_t *shape = ONNXC_FN(input_shape)(k);
+    if (rank > 16 || ONNXC_FN(get_input_shape)(ctx, k, shape) != ONNXC_OK) return 0;
     size_t n = element_count(rank, shape), size = dtype_size(code);
     describe("input", k, ONNXC_FN(input_name)(k), code, rank, shape);
     if (size == 0) { fprintf(stderr, "error: input %d has dtype %d\n", k, code); return 0; }
@@ -113,7 +119,7 @@ static int prepare(void **inputs, void **outputs, int argc, char **argv) {
   }
   for (int k = 0; k < ONNXC_FN(num_outputs)(); ++k) {
     int code = ONNXC_FN(output_dtype)(k), rank = ONNXC_FN(output_rank)(k);
-    const int64_t *shape = ONNXC_FN(output_shape)(k);
+    if (rank > 16 || ONNXC_FN(get_output_shape)(ctx, k, shape) != ONNXC_OK) return 0;
     size_t n = element_count(rank, shape), size = dtype_size(code);
     describe("output", k, ONNXC_FN(output_name)(k), code, rank, shape);
     if (size == 0) { fprintf(stderr, "error: output %d has dtype %d\n", k, code); return 0; }
@@ -127,7 +133,7 @@ static int run(ONNXC_CONTEXT *ctx, int argc, char **argv) {
   int n_in = ONNXC_FN(num_inputs)(), n_out = ONNXC_FN(num_outputs)();
   void **inputs = calloc((size_t)n_in + 1, sizeof *inputs);
   void **outputs = calloc((size_t)n_out + 1, sizeof *outputs);
-  int ok = inputs && outputs && prepare(inputs, outputs, argc, argv);
+  int ok = inputs && outputs && prepare(ctx, inputs, outputs, argc, argv);
   int status = ok ? ONNXC_FN(run)(ctx, (const void *const *)inputs, outputs) : ONNXC_ERR_ALLOC;
   if (ok && status != ONNXC_OK) {
     fprintf(stderr, "error: %s_run: %s: %s\n", ONNXC_MODEL_NAME_STRING,
@@ -135,7 +141,9 @@ static int run(ONNXC_CONTEXT *ctx, int argc, char **argv) {
   }
   for (int k = 0; ok && status == ONNXC_OK && k < n_out; ++k) {
     int code = ONNXC_FN(output_dtype)(k);
-    size_t n = element_count(ONNXC_FN(output_rank)(k), ONNXC_FN(output_shape)(k));
+    int64_t shape[16];
+    ONNXC_FN(get_output_shape)(ctx, k, shape);
+    size_t n = element_count(ONNXC_FN(output_rank)(k), shape);
     for (size_t i = 0; i < n; ++i) print_value(outputs[k], code, i);
   }
   for (int k = 0; inputs && k < n_in; ++k) free(inputs[k]);
@@ -143,6 +151,27 @@ static int run(ONNXC_CONTEXT *ctx, int argc, char **argv) {
   free(inputs);
   free(outputs);
   return ok ? status : -1;
+}
+
+/* Sets the symbolic dimensions from "V0,V1,...". */
+static int set_dims(ONNXC_CONTEXT *ctx, const char *text) {
+  int count = ONNXC_FN(num_dims)();
+  int64_t values[64];
+  if (count > 64) return ONNXC_ERR_ARGUMENT;
+  for (int d = 0; d < count; ++d) {
+    char *end = NULL;
+    values[d] = strtoll(text, &end, 10);
+    if (end == text || (*end != ',' && *end != '\0')) {
+      fprintf(stderr, "error: --dims needs %d comma-separated values\n", count);
+      return ONNXC_ERR_ARGUMENT;
+    }
+    printf("# dimension %s = %lld\n", ONNXC_FN(dim_name)(d), (long long)values[d]);
+    text = *end ? end + 1 : end;
+  }
+  int status = ONNXC_FN(set_dims)(ctx, values);
+  if (status != ONNXC_OK)
+    fprintf(stderr, "error: %s_set_dims: %s\n", ONNXC_MODEL_NAME_STRING, ONNXC_FN(last_error)(ctx));
+  return status;
 }
 
 int main(int argc, char **argv) {
@@ -156,7 +185,13 @@ int main(int argc, char **argv) {
   printf("# model %s: %d input(s), %d output(s), workspace %zu bytes, %d thread(s)\n",
          ONNXC_MODEL_NAME_STRING, ONNXC_FN(num_inputs)(), ONNXC_FN(num_outputs)(),
          ONNXC_FN(workspace_size)(), ONNXC_FN(get_num_threads)(ctx));
-  status = run(ctx, argc, argv);
+  if (argc > 2 && strcmp(argv[1], "--dims") == 0) {
+    status = set_dims(ctx, argv[2]);
+    argc -= 2;
+    argv += 2;
+  }
+  if (status == ONNXC_OK) status = run(ctx, argc, argv);
+  else status = -1;
   ONNXC_FN(destroy)(ctx);
   if (status < 0) return 1;
   printf("# status %d (%s)\n", status, ONNXC_FN(status_string)(status));

@@ -28,7 +28,7 @@ if _ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from benchmarks.models import INPUT_SHAPES, MODEL_NAMES, export_bytes  # noqa: E402
+from benchmarks.models import DYNAMIC_AXES, INPUT_SHAPES, MODEL_NAMES, export_bytes  # noqa: E402
 from benchmarks.run import rel_error, time_alternating  # noqa: E402
 
 BATCHED = ("cnn", "resnet18", "mobilenetv2")
@@ -63,8 +63,11 @@ def compile_batch(name: str, batch: int, target: str, out: Path, tf32: bool = Fa
     import onnxc
     path = out / f"{name}.onnx"
     path.write_bytes(export_bytes(name, dynamic_batch=True))
-    return onnxc.compile(path, target=target, out_dir=out / "build", name=name,
-                         dims={"batch": (batch, batch)}, tf32=tf32)
+    dims = {"batch": (batch, batch)}
+    if "seq" in DYNAMIC_AXES.get(name, {}).values():    # bert4's length: the benchmark's
+        dims["seq"] = INPUT_SHAPES[name][1]
+    return onnxc.compile(path, target=target, out_dir=out / "build", name=name, dims=dims,
+                         tf32=tf32)
 
 
 def bench(name: str, batch: int, target: str, torch, args) -> dict:

@@ -28,6 +28,9 @@ INPUT_SHAPES = {
     "gemm": (256, 1024),
 }
 INPUT_NAME, OUTPUT_NAME = "input", "output"
+# The axes a dynamic export leaves symbolic (export_bytes(dynamic_batch=True)): the batch,
+# and the sequence too for the transformer.
+DYNAMIC_AXES = {"bert4": {0: "batch", 1: "seq"}}
 OPSET = 17
 DEFAULT_DIR = Path(__file__).resolve().parent / "models"
 
@@ -46,7 +49,7 @@ def make_feed(name: str, seed: int = 0) -> dict:
 def export_bytes(name: str, dynamic_batch: bool = False) -> bytes:
     """Export model `name` to ONNX and return the serialized bytes; with dynamic_batch the
     input's and output's first axis is the symbolic dimension "batch", as torch writes it
-    for models served at several batch sizes."""
+    for models served at several batch sizes (and bert4's second "seq": DYNAMIC_AXES)."""
     import torch
 
     from benchmarks import nets
@@ -70,7 +73,8 @@ def export_bytes(name: str, dynamic_batch: bool = False) -> bytes:
             # PRESERVE (with the model in eval mode) keeps BatchNormalization nodes;
             # the default EVAL mode would fold them into the convolutions.
             training=torch.onnx.TrainingMode.PRESERVE,
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+            dynamic_axes={INPUT_NAME: DYNAMIC_AXES.get(name, {0: "batch"}),
+                          OUTPUT_NAME: DYNAMIC_AXES.get(name, {0: "batch"})}
             if dynamic_batch else None,
         )
     return buf.getvalue()

@@ -126,7 +126,7 @@ def mobilenetv2(num_classes: int = 1000) -> nn.Module:
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with explicit matmul/softmax (batch size 1)."""
+    """Multi-head self-attention with explicit matmul/softmax (any batch and length)."""
 
     def __init__(self, hidden: int, heads: int):
         super().__init__()
@@ -135,13 +135,13 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(hidden, hidden)
 
     def split(self, x):
-        return x.reshape(1, -1, self.heads, self.dh).transpose(1, 2)
+        return x.reshape(x.shape[0], -1, self.heads, self.dh).transpose(1, 2)
 
     def forward(self, x):
         q, k, v = self.split(self.q(x)), self.split(self.k(x)), self.split(self.v(x))
         scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.dh)
         ctx = torch.matmul(torch.softmax(scores, dim=-1), v)
-        return self.out(ctx.transpose(1, 2).reshape(1, -1, self.heads * self.dh))
+        return self.out(ctx.transpose(1, 2).reshape(x.shape[0], -1, self.heads * self.dh))
 
 
 class EncoderLayer(nn.Module):

@@ -1,7 +1,7 @@
 """Compare onnxc against onnxruntime on the benchmark models (batch 1, CPU).
 
 Usage: python benchmarks/run.py [--threads 1 2] [--models ...] [--runs N] [--warmup N]
-                                [--json FILE]
+                                [--dynamic] [--json FILE]
 
 For every model and thread count, one process compiles the model with
 `onnxc.compile(path, target="host")`, opens an onnxruntime session with the same
@@ -82,6 +82,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--ort-only",
         action="store_true",
         help="time onnxruntime alone (no onnxc), e.g. for a baseline",
+    )
+    p.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="also compile each model exported with a symbolic batch (bert4: and sequence) "
+        "with no flags, and time that generic library at the benchmark shape beside the "
+        "static one and onnxruntime",
     )
     p.add_argument("--json", type=Path, help="also write the results to this file")
     return p.parse_args(argv)
@@ -165,8 +172,9 @@ def check_onnxc(compiled, sess, feed, threads: int) -> float:
     return rel_error(compiled.run(None, feed), sess.run(None, feed))
 
 
-def bench(name: str, path, compiled, threads: int, args) -> dict:
-    """Check and time one model at one thread count (onnxruntime only if no onnxc)."""
+def bench(name: str, path, compiled, threads: int, args, generic=None) -> dict:
+    """Check and time one model at one thread count (onnxruntime only if no onnxc); with
+    generic, the dynamic model's library too, in the same alternation."""
     feed = make_feed(name)
     sess = ort_session(path, threads, spin=args.ort_spin)
     calls = [lambda: sess.run(None, feed)]
@@ -174,16 +182,37 @@ def bench(name: str, path, compiled, threads: int, args) -> dict:
         (ort_ms,), runs = time_alternating(calls, args)
         return {"ort_ms": ort_ms, "runs": runs}
     err = check_onnxc(compiled, sess, feed, threads)
-    (onnxc_ms, ort_ms), runs = time_alternating(
-        [lambda: compiled.run(None, feed), *calls], args
-    )
+    extra = {}
+    if generic is not None:
+        extra["generic_rel_err"] = check_onnxc(generic, sess, feed, threads)
+        calls.append(lambda: generic.run(None, feed))
+    times, runs = time_alternating([lambda: compiled.run(None, feed), *calls], args)
+    onnxc_ms, ort_ms = times[:2]
+    if generic is not None:
+        extra.update(generic_ms=times[2], generic_vs_static=times[2] / onnxc_ms,
+                     generic_vs_ort=times[2] / ort_ms)
     return {
         "onnxc_ms": onnxc_ms,
         "ort_ms": ort_ms,
         "ratio": onnxc_ms / ort_ms,
         "rel_err": err,
         "runs": runs,
+        **extra,
     }
+
+
+def compile_generic(name: str, models_dir: Path):
+    """The model exported with symbolic dimensions, compiled with no flags; (model, s)."""
+    import onnxc
+
+    from benchmarks.models import export_bytes
+
+    path = models_dir / f"{name}_dynamic.onnx"
+    if not path.exists():
+        path.write_bytes(export_bytes(name, dynamic_batch=True))
+    start = time.perf_counter()
+    model = onnxc.compile(str(path), target="host")
+    return model, time.perf_counter() - start
 
 
 def bench_model(name: str, path, args) -> list:
@@ -197,11 +226,17 @@ def bench_model(name: str, path, args) -> list:
                 {**base, "threads": n, "error": f"compile: {exc!r}"}
                 for n in args.threads
             ]
+    generic = None
+    if args.dynamic and compiled is not None:
+        try:
+            generic, base["generic_compile_s"] = compile_generic(name, args.models_dir)
+        except Exception as exc:  # noqa: BLE001 - report any failure in the table
+            base["generic_error"] = f"compile: {exc!r}"
     rows = []
     for n in args.threads:
         row = {**base, "threads": n}
         try:
-            row.update(bench(name, path, compiled, n, args))
+            row.update(bench(name, path, compiled, n, args, generic))
         except Exception as exc:  # noqa: BLE001 - report any failure in the table
             row["error"] = f"run: {exc!r}"
         print(f"  {name} x{n}: {row}", file=sys.stderr, flush=True)
@@ -245,6 +280,27 @@ def environment(args) -> dict:
     }
 
 
+def dynamic_markdown(rows: list) -> str:
+    """The generic (dynamic-shape) library beside the static one, at the benchmark shape."""
+    head = (
+        "| model | threads | static ms | generic ms | ort ms | generic / static | "
+        "generic / ort | compile static s | compile generic s |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    lines = [head]
+    for r in rows:
+        if "generic_ms" not in r:
+            why = r.get("generic_error") or r.get("error", "")
+            lines.append(f"| {r['model']} | {r['threads']} | error: {why[:80]} | | | | | | |")
+            continue
+        lines.append(
+            f"| {r['model']} | {r['threads']} | {r['onnxc_ms']:.3f} | {r['generic_ms']:.3f} | "
+            f"{r['ort_ms']:.3f} | {r['generic_vs_static']:.2f} | {r['generic_vs_ort']:.2f} | "
+            f"{r['compile_s']:.1f} | {r['generic_compile_s']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     paths = ensure_models(args.models_dir, args.models)
@@ -253,6 +309,8 @@ def main(argv=None) -> int:
         print(f"{name}: compiling and timing", file=sys.stderr, flush=True)
         rows += bench_model(name, paths[name], args)
     print(markdown(rows, args.tol))
+    if args.dynamic:
+        print("\n" + dynamic_markdown(rows))
     if args.json:
         args.json.write_text(
             json.dumps({"environment": environment(args), "results": rows}, indent=2)

@@ -24,18 +24,33 @@ from ..loop.ir import (
     storage_position,
 )
 from ..loop.simplify import simplify
-from ..loop.visit import substitute, transform, walk
+from ..loop.symbolic import as_dim_expr, canon, gcd_of
+from ..loop.visit import free_vars, substitute, transform, walk
 
 
 def _split_guard(cond, var: Var):
-    """(factor, bound) when cond is `var * factor + X < bound` with constants, else None."""
-    if not (isinstance(cond, Binary) and cond.op == "lt" and isinstance(cond.b, Const)):
+    """(factor, bound) when cond is `var * factor + X < bound` (a split's guard), the factor
+    a constant, the bound a constant or an expression over the dimension symbols."""
+    if not (isinstance(cond, Binary) and cond.op == "lt") or var in free_vars(cond.b):
         return None
     lhs = cond.a
-    if isinstance(lhs, Binary) and lhs.op == "add" and isinstance(lhs.a, Binary) \
-            and lhs.a.op == "mul" and lhs.a.a == var and isinstance(lhs.a.b, Const):
-        return lhs.a.b.value, cond.b.value
+    if isinstance(lhs, Binary) and lhs.op == "add":
+        lhs = lhs.a
+    if isinstance(lhs, Binary) and lhs.op == "mul" and lhs.a == var and \
+            isinstance(lhs.b, Const):
+        bound = cond.b.value if isinstance(cond.b, Const) else cond.b
+        return lhs.b.value, bound
     return None
+
+
+def _ceil_div(bound, factor: int):
+    if isinstance(bound, int):
+        return -(-bound // factor)
+    return canon(Binary("floordiv", bound + (factor - 1), const_int(factor)))
+
+
+def _divides(factor: int, bound) -> bool:
+    return (bound if isinstance(bound, int) else gcd_of(bound)) % factor == 0
 
 
 def _guards_on(loop: For) -> set[tuple[int, int]]:
@@ -57,8 +72,37 @@ def _all_guarded(stmt: Stmt, var: Var) -> bool:
         case IfThen(cond=c, then=t, orelse=None):
             form = linear_form(c.a) if isinstance(c, Binary) and c.op == "lt" else None
             return (form is not None and set(form) <= {var, None} and form.get(var) == 1) \
-                or _all_guarded(t, var)
+                or _symbolic_bound(stmt, var) is not None or _all_guarded(t, var)
     return False
+
+
+def _symbolic_bound(m, var: Var):
+    """E - c when m is a guard `c + var < E` whose c or E holds dimension symbols (a tail
+    tile's guard: var below the rows left), else None."""
+    if not (isinstance(m, IfThen) and isinstance(m.cond, Binary) and m.cond.op == "lt") \
+            or isinstance(m.cond.b, Const) and linear_form(m.cond.a) is not None \
+            or m.cond.a.dtype != "int64" or var in free_vars(m.cond.b):
+        return None
+    offset = simplify(substitute(m.cond.a, {var: const_int(0)}))
+    if var in free_vars(offset) or canon(m.cond.a - offset) != var:
+        return None
+    return canon(m.cond.b - offset)
+
+
+def _shrink_symbolic(n: For) -> For:
+    """A loop all of whose guards bound its variable by one symbolic E - c runs
+    min(extent, E - c) times without them; it stays a loop (its count is known at run
+    time only)."""
+    bounds = {str(b): b for m in walk(n.body) for b in [_symbolic_bound(m, n.var)]
+              if b is not None}
+    if len(bounds) != 1:
+        return n
+    (limit,) = bounds.values()
+    extent = as_dim_expr(canon(Binary("min", n.extent, as_dim_expr(limit))))
+    body = transform(n.body, lambda m: m.then if _symbolic_bound(m, n.var) is not None
+                     else m)
+    return dataclasses.replace(n, body=body, extent=extent,
+                               kind="serial" if n.kind == "unroll" else n.kind)
 
 
 def shrink_guarded_loops(stmt: Stmt) -> Stmt:
@@ -80,7 +124,7 @@ def shrink_guarded_loops(stmt: Stmt) -> Stmt:
             return n
         bounds = [b for m in walk(n.body) for b in [bound(m, n.var)] if b is not None]
         if not bounds:           # guarded against bounds known only at run time
-            return n
+            return _shrink_symbolic(n)
         extent = max(0, min(as_int(n.extent), max(bounds)))
         body = transform(n.body, lambda m: m.then if (b := bound(m, n.var)) is not None
                          and b >= extent else m)
@@ -94,22 +138,34 @@ def partition_loops(stmt: Stmt) -> Stmt:
     bound to a GPU index keeps its guard: a compare per thread costs less than the second
     launch a peeled block would be."""
     def post(n):
-        if not isinstance(n, For) or as_int(n.extent) is None or n.kind in ("vectorize",
-                                                                           "unroll") \
-                or n.kind in GPU_AXES:
+        if not isinstance(n, For) or n.kind in ("vectorize", "unroll") or n.kind in GPU_AXES:
             return n
-        for factor, bound in sorted(_guards_on(n)):
-            if -(-bound // factor) != as_int(n.extent):
+        extent = as_int(n.extent) if as_int(n.extent) is not None else canon(n.extent)
+        for factor, bound in sorted(_guards_on(n), key=lambda g: (
+                g[0], (0, g[1], "") if isinstance(g[1], int) else (1, 0, str(g[1])))):
+            if _ceil_div(bound, factor) != extent:
                 continue
-            if bound % factor == 0:   # every iteration is full: the guard always holds
+            if _divides(factor, bound):   # every iteration is full: the guard always holds
                 return post(dataclasses.replace(
                     n, body=_drop_guards(n.body, n.var, (factor, bound))))
-            full = bound // factor
+            full = bound // factor if isinstance(bound, int) else \
+                as_dim_expr(canon(Binary("floordiv", bound, const_int(factor))))
             main = dataclasses.replace(n, extent=const_int(full),
                                        body=_drop_guards(n.body, n.var, (factor, bound)))
             tail = simplify(substitute(n.body, {n.var: const_int(full)}))
-            parts = ([main] if full else []) + [shrink_guarded_loops(tail)]
+            parts = ([main] if full != 0 else []) + [hoist_guards(shrink_guarded_loops(tail))]
             return seq(*(post(p) if isinstance(p, For) else p for p in parts))
+        return n
+    return transform(stmt, post)
+
+
+def hoist_guards(stmt: Stmt) -> Stmt:
+    """A loop whose whole body is one guard that does not read the loop's variable runs
+    under that guard instead (a tail tile's row guard leaves its vector loop straight-line)."""
+    def post(n):
+        if isinstance(n, For) and isinstance(n.body, IfThen) and n.body.orelse is None \
+                and n.var not in free_vars(n.body.cond):
+            return IfThen(n.body.cond, dataclasses.replace(n, body=n.body.then))
         return n
     return transform(stmt, post)
 

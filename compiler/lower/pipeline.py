@@ -16,6 +16,7 @@ from ..loop.visit import buffers_of
 from ..schedule.apply import apply_schedule
 from ..schedule.directives import Pack
 from ..schedule.heuristics import default_schedule
+from ..schedule.hints import symbol_hints
 from ..schedule.pack import deferred_pack, pack_loads
 from ..targets import Target
 from .from_graph import lower_graph
@@ -49,7 +50,9 @@ def schedule_kernels(prog: Program, target: Target, schedules=None) -> Program:
     data = {c.buffer.name: c for c in prog.constants}
     kernels = []
     for k in prog.kernels:
-        directives = schedules.get(k.name, default_schedule(k, target))
+        with symbol_hints(prog.symbols):
+            directives = schedules[k.name] if k.name in schedules else \
+                default_schedule(k, target)
         k = apply_schedule(k, [d for d in directives if not isinstance(d, Pack)])
         for d in (d for d in directives if isinstance(d, Pack)):
             body, old, new = pack_loads(k.body, d.buffer, d.dim, d.factor)

@@ -10,6 +10,7 @@ from ..loop.visit import free_vars, perfect_nest, walk
 from ..targets import Target
 from .directives import CacheWrite, Fuse, Pack, Parallel, Reorder, Split, Unroll, Vectorize
 from .gpu import gpu_schedule
+from .hints import hinted
 
 # Below this many inner-loop iterations a kernel runs on the calling thread: waking the pool
 # costs more than the work.
@@ -34,7 +35,13 @@ DEPTHWISE_PIXELS = 8
 
 
 def _extent(loop: For) -> int:
-    return as_int(loop.extent) or 1
+    """A loop's trip count: a dimension symbol's taken at its hint (hints.py)."""
+    static = as_int(loop.extent)
+    return static if static is not None else hinted(loop.extent)
+
+
+def _static(loop: For) -> bool:
+    return as_int(loop.extent) is not None
 
 
 def _work(chain) -> int:
@@ -81,15 +88,18 @@ class _Axis:
     name: str
     extent: int
     disjoint: bool
+    static: bool = True     # the extent is a number, not a symbol's hint
 
 
 def _parallel_pick(axes: list[_Axis], target: Target, work: int) -> list:
     """Parallelize the data-parallel loop with the most iterations, moved outermost; none when
-    the kernel is too small to pay for waking the pool."""
+    the kernel is too small to pay for waking the pool. A static loop with work for every
+    thread goes before one over a dimension symbol, whose value may be 1 at run time."""
     candidates = [a for a in axes if a.disjoint and a.extent > 1]
     if work < PARALLEL_MIN_WORK or target.threads < 2 or not candidates:
         return []
-    best = max(candidates, key=lambda a: a.extent)
+    best = max(candidates, key=lambda a: (a.static and a.extent >= 2 * target.threads,
+                                          a.extent))
     per_iter = max(1, work // best.extent)
     grain = max(1, PARALLEL_MIN_WORK // (4 * per_iter))
     order = [best.name] + [a.name for a in axes if a is not best]
@@ -111,7 +121,7 @@ def elementwise(kernel: Kernel, target: Target) -> tuple:
     lanes = target.lanes()
     store = chain[-1].body
     work = _body_work(kernel.body)
-    axes = [_Axis(f.var.name, _extent(f), _writes_disjoint(f)) for f in chain]
+    axes = [_Axis(f.var.name, _extent(f), _writes_disjoint(f), _static(f)) for f in chain]
     directives: list = []
     # one flat loop over dense arrays (not over the interior of a padded buffer)
     dense = isinstance(store, Store) and all(
@@ -129,7 +139,8 @@ def elementwise(kernel: Kernel, target: Target) -> tuple:
     if isinstance(store, Store) and _is_float32(kernel) and last.extent >= lanes:
         directives += [Split(last.name, lanes, f"{last.name}_o", f"{last.name}_v"),
                        Vectorize(f"{last.name}_v")]
-        axes[-1] = _Axis(f"{last.name}_o", -(-last.extent // lanes), last.disjoint)
+        axes[-1] = _Axis(f"{last.name}_o", -(-last.extent // lanes), last.disjoint,
+                         last.static)
     return tuple(directives + _parallel_pick(axes, target, work))
 
 
@@ -334,13 +345,18 @@ def _outer_loops(g: _GemmNest, tiles: dict, inner: tuple, work: int, target: Tar
     outer = min((j_tiles, i_tiles), key=lambda t: (traffic(t), t != j_tiles))
     columns = rows + [j_tiles]
     tile_order = [i_tiles] + columns if outer == i_tiles else columns + [i_tiles]
+    # a loop over a dimension symbol may run once: static loops go first when wide enough
+    symbolic = {f.var.name for f in (*g.batch, *g.js, g.i) if not _static(f)}
+    symbolic |= {f"{f.var.name}o" for f in (g.i, g.js[-1]) if not _static(f)}
     wide_batch = [f for f in g.batch if _extent(f) >= 2 * target.threads]
+    wide_batch = [f for f in wide_batch if _static(f)] or wide_batch
     order = [f.var.name for f in g.batch] + tile_order
-    if wide_batch:
+    wide = [t for t in tile_order if extents[t] >= 2 * target.threads]
+    if wide_batch and (_static(wide_batch[0]) or not [t for t in wide if t not in symbolic]):
         lead = max(wide_batch, key=_extent).var.name
         order = [lead] + [n for n in order if n != lead]
     else:   # keep the traffic order; the outermost tile loop wide enough runs on the pool
-        wide = [t for t in tile_order if extents[t] >= 2 * target.threads]
+        wide = [t for t in wide if t not in symbolic] or wide
         lead = wide[0] if wide else max(tile_order, key=lambda t: extents[t])
     d = [Reorder(tuple(order) + inner)]
     extent = _extent(next(f for f in g.batch if f.var.name == lead)) \

@@ -25,6 +25,7 @@ from ..loop.ir import (
     loops,
 )
 from ..loop.simplify import simplify
+from ..loop.symbolic import as_dim_expr, canon, gcd_of
 from ..loop.templates import instantiate
 from ..loop.visit import substitute, transform, walk
 
@@ -61,6 +62,8 @@ def split(stmt: Stmt, name: str, factor: int, outer: str = "", inner: str = "") 
         extent = as_int(loop.extent)
         if extent is not None and extent % factor == 0:
             outer_extent = const_int(extent // factor)
+        elif extent is None and gcd_of(loop.extent) % factor == 0:
+            outer_extent = as_dim_expr(canon(loop.extent // factor))   # e.g. seq * 16 by 8
         else:
             outer_extent = simplify((loop.extent + (factor - 1)) // factor)
             guard = cmp("lt", index, loop.extent)

@@ -35,12 +35,27 @@ def linear_form(e: Expr) -> Linear | None:
 
 
 def coefficient(e: Expr, var: Var) -> int | None:
-    """d e / d var when e is affine in var (other non-affine parts must not contain var)."""
+    """d e / d var when e is affine in var (other non-affine parts must not contain var):
+    products with other variables or dimension symbols (a stride `k * seq`) are constants
+    here, as long as var's own coefficient is a number."""
     form = linear_form(e)
     if form is not None:
         return form.get(var, 0)
     from .visit import free_vars
-    return 0 if var not in free_vars(e) else None
+    if var not in free_vars(e):
+        return 0
+    return _symbolic_coefficient(e, var) if e.dtype == "int64" else None
+
+
+def _symbolic_coefficient(e: Expr, var: Var) -> int | None:
+    from .symbolic import canon
+    from .visit import substitute
+    step = canon(substitute(e, {var: Binary("add", var, Const(1, "int64"))}) - e)
+    if not isinstance(step, int):
+        return None
+    rest = canon(e - substitute(e, {var: Const(0, "int64")}))
+    expected = canon(Binary("mul", var, Const(step, "int64")))
+    return step if rest == expected else None
 
 
 def from_linear(form: Linear, order=None) -> Expr:

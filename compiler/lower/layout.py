@@ -23,9 +23,8 @@ from ..loop.ir import (
     Program,
     Store,
     as_int,
-    is_static,
-    static_shape,
 )
+from ..loop.symbolic import dim_sum, dims_of
 from ..loop.visit import buffer_accesses, transform_kernel, walk
 from ..targets import Target
 
@@ -38,7 +37,7 @@ def _block_dim(buf: Buffer, shape) -> int | None:
     """Which dimension of this view of a [N, C, H, W] tensor holds the channels (a view
     with margins: of its padded storage)."""
     margin = buf.margin or ((0, 0),) * buf.rank
-    view = tuple(d + a + b for d, (a, b) in zip(static_shape(buf), margin))
+    view = tuple(dim_sum(d, a + b) for d, (a, b) in zip(dims_of(buf), margin))
     if view == shape:
         return 1
     if len(view) == 5 and view[1] == 1 and view[:1] + view[2:] == shape:
@@ -66,10 +65,10 @@ def _kernel_fits(k: Kernel, name: str, factor: int) -> bool:
 
 
 def _eligible(buf: Buffer, aliased: set[str], users: list, factor: int) -> bool:
-    if not is_static(buf):      # a symbolic tensor keeps its plain layout
-        return False
-    shape = static_shape(buf)
-    if len(shape) != 4 or shape[1] % factor or buf.name in aliased or buf.dtype != "float32":
+    shape = dims_of(buf)
+    # the channels (and the plane) a number; the batch may be a dimension symbol
+    if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]) or \
+            shape[1] % factor or buf.name in aliased or buf.dtype != "float32":
         return False
     return any(k.kind in ("depthwise", "conv") for k in users) and all(
         _kernel_fits(k, buf.name, factor) and all(
@@ -87,7 +86,7 @@ def block_channels(prog: Program, target: Target) -> Program:
                      if isinstance(n, (Load, Store))}:
             users.setdefault(name, []).append(k)
     aliased = {b.name for pair in prog.aliases for b in pair}
-    shapes = {b.name: static_shape(b) for b in prog.temps
+    shapes = {b.name: dims_of(b) for b in prog.temps
               if _eligible(b, aliased, users.get(b.name, []), factor)}
 
     def block(n):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 
 from ..loop.affine import linear_form
-from ..loop.ir import Buffer, Const, For, Kernel, Load, Program, Store, is_static, static_shape
+from ..loop.ir import Buffer, For, Kernel, Load, Program, Store
+from ..loop.symbolic import canon, dims_of
 from ..loop.visit import buffer_accesses, transform_kernel
 
 
@@ -26,11 +27,11 @@ def _interior_copy(k: Kernel) -> tuple[Buffer, Buffer, tuple[int, int]] | None:
             or not isinstance(stmt.value, Load):
         return None
     src, dst, vs = stmt.value.buffer, stmt.buffer, [f.var for f in chain]
+    # the planes' extents numbers (margins are numbers); the batch may be a symbol
     if stmt.value.index != tuple(vs) or src.rank != 4 or dst.rank != 4 or \
-            not is_static(src) or not is_static(dst) or \
-            not all(isinstance(f.extent, Const) for f in chain) or \
-            static_shape(src) != tuple(int(f.extent.value) for f in chain) or \
-            static_shape(src)[:2] != static_shape(dst)[:2]:
+            not all(isinstance(d, int) for d in dims_of(src)[1:] + dims_of(dst)[1:]) or \
+            dims_of(src) != tuple(canon(f.extent) for f in chain) or \
+            dims_of(src)[:2] != dims_of(dst)[:2]:
         return None
     offsets = []
     for d, v in enumerate(vs):
@@ -45,11 +46,11 @@ def _interior_copy(k: Kernel) -> tuple[Buffer, Buffer, tuple[int, int]] | None:
 
 def _eligible(prog: Program, aliased: set[str], kernels, src: Buffer) -> bool:
     """An arena temporary, never aliased, accessed only through views ending in (H, W)."""
-    if src not in prog.temps or src.name in aliased or not is_static(src):
+    if src not in prog.temps or src.name in aliased:
         return False
-    plane = static_shape(src)[-2:]
-    return all(static_shape(n.buffer)[-2:] == plane
-               for k in kernels for n in buffer_accesses(k, src.name))
+    plane = dims_of(src)[-2:]
+    return all(isinstance(d, int) for d in plane) and all(
+        dims_of(n.buffer)[-2:] == plane for k in kernels for n in buffer_accesses(k, src.name))
 
 
 def _redirect(node, src: Buffer, dst: Buffer, top: int, left: int):
@@ -57,8 +58,8 @@ def _redirect(node, src: Buffer, dst: Buffer, top: int, left: int):
     buffer with dst's storage and margins around the (H, W) plane."""
     if not isinstance(node, (Load, Store)) or node.buffer.name != src.name:
         return node
-    h, w = static_shape(src)[-2:]
-    hp, wp = static_shape(dst)[-2:]
+    h, w = dims_of(src)[-2:]
+    hp, wp = dims_of(dst)[-2:]
     margin = ((0, 0),) * (node.buffer.rank - 2) + ((top, hp - h - top), (left, wp - w - left))
     return dataclasses.replace(node, buffer=dataclasses.replace(
         node.buffer, name=dst.name, margin=margin))

@@ -66,3 +66,24 @@ def test_verify_a_dynamic_model_at_two_shapes_under_qemu(tmp_path):
     assert [(r.name, r.shape) for r in report] == [("z at batch=2 seq=1", (1, 2, 8)),
                                                    ("z at batch=2 seq=3", (3, 2, 8))]
     assert all(r.ok for r in report), report
+
+
+@pytest.mark.parametrize("corpus", ["concat_batch", "torch_crnn"])
+def test_one_dynamic_library_at_three_shapes_under_qemu(tmp_path, corpus, cpu_backend):
+    """A model with dynamic dimensions compiled with no flags for aarch64: one library, run
+    by the .npy driver under qemu at three shapes (the inputs' shapes set the dimensions)."""
+    from onnxc.verify import _build, compare, reference_outputs
+
+    from tests.models.dynamic_corpus import BUILDERS, TORCH_BUILDERS, feed_for
+    builder = {**BUILDERS, **TORCH_BUILDERS}[corpus]
+    model, cases = builder()
+    run, how = _build(model, TARGET, tmp_path / "build", cpu_backend, (), None)
+    assert "qemu-aarch64" in how
+    for k, shapes in enumerate(cases):
+        feed = feed_for(builder, shapes, k)
+        case_dir = tmp_path / f"case{k}"
+        case_dir.mkdir()
+        want, _ = reference_outputs(model, feed)
+        report = compare([o.name for o in model.graph.output], run(feed, case_dir), want,
+                         1e-4, 1e-5)
+        assert report and all(r.ok for r in report), (shapes, report)

@@ -153,10 +153,66 @@ def partition_loops(stmt: Stmt) -> Stmt:
             main = dataclasses.replace(n, extent=const_int(full),
                                        body=_drop_guards(n.body, n.var, (factor, bound)))
             tail = simplify(substitute(n.body, {n.var: const_int(full)}))
-            parts = ([main] if full != 0 else []) + [hoist_guards(shrink_guarded_loops(tail))]
+            parts = ([main] if full != 0 else []) + \
+                [rows_outermost(hoist_guards(shrink_guarded_loops(tail)))]
             return seq(*(post(p) if isinstance(p, For) else p for p in parts))
         return n
     return transform(stmt, post)
+
+
+def rows_outermost(stmt: Stmt) -> Stmt:
+    """A tail tile whose phases (fill, accumulate, store) each loop over the same rows left,
+    a count known at run time only, runs row by row instead: one row's tile is small and
+    indexed by constants, so its accumulators stay in registers (a 1-row GEMM tile, not a
+    tile in memory reloaded at every reduction step). The rows are independent: each phase
+    touches the tile's row of its own loop only, and nothing the tail stores globally is
+    read in it."""
+    def post(n):
+        if not (isinstance(n, Allocate) and n.buffer.scope == "local" and n.buffer.rank >= 2
+                and isinstance(n.body, Seq)):
+            return n
+        rows = [_row_loop(part, n.buffer) for part in n.body.body]
+        if any(r is None for r in rows) or len({str(canon(r.extent)) for r in rows}) != 1 \
+                or isinstance(canon(rows[0].extent), int) or _reads_own_stores(n.body):
+            return n
+        row = Var(f"{n.buffer.name}_row")
+        one = dataclasses.replace(n.buffer, name=f"{n.buffer.name}_1",
+                                  shape=(const_int(1),) + n.buffer.shape[1:])
+        parts = [_one_row(part, loop, row, n.buffer, one) for part, loop in
+                 zip(n.body.body, rows)]
+        return For(row, rows[0].extent, Allocate(one, seq(*parts)))
+    return transform(stmt, post)
+
+
+def _row_loop(part: Stmt, tile) -> For | None:
+    """The loop of a perfect chain whose variable is the row of every access to the tile."""
+    chain = []
+    while isinstance(part, For):
+        chain.append(part)
+        part = part.body
+    accesses = [m for c in chain[:1] for m in walk(c) if isinstance(m, (Load, Store))
+                and m.buffer.name == tile.name]
+    found = [c for c in chain if accesses and all(m.index[0] == c.var for m in accesses)]
+    if len(found) != 1 or as_int(found[0].extent) is not None:
+        return None
+    return found[0]
+
+
+def _reads_own_stores(stmt: Stmt) -> bool:
+    stored = {m.buffer.name for m in walk(stmt) if isinstance(m, Store)
+              and m.buffer.scope == "global"}
+    return any(isinstance(m, Load) and m.buffer.name in stored for m in walk(stmt))
+
+
+def _one_row(part: Stmt, loop: For, row: Var, tile, one) -> Stmt:
+    def post(m):
+        if m is loop:
+            return m.body
+        if isinstance(m, (Load, Store)) and m.buffer.name == tile.name:
+            return dataclasses.replace(m, buffer=one, index=(const_int(0),) + m.index[1:])
+        return m
+    without = transform(part, lambda m: loop.body if m == loop else m)
+    return substitute(transform(without, post), {loop.var: row})
 
 
 def hoist_guards(stmt: Stmt) -> Stmt:

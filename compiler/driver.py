@@ -78,10 +78,10 @@ def _specializations(model, tgt, schedules, dims, dump_ir, name):
         return _static_only(model, tgt, schedules, dims, dump_ir, name,
                             "GPU kernels are compiled for static shapes")
     pinned = all(r.low == r.high for r in ranges)
-    bounds = {r.name: (r.low, r.high) for r in ranges}
+    bounds = {r.name: (r.low, r.high, r.hint) for r in ranges}
     try:
         generic = _compile(model, tgt, schedules, dump_ir, name, {},
-                           {k: (1, None) for k in bounds} if pinned else bounds)
+                           {k: (1, None, None) for k in bounds} if pinned else bounds)
     except NeedsStaticDims as exc:
         return _static_only(model, tgt, schedules, dims, dump_ir, name, str(exc))
     specs = [Specialization(None, generic)]
@@ -148,7 +148,7 @@ def plan(model_or_path, target: str = "host", name: str | None = None,
     options = f"target={target} name={name}" + (f" schedule={Path(schedule_file).name}"
                                                 if schedule_file else "")
     options += "".join(f" dim={r.name}={r.low}..{r.high if r.high is not None else ''}"
-                       for r in ranges)
+                       + (f"@{r.hint}" if r.hint is not None else "") for r in ranges)
     options += " tf32" if tf32 else ""
     return Plan(model, name, tgt, ranges, specs, options, digest_model(source))
 

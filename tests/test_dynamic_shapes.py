@@ -79,3 +79,20 @@ def test_a_negative_input_dimension_is_dynamic(tmp_path):
     for rows in (1, 4):
         x = np.linspace(-1, 1, rows * 3, dtype=np.float32).reshape(rows, 3)
         np.testing.assert_array_equal(lib.run(None, {"x": x})[0], np.maximum(x, 0))
+
+
+def test_a_hint_tunes_the_schedule_for_a_value(tmp_path):
+    """--dim NAME=LOW..HIGH@HINT: schedules are chosen for HINT; every value still runs."""
+    from onnxc.frontend.dims import parse_dim
+    assert parse_dim("seq=1..512@128").hint == 128
+    with pytest.raises(onnxc.ModelError, match="LOW <= HINT <= HIGH"):
+        parse_dim("seq=1..8@9")
+    model, cases = BUILDERS["sklearn_style"]()
+    lib = onnxc.compile(model, out_dir=tmp_path, dims={"X:0": (1, 64, 16)})
+    assert lib.dims == {"X:0": (1, 64)}
+    session = ort.InferenceSession(model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    for rows in (1, 17, 64):
+        feed = {"X": np.random.default_rng(rows).standard_normal((rows, 6)).astype(np.float32)}
+        for got, want in zip(lib.run(None, feed), session.run(None, feed)):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -21,9 +21,9 @@ def c_expr(e) -> str:
 def symbol_locals(prog: Program, source: str) -> list[str]:
     """`const int64_t dimK_name = source[K];` for each symbol, then a (void) for each: not
     every function reads every one."""
-    lines = [f"const int64_t {v.name} = {source}[{i}];" for i, (v, _, _) in
+    lines = [f"const int64_t {s.var.name} = {source}[{i}];" for i, s in
              enumerate(prog.symbols)]
-    return lines + [f"(void){v.name};" for v, _, _ in prog.symbols]
+    return lines + [f"(void){s.var.name};" for s in prog.symbols]
 
 
 def _max_terms(e) -> list:
@@ -70,5 +70,5 @@ def temp_bindings(prog: Program, c_type) -> list[str]:
 
 def symbol_index(prog: Program, d) -> int:
     """The index of the symbol a dimension is, or -1 (a number, or an expression)."""
-    names = [v for v, _, _ in prog.symbols]
+    names = [s.var for s in prog.symbols]
     return names.index(d) if isinstance(d, Var) and d in names else -1

@@ -1,12 +1,12 @@
-"""Symbolic input dimensions: which the model has, the values the user allows, and one
-static model per allowed combination.
+"""Symbolic input dimensions: which the model has, the ranges the user gives, and (for
+models some node of which compiles for static shapes only) one static model per value.
 
-A model input dimension named by `dim_param` (batch, sequence) is bound by the user to a
-value or a range (`--dim batch=1..8`). An unnamed dynamic dimension (skl2onnx, Paddle) gets
-the name INPUT:AXIS (name_dims), and any symbolic axis can be bound by that form too
-(`--dim X:0=1..8`). Each combination of values is compiled as its own
-fully static program (a specialization); the library picks one at run time from the values
-the caller sets. Static models have no symbols and one specialization: nothing changes.
+A model input dimension named by `dim_param` (batch, sequence) may be bounded by the user
+(`--dim batch=1..8`) or given one value (`--dim batch=1`); without either it takes any value.
+An unnamed dynamic dimension (skl2onnx, Paddle) gets the name INPUT:AXIS (name_dims), and any
+symbolic axis can be bound by that form too (`--dim X:0=1..8`). The generic program's symbols
+come from here (frontend/symbolic.py); specializations() and specialize() give the static
+programs that a static-only node needs instead, or that one value adds as a fast path.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from ..errors import ModelError
 # reasonable, and the user should narrow the ranges.
 MAX_SPECIALIZATIONS = 64
 
-_DIM_TEXT = re.compile(r"\s*([A-Za-z_][\w.:/-]*)\s*=\s*(\d+)\s*(?:\.\.\s*(\d+)\s*)?")
+_DIM_TEXT = re.compile(r"\s*([A-Za-z_][\w.:/-]*)\s*=\s*(\d+)\s*(?:\.\.\s*(\d+)\s*)?"
+                       r"(?:@\s*(\d+)\s*)?")
 
 
 @dataclass(frozen=True)
@@ -30,23 +31,29 @@ class DimRange:
     name: str
     low: int
     high: int | None     # None: no upper bound (the generic program's memory grows)
+    hint: int | None = None   # the value schedules are chosen for (None: schedule/hints.py)
 
 
 def parse_dim(text: str) -> DimRange:
-    """'batch=4' or 'batch=1..8' -> DimRange."""
+    """'batch=4', 'batch=1..8' or 'seq=1..512@128' -> DimRange."""
     m = _DIM_TEXT.fullmatch(text)
     if not m:
-        raise ModelError(f"--dim {text!r}: expected NAME=N or NAME=LOW..HIGH")
+        raise ModelError(f"--dim {text!r}: expected NAME=N, NAME=LOW..HIGH or "
+                         "NAME=LOW..HIGH@HINT")
     low = int(m.group(2))
     high = int(m.group(3)) if m.group(3) is not None else low
+    hint = int(m.group(4)) if m.group(4) is not None else None
     if low < 1 or high < low:
         raise ModelError(f"--dim {text!r}: need 1 <= LOW <= HIGH")
-    return DimRange(m.group(1), low, high)
+    if hint is not None and not low <= hint <= high:
+        raise ModelError(f"--dim {text!r}: need LOW <= HINT <= HIGH")
+    return DimRange(m.group(1), low, high, hint)
 
 
-DIM_METAVAR = "NAME=N|NAME=LOW..HIGH"
-DIM_HELP = ("bind a symbolic input dimension (by its name, or INPUT:AXIS) to a value, or to a "
-            "range whose every value is compiled (repeatable)")
+DIM_METAVAR = "NAME=N|NAME=LOW..HIGH[@HINT]"
+DIM_HELP = ("bound a dynamic input dimension (by its name, or INPUT:AXIS) to a range, or add a "
+            "static fast path for one value beside the generic program; @HINT: the value "
+            "schedules are tuned for (repeatable); without it every dimension takes any value")
 
 
 def add_dim_option(parser, more: str = "") -> None:
@@ -56,13 +63,14 @@ def add_dim_option(parser, more: str = "") -> None:
 
 
 def parse_dims(texts: list[str]) -> dict[str, tuple[int, int]]:
-    """--dim texts -> {name: (low, high)}; a name given twice is an error."""
-    dims: dict[str, tuple[int, int]] = {}
+    """--dim texts -> {name: (low, high) or (low, high, hint)}; a name given twice is an
+    error."""
+    dims: dict[str, tuple] = {}
     for text in texts:
         d = parse_dim(text)
         if d.name in dims:
             raise ModelError(f"--dim {d.name} is given twice")
-        dims[d.name] = (d.low, d.high)
+        dims[d.name] = (d.low, d.high) if d.hint is None else (d.low, d.high, d.hint)
     return dims
 
 
@@ -132,24 +140,35 @@ def _by_symbol(model: onnx.ModelProto, dims: dict) -> dict:
 
 
 def _range(name: str, bound) -> tuple[int, int]:
-    """A value N or a pair (LOW, HIGH), checked."""
-    low, high = (bound, bound) if isinstance(bound, int) else tuple(bound)
+    """A value N or a pair (LOW, HIGH), checked (a hint, third, is left to _hint)."""
+    low, high = (bound, bound) if isinstance(bound, int) else tuple(bound)[:2]
     if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high):
         raise ModelError(f"dimension {name!r}: need a value >= 1 or a range (low, high) with "
                          f"1 <= low <= high, got {bound!r}")
     return low, high
 
 
+def _hint(name: str, bound) -> int | None:
+    """The third of (LOW, HIGH, HINT), checked; None without one."""
+    if isinstance(bound, int) or len(tuple(bound)) < 3:
+        return None
+    low, high, hint = tuple(bound)[:3]
+    if not isinstance(hint, int) or not low <= hint <= high:
+        raise ModelError(f"dimension {name!r}: the hint {hint!r} must lie in {low}..{high}")
+    return hint
+
+
 def dim_ranges(model: onnx.ModelProto, dims: dict | None) -> list[DimRange]:
     """Every symbolic dimension (model order) with its range: the one given, else 1 and no
     upper bound (high None)."""
     symbols = symbolic_dims(model)
-    dims = {k: _range(k, v) for k, v in _by_symbol(model, dims or {}).items()}
+    given = _by_symbol(model, dims or {})
+    dims = {k: (*_range(k, v), _hint(k, v)) for k, v in given.items()}
     unknown = sorted(set(dims) - set(symbols))
     if unknown:
         raise ModelError(f"--dim {', '.join(unknown)}: the model has no such input dimension "
                          f"(its symbolic dimensions: {symbols or 'none'})")
-    return [DimRange(s, *dims.get(s, (1, None))) for s in symbols]
+    return [DimRange(s, *dims.get(s, (1, None, None))) for s in symbols]
 
 
 def specializations(model: onnx.ModelProto, dims: dict | None

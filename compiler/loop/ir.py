@@ -308,6 +308,16 @@ class Constant:
 
 
 @dataclass(frozen=True, slots=True)
+class Symbol:
+    """A dimension symbol: its Var, its range (high None: unbounded), and the value schedules
+    are chosen for (None: the default, schedule/hints.py)."""
+    var: Var
+    low: int = 1
+    high: int | None = None
+    hint: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Program:
     name: str
     inputs: tuple[Buffer, ...]
@@ -328,10 +338,10 @@ class Program:
     # Run-time checks: (int64[1] flag a kernel sets when a tensor value breaks what the
     # program was compiled for, the error the run then fails with).
     faults: tuple[tuple[Buffer, str], ...] = ()
-    # The dimension symbols the shapes name, in the library's order: (Var, low, high or None
-    # when unbounded). With symbols, an offset and the arena size may be expressions: an
-    # offset's may name earlier offsets as Vars (offset_var), computed in order.
-    symbols: tuple[tuple[Var, int, int | None], ...] = ()
+    # The dimension symbols the shapes name, in the library's order. With symbols, an offset
+    # and the arena size may be expressions: an offset's may name earlier offsets as Vars
+    # (offset_var), computed in order.
+    symbols: tuple[Symbol, ...] = ()
 
 
 def storage_position(buffer: Buffer, index, split=None) -> list[tuple]:

@@ -156,7 +156,7 @@ class _Lowering:
 
 def lower_graph(graph: Graph, library: str = "", symbols: tuple = ()) -> Program:
     """library: the library's name; no buffer or kernel identifier starts with NAME_.
-    symbols: (Var, low, high or None) of each dimension symbol the graph's shapes name."""
+    symbols: a Symbol for each dimension symbol the graph's shapes name."""
     missing = find_unsupported(graph.nodes, graph.opsets)
     if missing:
         raise UnsupportedOps(missing)

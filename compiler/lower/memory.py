@@ -76,10 +76,10 @@ def plan_memory(prog: Program) -> Program:
     sizes = {b.name: _nbytes(b) for b in prog.temps}
     owned = list(dict.fromkeys(out for out, _, _ in prog.extents))
     sizes.update({b.name: _nbytes(b) for b in prog.outputs if b.name in owned})
-    bounded = all(high is not None for _, _, high in prog.symbols) and \
+    bounded = all(s.high is not None for s in prog.symbols) and \
         all(never_shrinks(s) for s in sizes.values())
-    at = {v.name: high if bounded else max(low, min(HINT, high or HINT))
-          for v, low, high in prog.symbols}
+    at = {s.var.name: s.high if bounded else max(s.low, min(HINT, s.high or HINT))
+          for s in prog.symbols}
     static_sizes = {n: evaluate(s, at) for n, s in sizes.items()}
     static = bounded or all(isinstance(s, int) for s in sizes.values())
     placement = _place(spans, static_sizes, gaps=static)

@@ -7,7 +7,7 @@ from typing import Callable
 from ..frontend import import_model
 from ..graph.ir import Graph
 from ..graph.patterns import MAX_SCORES_BYTES
-from ..loop.ir import Constant, Program, static_shape
+from ..loop.ir import Constant, Program, Symbol, static_shape
 from ..loop.printer import program_str
 from ..loop.simplify import simplify
 from ..loop.templates import materialize_templates
@@ -123,13 +123,15 @@ def compile_program(model, target: Target, schedules=None, dump: Callable | None
 
 
 def program_symbols(model, bounds: dict) -> tuple:
-    """(Var, low, high or None) per symbolic input dimension of the model, in its order."""
+    """A Symbol per symbolic input dimension of the model, in its order; bounds: name ->
+    (low, high or None[, hint])."""
     from ..frontend.dims import symbolic_dims
     from ..frontend.load import load_model
     from ..frontend.symbolic import symbol_vars
     names = symbolic_dims(load_model(model, validate=False) if not hasattr(model, "graph")
                           else model)
-    return tuple((var, *bounds.get(name, (1, None))) for name, var in symbol_vars(names).items())
+    return tuple(Symbol(var, *bounds.get(name, (1, None))) for name, var in
+                 symbol_vars(names).items())
 
 
 def _graph_str(g: Graph) -> str:

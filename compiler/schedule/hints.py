@@ -16,10 +16,11 @@ _HINTS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("symbol_hin
 
 @contextlib.contextmanager
 def symbol_hints(symbols):
-    """Schedules chosen inside take each symbol ((Var, low, high or None) rows, as
-    Program.symbols) at its upper bound, else at DEFAULT_SYMBOL_HINT (within its range)."""
-    token = _HINTS.set({v.name: high if high is not None else max(low, DEFAULT_SYMBOL_HINT)
-                        for v, low, high in symbols})
+    """Schedules chosen inside take each symbol (Program.symbols) at its hint, else at its
+    upper bound, else at DEFAULT_SYMBOL_HINT (within its range)."""
+    token = _HINTS.set({s.var.name: s.hint if s.hint is not None else s.high
+                        if s.high is not None else max(s.low, DEFAULT_SYMBOL_HINT)
+                        for s in symbols})
     try:
         yield
     finally:

@@ -6,7 +6,18 @@ import pytest
 from onnxc.frontend.symshape import SYMBOLIC_EVAL
 from onnxc.graph.ir import Node
 from onnxc.loop.interp import run_program
-from onnxc.loop.ir import Binary, Buffer, Const, Kernel, Load, Program, Store, Var, loops
+from onnxc.loop.ir import (
+    Binary,
+    Buffer,
+    Const,
+    Kernel,
+    Load,
+    Program,
+    Store,
+    Symbol,
+    Var,
+    loops,
+)
 from onnxc.loop.symbolic import (
     broadcast_shapes,
     canon,
@@ -92,7 +103,7 @@ def _chain_program():
     k3 = Kernel("k3", "n3", "Add", loops([("i", B)], lambda i: Store(
         y, (i,), Load(t2, (i * 2,)) + Load(t2, (i * 2 + 1,)))))
     return Program("p", (x,), (y,), (), (t1, t2), (k1, k2, k3), input_names=("x",),
-                   output_names=("y",), symbols=((B, 1, None),))
+                   output_names=("y",), symbols=(Symbol(B),))
 
 
 def test_symbolic_plan_places_each_buffer_above_those_it_lives_with():
@@ -117,6 +128,6 @@ def _substituted(expr, offsets):
 def test_bounded_plan_is_static_at_the_upper_bounds():
     prog = _chain_program()
     import dataclasses
-    prog = plan_memory(dataclasses.replace(prog, symbols=((B, 1, 16),)))
+    prog = plan_memory(dataclasses.replace(prog, symbols=(Symbol(B, 1, 16),)))
     assert all(isinstance(o, int) for _, o in prog.offsets)
     assert prog.arena_size == 64 + 128       # t1 (16 floats) then t2 (32 floats)

@@ -149,6 +149,7 @@ def import_model(model_or_path, max_scores_bytes: int = MAX_SCORES_BYTES) -> Gra
         check_tensor_sizes(graph.values.values())
     else:
         graph = infer_symbolic(graph_symbols(graph, symbol_vars(symbolic_dims(model))))
+        check_tensor_sizes(graph.values.values())
     check_declared(graph, declared)
     graph = eliminate_dead_nodes(graph)
     return fuse_epilogues(recognize_subgraphs(fold_batchnorm(graph), max_scores_bytes))

@@ -147,11 +147,25 @@ def check_tensor_sizes(values) -> None:
     """Every tensor the compiled program holds fits in MAX_TENSOR_BYTES (a Pad by 2**40, a
     ConstantOfShape of a huge shape: refused at compile time, as no run could hold them)."""
     for v in values:
-        size = value_bytes(v)
+        size = value_bytes(v) or least_bytes(v)
         if size > MAX_TENSOR_BYTES:
             raise ModelError(f"tensor {v.name!r} of shape {list(v.shape)} would take {size} "
                              f"bytes, more than the {MAX_TENSOR_BYTES >> 40} TiB a tensor may "
                              "have")
+
+
+def least_bytes(v) -> int:
+    """A tensor with symbolic dimensions: its size where every symbol is 1 (0 where the
+    form does not show a least value)."""
+    from ..loop.symbolic import lower_bound
+    if v.dtype not in dtypes.BY_NAME or not all(isinstance(d, int) or hasattr(d, "dtype")
+                                                 for d in v.shape):
+        return 0
+    size = dtypes.itemsize(v.dtype)
+    for d in v.shape:
+        low = lower_bound(d)
+        size *= max(low, 0) if low is not None else 0
+    return size
 
 
 def value_bytes(v) -> int:

@@ -67,8 +67,20 @@ def _place(spans, sizes: dict[str, int], gaps: bool = True) -> list[tuple[str, i
             offset = max(offset, o + s)
             below.append(n)
         placed.append((name, offset, sizes[name], first, last))
-        out.append((name, offset, below))
+        out.append((name, offset, below if gaps else _topmost(below, spans, placed)))
     return out
+
+
+def _topmost(below: list[str], spans, placed) -> list[str]:
+    """The buffers of `below` no later one of which shares their lifetime: placed above
+    every such earlier buffer, a later one ends higher, so the others add nothing to the
+    maximum of the ends (the run-time plan's expressions stay short)."""
+    order = {entry[0]: i for i, entry in enumerate(placed)}
+
+    def overlap(a, b):
+        return not (spans[a][1] < spans[b][0] or spans[b][1] < spans[a][0])
+    return [c for c in below if not any(order[d] > order[c] and overlap(c, d)
+                                        for d in below)]
 
 
 def plan_memory(prog: Program) -> Program:

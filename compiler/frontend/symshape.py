@@ -8,8 +8,6 @@ The shape rules of the ops that use such values are in symrules.py.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..loop.ir import Binary, Expr
@@ -131,9 +129,12 @@ def _binary(fn):
 
 
 def _div(x, y):
-    if isinstance(y, Expr) or isinstance(x, Expr) and (y <= 0 or lower_bound(x) is None):
+    """ONNX's integer Div: truncation toward zero (an expression's floor division is the same
+    for the non-negative values dimensions take)."""
+    if isinstance(x, Expr) or isinstance(y, Expr):
         return Binary("floordiv", as_dim_expr(x), as_dim_expr(y))
-    return x // y if isinstance(x, Expr) else int(math.trunc(x / y))
+    quotient = abs(x) // abs(y)
+    return -quotient if (x < 0) != (y < 0) else quotient
 
 
 def _cast(node, ins):

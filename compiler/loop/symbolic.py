@@ -175,17 +175,9 @@ def canon(d) -> Dim:
     return c if c is not None else _expr(p)
 
 
-def is_symbolic(d) -> bool:
-    return isinstance(canon(d), Expr)
-
-
 def as_dim_expr(d) -> Expr:
     d = canon(d)
     return Const(d, "int64") if isinstance(d, int) else d
-
-
-def dims_equal(a, b) -> bool:
-    return canon(a) == canon(b) if isinstance(canon(a), type(canon(b))) else False
 
 
 def dim_sum(*dims) -> Dim:

@@ -20,11 +20,11 @@ from .. import dtypes
 from ..errors import ModelError, NeedsStaticDims
 from ..graph.ir import Graph, Node, Value
 from ..loop.ir import Expr, Var
-from ..loop.symbolic import canon, dim_str
+from ..loop.symbolic import canon, dim_str, is_symbolic_array
 from ..names import c_identifier
 from .fold import _fold_node, _opset_imports, node_proto
 from .symrules import SYMBOLIC_SHAPES
-from .symshape import SYMBOLIC_EVAL, is_symbolic_array
+from .symshape import SYMBOLIC_EVAL
 
 
 def symbol_vars(names: list[str]) -> dict[str, Var]:

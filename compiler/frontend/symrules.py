@@ -11,8 +11,7 @@ import numpy as np
 
 from ..loop.ir import Binary
 from ..loop.symbolic import as_dim_expr, broadcast_shapes, canon, product
-
-INT64_MAX = np.iinfo(np.int64).max
+from .symshape import INT64_MAX
 
 
 def _dims(a) -> list | None:

@@ -11,13 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..loop.ir import Binary, Expr
-from ..loop.symbolic import as_dim_expr, canon, lower_bound, product
+from ..loop.symbolic import as_dim_expr, canon, is_symbolic_array, lower_bound, product
 
 INT64_MAX = np.iinfo(np.int64).max
-
-
-def is_symbolic_array(a) -> bool:
-    return isinstance(a, np.ndarray) and a.dtype == object
 
 
 def _canon_all(a) -> np.ndarray:

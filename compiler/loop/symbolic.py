@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Union
 
+import numpy as np
+
 from .ir import Binary, Const, Expr, Unary, Var
 from .printer import expr_str
 
@@ -278,3 +280,8 @@ def _grows(e: Expr) -> bool:
         case Binary(op="floordiv", a=a, b=Const(value=v)):
             return v > 0 and _grows(a)
     return False
+
+
+def is_symbolic_array(a) -> bool:
+    """A compile-time value that holds expressions over the symbols (a folded Shape's)."""
+    return isinstance(a, np.ndarray) and a.dtype == object

@@ -12,9 +12,8 @@ import numpy as np
 
 from ..errors import ModelError
 from ..frontend.symrules import slice_start
-from ..frontend.symshape import is_symbolic_array
 from ..loop.ir import Cast, Expr, Load, Store, Var, cmp, const_int, loops
-from ..loop.symbolic import as_dim_expr, canon, dim_sum, product
+from ..loop.symbolic import as_dim_expr, canon, dim_sum, is_symbolic_array, product
 from .common import nest, view
 from .indexing import check_indices, wrap_index
 from .registry import register

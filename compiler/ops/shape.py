@@ -13,9 +13,15 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import ModelError
-from ..frontend.symshape import is_symbolic_array
 from ..loop.ir import Binary, Const, Select, Store, cmp
-from ..loop.symbolic import as_dim_expr, broadcast_shapes, canon, dim_str, product
+from ..loop.symbolic import (
+    as_dim_expr,
+    broadcast_shapes,
+    canon,
+    dim_str,
+    is_symbolic_array,
+    product,
+)
 from .common import copy_body, load_broadcast, nest
 from .registry import register
 from .runtime_values import all_of, check_axes_sets, check_equal, values_of

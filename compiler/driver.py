@@ -82,9 +82,6 @@ def _specializations(model, tgt, schedules, dims, dump_ir, name):
     try:
         generic = _compile(model, tgt, schedules, dump_ir, name, {},
                            {k: (1, None, None) for k in bounds} if pinned else bounds)
-        if generic.extents:     # data-sized outputs: their storage is planned statically
-            raise NeedsStaticDims("a model output whose size the data decides is compiled "
-                                  "for static shapes only: bind the dimensions with --dim")
     except NeedsStaticDims as exc:
         return _static_only(model, tgt, schedules, dims, dump_ir, name, str(exc))
     specs = [Specialization(None, generic)]

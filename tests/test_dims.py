@@ -125,24 +125,26 @@ def test_a_pinned_dimension_adds_a_static_fast_path(tmp_path):
             np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
-def data_sized_model() -> onnx.ModelProto:
-    """NonZero over a symbolic batch: a node whose output size the data decides compiles for
-    static shapes only."""
+def static_only_model() -> onnx.ModelProto:
+    """NonMaxSuppression over a symbolic box count: a node compiled for static shapes only."""
     graph = helper.make_graph(
-        [helper.make_node("NonZero", ["x"], ["y"])], "nz",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
-        [helper.make_tensor_value_info("y", TensorProto.INT64, [2, None])])
+        [helper.make_node("NonMaxSuppression", ["boxes", "scores", "keep"], ["y"])], "nms",
+        [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, "boxes", 4]),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 1, "boxes"])],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, [None, 3])],
+        [numpy_helper.from_array(np.array([2], np.int64), "keep")])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
 def test_static_only_nodes_take_one_program_per_value(tmp_path):
-    with pytest.raises(ModelError, match=r"NonZero.*--dim.*\['batch'\] need a value or range"):
-        onnxc.compile(data_sized_model(), out_dir=tmp_path / "a")
+    with pytest.raises(ModelError, match=r"NonMaxSuppression.*--dim.*\['boxes'\] need a value"):
+        onnxc.compile(static_only_model(), out_dir=tmp_path / "a")
     with pytest.raises(ModelError, match="65 combinations; at most 64"):
-        onnxc.compile(data_sized_model(), out_dir=tmp_path / "b", dims={"batch": (1, 65)})
-    lib = onnxc.compile(data_sized_model(), out_dir=tmp_path / "c", dims={"batch": (1, 3)})
-    x = np.array([[0, 1, 2], [3, 0, 0]], np.float32)
-    np.testing.assert_array_equal(lib.run(None, {"x": x})[0], np.stack(np.nonzero(x)))
+        onnxc.compile(static_only_model(), out_dir=tmp_path / "b", dims={"boxes": (1, 65)})
+    lib = onnxc.compile(static_only_model(), out_dir=tmp_path / "c", dims={"boxes": (1, 3)})
+    boxes = np.array([[[0, 0, 1, 1], [0, 0, 1, 1.01], [2, 2, 3, 3]]], np.float32)
+    got = lib.run(None, {"boxes": boxes, "scores": np.array([[[0.9, 0.8, 0.7]]], np.float32)})
+    np.testing.assert_array_equal(got[0], [[0, 0, 0], [0, 0, 2]])
 
 
 # ---- run-time errors ---------------------------------------------------------------------------

@@ -11,12 +11,13 @@ import numpy as np
 from .. import __version__, dtypes
 from ..errors import BuildError, OnnxcError
 from ..frontend.dims import DimRange
-from ..loop.ir import Program, static_shape
-from ..loop.symbolic import dims_of
+from ..loop.ir import Program
+from ..loop.symbolic import as_dim_expr, dims_of, evaluate
+from ..loop.visit import substitute
 from ..names import c_comment, c_string
 from ..resources import resource_dir
 from ..targets import Target
-from .c import c_type, print_kernel
+from .c import c_type, kernel_params, print_kernel
 from .generic import plan_lines, shape_rows, symbol_index, symbol_locals, temp_bindings
 from .intrinsics import headers
 from .weights import AARCH64_IMAGE_BYTES, WeightsBlob, layout_weights
@@ -96,6 +97,9 @@ def _bindings(prog: Program, weight_offsets: dict[str, int], places: dict[str, s
     for i, b in enumerate(prog.inputs):
         lines.append(f"const {c_type(b.dtype)} *{b.name} = (const {c_type(b.dtype)} *)inputs[{i}];")
     owned = dict(prog.output_offsets)   # outputs sized at run time: in the arena
+    if prog.symbols:     # at the offsets the generic plan computed, after its temporaries'
+        owned = {out: f"ctx->offsets[{len(prog.offsets) + j}]"
+                 for j, (out, _) in enumerate(prog.output_offsets)}
     for i, b in enumerate(prog.outputs):
         where = f"(arena + {owned[b.name]})" if b.name in owned else f"outputs[{i}]"
         lines.append(f"{c_type(b.dtype)} *{b.name} = ({c_type(b.dtype)} *){where};")
@@ -137,10 +141,19 @@ class Specialization:
     program: Program
 
 
+def _bounded_shape(prog: Program, b) -> tuple[int, ...]:
+    """A static program's shape of b, with each extent the data decides at its bound (the
+    run reports the extent itself)."""
+    bounds = {d.var: as_dim_expr(d.bound) for d in prog.runtime_dims}
+    return tuple(evaluate(substitute(as_dim_expr(d), bounds), {}) if not isinstance(d, int)
+                 else d for d in dims_of(b))
+
+
 def _io_bytes(prog: Program, io: str) -> str:
     if prog.symbols:
         return "0"
-    return ", ".join(str(int(np.prod(static_shape(b), dtype=np.int64)) * dtypes.itemsize(b.dtype))
+    return ", ".join(str(int(np.prod(_bounded_shape(prog, b), dtype=np.int64))
+                         * dtypes.itemsize(b.dtype))
                      for b in getattr(prog, f"{io}s")) or "0"
 
 
@@ -160,24 +173,41 @@ def _variant(spec: Specialization, index: int, offsets: dict[str, int], places: 
     kernels = [kernel_printer(dataclasses.replace(k, name=prefix + k.name), target.features)
                for k in prog.kernels]
     used = {a for k in kernels for a in k["args"]}
+    reads = _run_time_reads(prog)
     label = "every value of the symbolic dimensions" if spec.values is None else \
         ", ".join(f"{d.name}={v}" for d, v in zip(dims, spec.values)) or "static shapes"
     static = spec.values is not None
     return kernels, {
         "suffix": f"_s{index}" if dims else "", "label": c_comment(label),
         "dim_values": (", ".join(map(str, spec.values)) or "0") if static else None,
-        "calls": [k.get("call") or f"{k['name']}({', '.join(['pool'] + k['args'])});"
-                  for k in kernels],
+        "calls": [line for i, k in enumerate(kernels) for line in
+                  [k.get("call") or f"{k['name']}({', '.join(['pool'] + k['args'])});"]
+                  + reads.get(i, [])],
         "bindings": _unused_marks(prog, used, _bindings(prog, offsets, places)),
         "input_bytes": _io_bytes(prog, "input"), "output_bytes": _io_bytes(prog, "output"),
-        "shapes": {io: [", ".join(map(str, static_shape(b))) or "0"
+        "shapes": {io: [", ".join(map(str, _bounded_shape(prog, b))) or "0"
                         for b in getattr(prog, f"{io}s")] if static else
                    ["0" for _ in getattr(prog, f"{io}s")] for io in ("input", "output")},
         "extents": _extent_rows(prog),
         "faults": [c_string(message) for _, message in prog.faults],
+        # the generic program's are in its plan (generic.output_slots)
         "output_offsets": ", ".join(str(dict(prog.output_offsets).get(b.name, -1))
-                                    for b in prog.outputs) or "0",
+                                    if static else "-1" for b in prog.outputs) or "0",
     }
+
+
+def _run_time_reads(prog: Program) -> dict[int, list[str]]:
+    """Kernel index -> the C lines that read, once it has run, each extent the data decides
+    that it stores (RuntimeDim): the kernels after it take the value as an argument."""
+    reads: dict[int, list[str]] = {}
+    for d in prog.runtime_dims:
+        writers = [i for i, k in enumerate(prog.kernels)
+                   if any(b.name == d.source.name and w for b, w in kernel_params(k))]
+        if not writers:
+            raise BuildError(f"no kernel stores the run-time extent {d.var.name}")
+        reads.setdefault(writers[-1], []).extend(
+            [f"const int64_t {d.var.name} = {d.source.name}[0];", f"(void){d.var.name};"])
+    return reads
 
 
 def _extent_rows(prog: Program) -> str:
@@ -234,7 +264,10 @@ def _generic_context(specs: list[Specialization]) -> dict | None:
     if index is None:
         return None
     prog = specs[index].program
-    return {"index": index, "num_offsets": len(prog.offsets) + 1, "plan": plan_lines(prog),
+    slots = {out: len(prog.offsets) + j for j, (out, _) in enumerate(prog.output_offsets)}
+    return {"index": index, "num_offsets": len(prog.offsets) + len(slots) + 1,
+            "plan": plan_lines(prog),
+            "output_slots": ", ".join(str(slots.get(b.name, -1)) for b in prog.outputs) or "0",
             "locals": symbol_locals(prog, "dims"),
             "shapes": {io: shape_rows(prog, io) for io in ("input", "output")}}
 

@@ -4,7 +4,7 @@ function of them, and its input and output shapes."""
 from __future__ import annotations
 
 from ..loop.ir import Binary, Expr, Kernel, Program, Seq, Var
-from ..loop.symbolic import canon, dims_of
+from ..loop.symbolic import canon, dims_of, symbols_of
 from ..lower.memory import offset_var
 from ..names import c_comment
 from .c import KernelPrinter
@@ -49,14 +49,17 @@ def plan_lines(prog: Program) -> list[str]:
     for i, (temp, offset) in enumerate(prog.offsets):
         name = offset_var(temp).name
         lines += _assign(name, offset) + [f"at[{i}] = {name};"]
+    for j, (out, offset) in enumerate(prog.output_offsets):   # outputs the run sizes
+        lines += _assign(f"{out}_at", offset) + [f"at[{len(prog.offsets) + j}] = {out}_at;"]
     lines += _assign("arena_bytes", prog.arena_size)
-    return lines + [f"at[{len(prog.offsets)}] = arena_bytes;"]
+    return lines + [f"at[{len(prog.offsets) + len(prog.output_offsets)}] = arena_bytes;"]
 
 
 def shape_rows(prog: Program, io: str) -> list[dict]:
     """Per input (or output): its shape's C expressions over the symbols."""
-    return [{"dims": [c_expr(d) for d in dims_of(b)], "comment": c_comment(b.name)}
-            for b in getattr(prog, f"{io}s")]
+    run_time = {d.var for d in prog.runtime_dims}   # reported after the run (extents)
+    return [{"dims": ["0" if run_time & set(symbols_of(d)) else c_expr(d) for d in dims_of(b)],
+             "comment": c_comment(b.name)} for b in getattr(prog, f"{io}s")]
 
 
 def temp_bindings(prog: Program, c_type) -> list[str]:

@@ -14,6 +14,7 @@ from ..graph.fuse import fuse_epilogues
 from ..graph.ir import Graph, Node, Value
 from ..graph.passes import eliminate_dead_nodes, fold_batchnorm
 from ..graph.patterns import MAX_SCORES_BYTES, recognize_subgraphs
+from ..ops.registry import INTERNAL_DOMAIN, lookup
 from .control import inline_control_flow
 from .declared import check_declared, declared_values, element_types
 from .dims import symbolic_dims
@@ -143,7 +144,7 @@ def import_model(model_or_path, max_scores_bytes: int = MAX_SCORES_BYTES) -> Gra
     declared = declared_values(model)
     inferred = infer_types(model)
     graph = _to_graph(inferred)
-    if all(v.is_static for v in graph.inputs):
+    if all(v.is_static for v in graph.inputs) and not _reads_data_sized(graph):
         graph = fold_constants(graph)
         graph = infer_missing_shapes(graph, declared, element_types(inferred))
         check_tensor_sizes(graph.values.values())
@@ -153,6 +154,20 @@ def import_model(model_or_path, max_scores_bytes: int = MAX_SCORES_BYTES) -> Gra
     check_declared(graph, declared)
     graph = eliminate_dead_nodes(graph)
     return fuse_epilogues(recognize_subgraphs(fold_batchnorm(graph), max_scores_bytes))
+
+
+def _reads_data_sized(g: Graph) -> bool:
+    """Whether a node reads a tensor whose size the data decides (NonZero's): the symbolic
+    frontend shapes what follows over a run-time symbol."""
+    sized = set()
+    for node in g.nodes:
+        domain = node.domain if node.domain != "ai.onnx" else ""
+        if any(i in sized for i in node.inputs):
+            return True
+        entry = lookup(node.op_type, domain, g.opsets.get(domain, 1))
+        if entry is not None and entry.bound is not None and domain != INTERNAL_DOMAIN:
+            sized.update(o for o in node.outputs if o)
+    return False
 
 
 def constant_array(g: Graph, name: str) -> np.ndarray | None:

@@ -9,6 +9,9 @@ Each dimension symbol becomes an int64 Var (symbol_vars). One walk over the node
 - every other node gets its output shapes from a symbolic rule (symshape.py) where the op has
   one, else from onnx's inference of the node alone, each expression handed to onnx as a
   dim_param (onnx copies those wherever the op's shape rule does).
+- an op whose output size the data decides (NonZero: it registers a `bound`) gets a new
+  run-time symbol on each such axis (run_time_var): the nodes after it are shaped over it like
+  over any input symbol, and the program reads its value once the op has run.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from ..graph.ir import Graph, Node, Value
 from ..loop.ir import Expr, Var
 from ..loop.symbolic import canon, dim_str, is_symbolic_array
 from ..names import c_identifier
+from ..ops.registry import lookup
 from .fold import _fold_node, _opset_imports, node_proto
 from .symrules import SYMBOLIC_SHAPES
 from .symshape import SYMBOLIC_EVAL
@@ -94,11 +98,17 @@ def _as_constant(name: str, arr) -> tuple[np.ndarray, Value]:
     return arr, Value(name, dt, tuple(arr.shape))
 
 
+def run_time_var(count: int, tensor: str, axis: int) -> Var:
+    """The symbol of an extent the data decides: axis of tensor, the count-th such."""
+    return Var(f"len{count}_{c_identifier(tensor)}_{axis}")
+
+
 def infer_symbolic(g: Graph) -> Graph:
     """Fold what compile time knows and give every tensor a symbolic shape."""
     constants = dict(g.constants)
     values = dict(g.values)
     kept: list[Node] = []
+    run_time: list[Var] = []
     for node in g.nodes:
         results = _evaluate(g, node, constants, values)
         if results is not None:
@@ -109,9 +119,32 @@ def infer_symbolic(g: Graph) -> Graph:
         if all(not o or (o in values and values[o].is_static) for o in node.outputs) and \
                 all(not i or (i in values and values[i].is_static) for i in node.inputs):
             continue    # a static part of the model: onnx's inference of the graph holds
-        _shape_node(g, node, values, constants)
+        if not _data_sized_node(g, node, values, run_time):
+            _shape_node(g, node, values, constants)
     outputs = tuple(values.get(o.name, o) for o in g.outputs)
     return Graph(g.name, g.inputs, outputs, tuple(kept), values, constants, g.opsets)
+
+
+def _data_sized_node(g: Graph, node: Node, values: dict, run_time: list) -> bool:
+    """Outputs of an op that registers a bound: the bound's shape with a new run-time
+    symbol on every axis the data decides (appended to run_time). False for other ops."""
+    domain = node.domain if node.domain != "ai.onnx" else ""
+    entry = lookup(node.op_type, domain, g.opsets.get(domain, 1))
+    if entry is None or entry.bound is None:
+        return False
+    ins = [values.get(i) if i else None for i in node.inputs]
+    if any(i and not _known(v) for i, v in zip(node.inputs, ins)):
+        raise NeedsStaticDims(f"cannot infer the shapes of node {node.name!r} "
+                              f"({node.op_type}): an input has no known shape")
+    for name, (dtype, shape, axes) in zip(node.outputs, entry.bound(ins, node.attr_dict)):
+        if not name:
+            continue
+        shape = [canon(d) for d in shape]
+        for axis in axes:
+            shape[axis] = run_time_var(len(run_time), name, axis)
+            run_time.append(shape[axis])
+        values[name] = Value(name, dtype, tuple(shape), tuple(axes))
+    return True
 
 
 def _shape_node(g: Graph, node: Node, values: dict, constants: dict) -> None:

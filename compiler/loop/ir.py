@@ -318,6 +318,17 @@ class Symbol:
 
 
 @dataclass(frozen=True, slots=True)
+class RuntimeDim:
+    """An extent the data decides (NonZero's count): its Var, which the shapes after its
+    producer name like a dimension symbol; its upper bound (an int, or an expression over the
+    dimension symbols), at which memory is planned; and the int64[1] buffer its producer's
+    kernel stores the value in, which the run reads into the Var after that kernel."""
+    var: Var
+    bound: int | Expr
+    source: Buffer
+
+
+@dataclass(frozen=True, slots=True)
 class Program:
     name: str
     inputs: tuple[Buffer, ...]
@@ -342,6 +353,7 @@ class Program:
     # and the arena size may be expressions: an offset's may name earlier offsets as Vars
     # (offset_var), computed in order.
     symbols: tuple[Symbol, ...] = ()
+    runtime_dims: tuple[RuntimeDim, ...] = ()
 
 
 def storage_position(buffer: Buffer, index, split=None) -> list[tuple]:

@@ -206,6 +206,13 @@ def lower_bound(d) -> int | None:
     return d if isinstance(d, int) else _lower_bound(_poly(d))
 
 
+def at_least_one(d) -> Dim:
+    """max(d, 1): the extent of a scratch buffer that must not be empty."""
+    if isinstance(d, int):
+        return max(d, 1)
+    return canon(Binary("max", as_dim_expr(d), Const(1, "int64")))
+
+
 def symbols_of(d) -> list[Var]:
     from .visit import free_vars
     d = canon(d)

@@ -57,6 +57,10 @@ def verify_program(prog: Program) -> Program:
     names = [k.name for k in prog.kernels]
     if len(set(names)) != len(names):
         raise IRError("two kernels share a name")
+    pending = {d.source.name: d.var for d in prog.runtime_dims}
     for k in prog.kernels:
         _check_kernel(k, dims)
+        # an extent the data decides is known to the kernels after the one that stores it
+        stored = {n.buffer.name for n in walk(k.body) if isinstance(n, Store)}
+        dims |= {pending.pop(name) for name in stored & set(pending)}
     return prog

@@ -6,7 +6,7 @@ from collections import defaultdict
 from ..errors import ModelError, NeedsStaticDims, UnsupportedOps
 from ..graph.fuse import EPILOGUE_ATTR
 from ..graph.ir import Graph, Node
-from ..loop.ir import Load, Program, Store, const_int, seq
+from ..loop.ir import Buffer, Load, Program, RuntimeDim, Store, Var, const_int, seq
 from ..loop.symbolic import as_dim_expr, dims_of, symbols_of
 from ..names import NameTable
 from ..ops.common import copy_body, nest, view
@@ -90,16 +90,51 @@ class _Lowering:
         self.b.const_data[buf.name] = value     # what lowerings read of it at compile time
         return buf
 
+    def _bound_storage(self, node: Node, entry) -> dict[str, Buffer]:
+        """Output name -> a temporary at its upper bound, for each output whose extents the
+        data decides and the symbolic frontend named by run-time symbols."""
+        values = [self.graph.values.get(o) if o else None for o in node.outputs]
+        if entry.bound is None or not any(v is not None and _run_time_axes(v) for v in values):
+            return {}
+        ins = [self.graph.values.get(i) if i else None for i in node.inputs]
+        storage = {}
+        for name, (dtype, shape, _) in zip(node.outputs, entry.bound(ins, node.attr_dict)):
+            if name:
+                storage[name] = self.b.add_temp(f"{name}_storage", dtype, shape)
+        return storage
+
+    def _view_bound_storage(self, storage: dict[str, Buffer]) -> None:
+        """The producer stored each run-time extent and wrote its output densely for it at
+        the start of its storage: the tensor is a view of that storage in its own shape,
+        and each extent a RuntimeDim whose value the run reads after the producer."""
+        for name, buf in storage.items():
+            value = self.graph.values[name]
+            for record in [e for e in self.b.extents if e[0] == buf.name]:
+                self.b.extents.remove(record)
+                _, axis, ext = record
+                self.b.temps.append(ext)
+                self.b.runtime_dims.append(RuntimeDim(value.shape[axis], dims_of(buf)[axis], ext))
+            missing = [a for a in _run_time_axes(value) if not any(
+                d.var == value.shape[a] for d in self.b.runtime_dims)]
+            if missing:
+                raise AssertionError(f"{name!r}: the lowering stored no extent of axes {missing}")
+            view = self.b.new_buffer(name, value.dtype, value.shape, "t_")
+            self.b.aliases.append((view, buf))
+            self.b.buffers[name] = view
+
     def lower_node(self, node: Node) -> None:
         entry = lookup(node.op_type, node.domain, _opset(self.graph, node))
         fused = node.attr(EPILOGUE_ATTR)
         own = fused[0] if fused else len(node.inputs)
         inputs = [self.input_buffer(i) for i in node.inputs]
-        outputs = [self.buffer_for_output(o) if o else None for o in node.outputs]
+        storage = self._bound_storage(node, entry)
+        outputs = [storage.get(o) or self.buffer_for_output(o) if o else None
+                   for o in node.outputs]
         plain = Node(node.op_type, node.name, node.inputs[:own], node.outputs,
                      tuple(a for a in node.attrs if a[0] != EPILOGUE_ATTR), node.domain)
         ctx = OpContext(self.b, plain, outputs, fused[1] if fused else None, inputs[own:])
         _call(entry, ctx, plain, inputs[:own], outputs)
+        self._view_bound_storage(storage)
         if fused and not ctx.epilogue_used:
             # the lowering wrote the plain result: apply the fused steps in place
             out = outputs[0]
@@ -136,12 +171,25 @@ class _Lowering:
                 b.buffers.setdefault(v.name, self.input_buffer(v.name))
             out_bufs.append(buf)
         self.finish_outputs(out_bufs)
+        self._store_output_extents(out_bufs)
         return Program(self.graph.name, tuple(inputs), tuple(out_bufs), tuple(b.constants),
                        tuple(b.temps), tuple(b.kernels), tuple(b.aliases),
                        input_names=tuple(v.name for v in self.graph.inputs),
                        output_names=tuple(v.name for v in self.graph.outputs),
                        extents=self._output_extents(out_bufs), faults=tuple(b.faults),
-                       symbols=self.symbols)
+                       symbols=self.symbols, runtime_dims=tuple(b.runtime_dims))
+
+    def _store_output_extents(self, out_bufs) -> None:
+        """A model output whose shape names run-time symbols lives in the context (as
+        NonZero's own output does): a kernel stores each such axis's extent for the caller."""
+        run_time = {d.var for d in self.b.runtime_dims}
+        for out in out_bufs:
+            for axis, d in enumerate(dims_of(out)):
+                if run_time & set(symbols_of(d)):
+                    ext = self.b.new_buffer(f"{out.name}_extent{axis}", "int64", (1,), "ext_")
+                    self.b.extents.append((out.name, axis, ext))
+                    ctx = OpContext(self.b, Node("Shape", f"extent_{out.name}", (), ()), [ext])
+                    ctx.emit(Store(ext, (const_int(0),), as_dim_expr(d)), kind="elementwise")
 
     def _output_extents(self, out_bufs) -> tuple:
         """The run-time extents, each on a model output's own buffer (the frontend refuses
@@ -152,6 +200,11 @@ class _Lowering:
                 raise ModelError(f"{out!r}: a tensor sized at run time must be a model "
                                  "output, written once")
         return tuple(self.b.extents)
+
+
+def _run_time_axes(v) -> list[int]:
+    """The axes of v that hold a run-time symbol (the symbolic frontend's NonZero count)."""
+    return [a for a in v.runtime_axes if isinstance(v.shape[a], Var)]
 
 
 def lower_graph(graph: Graph, library: str = "", symbols: tuple = ()) -> Program:

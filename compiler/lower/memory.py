@@ -12,9 +12,18 @@ from __future__ import annotations
 import dataclasses
 
 from .. import dtypes
+from ..errors import ModelError
 from ..loop.ir import Binary, Const, Expr, Program, Var
-from ..loop.symbolic import as_dim_expr, canon, evaluate, never_shrinks, product
-from ..loop.visit import buffers_of
+from ..loop.symbolic import (
+    as_dim_expr,
+    canon,
+    dim_str,
+    evaluate,
+    never_shrinks,
+    product,
+    symbols_of,
+)
+from ..loop.visit import buffers_of, substitute
 
 ALIGNMENT = 64   # bytes: a cache line, and enough for any vector load
 HINT = 64        # the value an unbounded symbol is taken to have when choosing a placement
@@ -28,9 +37,17 @@ def _aligned(size):
     return canon(Binary("mul", up, Const(ALIGNMENT, "int64")))
 
 
-def _nbytes(buf):
-    elements = product(buf.shape)
-    return _aligned(canon(as_dim_expr(elements) * dtypes.itemsize(buf.dtype)))
+def _nbytes(buf, run_time: dict):
+    """The bytes buf takes, at the upper bounds of the extents the data decides (run_time:
+    their Vars -> bounds): such a buffer is placed before its extent is known."""
+    size = canon(as_dim_expr(product(buf.shape)) * dtypes.itemsize(buf.dtype))
+    if run_time and set(symbols_of(size)) & set(run_time):
+        if not never_shrinks(size):
+            raise ModelError(f"tensor {buf.name!r} of shape [{', '.join(map(dim_str, buf.shape))}]"
+                             ": its size does not grow with the extents the data decides, so "
+                             "their bounds do not bound it")
+        size = canon(substitute(as_dim_expr(size), run_time))
+    return _aligned(size)
 
 
 def offset_var(name: str) -> Var:
@@ -85,9 +102,10 @@ def _topmost(below: list[str], spans, placed) -> list[str]:
 
 def plan_memory(prog: Program) -> Program:
     spans = lifetimes(prog)
-    sizes = {b.name: _nbytes(b) for b in prog.temps}
+    run_time = {d.var: as_dim_expr(d.bound) for d in prog.runtime_dims}
+    sizes = {b.name: _nbytes(b, run_time) for b in prog.temps}
     owned = list(dict.fromkeys(out for out, _, _ in prog.extents))
-    sizes.update({b.name: _nbytes(b) for b in prog.outputs if b.name in owned})
+    sizes.update({b.name: _nbytes(b, run_time) for b in prog.outputs if b.name in owned})
     bounded = all(s.high is not None for s in prog.symbols) and \
         all(never_shrinks(s) for s in sizes.values())
     at = {s.var.name: s.high if bounded else max(s.low, min(HINT, s.high or HINT))

@@ -49,8 +49,10 @@ def schedule_kernels(prog: Program, target: Target, schedules=None) -> Program:
     schedules = schedules or {}
     data = {c.buffer.name: c for c in prog.constants}
     kernels = []
+    # an extent the data decides is scheduled at the default hint, as an unbounded symbol
+    symbols = prog.symbols + tuple(Symbol(d.var, 0) for d in prog.runtime_dims)
     for k in prog.kernels:
-        with symbol_hints(prog.symbols):
+        with symbol_hints(symbols):
             directives = schedules[k.name] if k.name in schedules else \
                 default_schedule(k, target)
         k = apply_schedule(k, [d for d in directives if not isinstance(d, Pack)])

@@ -9,7 +9,7 @@ import numpy as np
 from .. import dtypes
 from ..graph.ir import Graph, Node
 from ..loop.deferred import Deferred
-from ..loop.ir import Buffer, Constant, Kernel, Load, Stmt, Store, shape_of
+from ..loop.ir import Buffer, Constant, Kernel, Load, RuntimeDim, Stmt, Store, shape_of
 from ..loop.symbolic import dims_of
 from ..names import NameTable, c_identifier
 
@@ -27,6 +27,7 @@ class ProgramBuilder:
     aliases: list[tuple[Buffer, Buffer]] = field(default_factory=list)
     extents: list[tuple[str, int, Buffer]] = field(default_factory=list)
     faults: list[tuple[Buffer, str]] = field(default_factory=list)
+    runtime_dims: list[RuntimeDim] = field(default_factory=list)
 
     def new_buffer(self, hint: str, dtype: str, shape, prefix: str) -> Buffer:
         return Buffer(self.names.unique(hint, prefix), dtype, shape_of(*shape))

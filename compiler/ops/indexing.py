@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ..loop.ir import Binary, Cast, Const, Load, Select, Store, Unary, cmp, const_int
+from ..loop.ir import Binary, Cast, Const, IfThen, Load, Select, Store, Unary, cmp, const_int
+from ..loop.symbolic import as_dim_expr, at_least_one, canon, dim_str, dim_sum
 from .common import ZERO, copy_body, nest, view
 from .elementwise import emit_elementwise
 from .registry import register
@@ -27,25 +28,30 @@ def wrap_index(idx, n: int):
     wrap it meanwhile, so that the kernels after the check stay inside their buffers."""
     if idx.dtype != "int64":
         idx = Cast("int64", idx)
-    size = const_int(max(n, 1))    # an empty axis has no elements to index, nor loop trips
+    # an empty axis has no elements to index, nor loop trips (a symbolic one: see guard)
+    size = as_dim_expr(at_least_one(n))
     return (idx % size + size) % size
 
 
-def _in_axis(idx, n: int):
-    return Binary("and", cmp("ge", idx, -n), cmp("lt", idx, n))
+def _in_axis(idx, n):
+    return Binary("and", cmp("ge", idx, canon(as_dim_expr(n) * -1)), cmp("lt", idx, n))
 
 
-def check_indices(ctx, indices, extents: tuple[int, ...], tuples: bool = False) -> bool:
+def check_indices(ctx, indices, extents: tuple, tuples: bool = False,
+                  guards: bool = False):
     """A kernel that fails the run when an index is outside [-n, n-1] of its axis. Each
     element of indices indexes an axis of extents[0]; with tuples, the last axis of indices
     holds coordinates along axes of extents[0], extents[1], ... (GatherND, ScatterND).
     False when the indexing kernel must not run: there are indices into an empty axis (each
-    fails the run; no wrapped index exists)."""
+    fails the run; no wrapped index exists); where an extent is symbolic, the condition
+    (an Expr) under which the indexing kernel may run, for callers that guard it."""
+    if not guards and not all(isinstance(n, int) for n in extents):
+        raise TypeError("indices into a symbolic axis need a guarded kernel")
     width = len(extents) if tuples else 1
     count = _size(ctx.shape(indices)) // max(width, 1)
-    if not width or not count:
+    if not width or (isinstance(count, int) and not count):
         return True
-    ranges = " x ".join(f"[{-n}, {n - 1}]" for n in extents)
+    ranges = " x ".join(f"[-{dim_str(n)}, {dim_str(dim_sum(n, -1))}]" for n in extents)
     message = f"an index {'tuple ' if tuples else ''}is outside {ranges}"
     values = ctx.const(indices)
     if values is not None:       # known now: refused now
@@ -56,7 +62,16 @@ def check_indices(ctx, indices, extents: tuple[int, ...], tuples: bool = False) 
     flat = view(indices, count, width)
     ctx.check_each((count,), lambda i: all_of(
         _in_axis(Load(flat, (i, const_int(k))), n) for k, n in enumerate(extents)), message)
+    symbolic = [n for n in extents if not isinstance(n, int)]
+    if symbolic:
+        return all_of([cmp("gt", as_dim_expr(n), 0) for n in symbolic]) if all(
+            n for n in extents if isinstance(n, int)) else False
     return all(extents)
+
+
+def guarded(body, ok):
+    """body, run only where check_indices' condition ok holds (True: always)."""
+    return body if ok is True else IfThen(ok, body)
 
 
 def _with_axis(v, axis: int, index) -> tuple:
@@ -84,13 +99,14 @@ def GatherElements(ctx, data, indices, *, axis=0):
     axis = normalize_axis(ctx, axis, len(shape))
     if len(ctx.shape(indices)) != len(shape) or ctx.shape(out) != ctx.shape(indices):
         raise fail(ctx, f"indices of shape {ctx.shape(indices)} do not fit data {shape}")
-    if not check_indices(ctx, indices, (shape[axis],)):
+    ok = check_indices(ctx, indices, (shape[axis],), guards=True)
+    if ok is False:
         return
 
     def body(*v):
         at = wrap_index(Load(indices, tuple(v)), shape[axis])
         return Store(out, tuple(v), Load(data, _with_axis(v, axis, at)))
-    ctx.emit(nest(ctx.shape(out), body), kind="elementwise")
+    ctx.emit(guarded(nest(ctx.shape(out), body), ok), kind="elementwise")
 
 
 @register("GatherND", since=11)

@@ -15,7 +15,7 @@ from ..frontend.symrules import slice_start
 from ..loop.ir import Cast, Expr, Load, Store, Var, cmp, const_int, loops
 from ..loop.symbolic import as_dim_expr, canon, dim_sum, is_symbolic_array, product
 from .common import nest, view
-from .indexing import check_indices, wrap_index
+from .indexing import check_indices, guarded, wrap_index
 from .registry import register
 from .runtime_gather import runtime_pad, runtime_slice
 from .runtime_values import all_of, check_equal, values_of
@@ -53,11 +53,11 @@ def index_expr(ctx, values, var: Var, hint: str) -> Expr:
     return Load(ctx.constant(values, hint), (var,))
 
 
-def _emit_gather_nest(ctx, out, src, index_fns, stage: str = "") -> None:
-    """out[v...] = src[f0(v), f1(v), ...] over out's shape."""
+def _emit_gather_nest(ctx, out, src, index_fns, stage: str = "", guard=True) -> None:
+    """out[v...] = src[f0(v), f1(v), ...] over out's shape (where guard holds)."""
     body = nest(ctx.shape(out), lambda *v: Store(out, tuple(v),
                                                  Load(src, tuple(f(v) for f in index_fns))))
-    ctx.emit(body, kind="elementwise", stage=stage)
+    ctx.emit(guarded(body, guard), kind="elementwise", stage=stage)
 
 
 def _axis_fn(d: int):
@@ -281,13 +281,14 @@ def Gather(ctx, data, indices, *, axis=0):
     # The index rank from the output: a constant scalar's buffer is stored with shape (1,).
     n, k = shape[axis], len(ctx.shape(ctx.output(0))) - len(shape) + 1
     values = ctx.const(indices)
-    if values is None and not check_indices(ctx, indices, (n,)):
+    ok = True if values is not None else check_indices(ctx, indices, (n,), guards=True)
+    if ok is False:
         return
     index = _runtime_index(indices, n) if values is None else \
         _constant_index(ctx, values, n, k)
     fns = [_axis_fn(d) for d in range(axis)] + [lambda v: index(v[axis:axis + k])] + \
         [_axis_fn(d + k - 1) for d in range(axis + 1, len(shape))]
-    _emit_gather_nest(ctx, ctx.output(0), data, fns)
+    _emit_gather_nest(ctx, ctx.output(0), data, fns, guard=ok)
 
 
 # -- Pad ---------------------------------------------------------------------------------------

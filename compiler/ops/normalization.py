@@ -53,9 +53,10 @@ class _Rows:
         a = _size(shape[:ax])
         self.k = _size(shape[ax:]) if flatten else shape[ax]
         b = 1 if flatten else _size(shape[ax + 1:])
-        self.extents = [("i", a)] + ([("j", b)] if b > 1 else [])
+        inner = not isinstance(b, int) or b > 1     # a symbolic extent may exceed 1
+        self.extents = [("i", a)] + ([("j", b)] if inner else [])
         self.rows = tuple(Var(name) for name, _ in self.extents)
-        dims = (a, self.k) + ((b,) if b > 1 else ())
+        dims = (a, self.k) + ((b,) if inner else ())
         self.X, self.Y = view(X, *dims), view(Y, *dims)
         self.ctx, self.axis, self.norm_shape = ctx, ax, shape[ax:]
 

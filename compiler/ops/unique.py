@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..loop.ir import Allocate, Binary, IfThen, Load, Store, cmp, const_int, loops, seq
+from ..loop.symbolic import at_least_one
 from .common import ZERO, view
 from .registry import register
 from .shape import fail
@@ -153,10 +154,8 @@ def _write_rest(s: _Slices, first, u, pos, outs):
 
 
 def _data_sized(ctx, out, axis):
-    """A data-sized output the caller reads (a model output), with its extent buffer; None
-    for an omitted one. The frontend lets no node read such a tensor, so one that is not a
-    model output is never read and is not written."""
-    if out is None or not out.name.startswith("out_"):
+    """A data-sized output, with its extent buffer; None for an omitted one."""
+    if out is None:
         return None, None
     return out, ctx.runtime_extent(out, axis)
 
@@ -180,7 +179,7 @@ def Unique(ctx, X, *, axis=None, sorted=1):  # noqa: A002 (ONNX's attribute name
     counts, c_extent = _data_sized(ctx, outs[3], 0)
     s = _Slices(view(X, outer, n, inner), outer, n, inner,
                 _local(ctx, "order"), _local(ctx, "count"), _local(ctx, "swap"))
-    first, u, pos = (ctx.temp("int64", (max(n, 1),), hint) for hint in ("first", "u", "pos"))
+    first, u, pos = (ctx.temp("int64", (at_least_one(n),), hint) for hint in ("first", "u", "pos"))
     body = [_find_first(s, first), _collect(s, first, u)]
     if sorted:
         body.append(_sort(s, u))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import onnxc
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 from onnxc import ModelError
@@ -89,15 +90,28 @@ def test_inverse_indices_feed_a_downstream_op(tmp_path):
     check_model(model, {"x": with_repeats((8,), seed=9)}, tmp_path)
 
 
-def test_a_reader_of_the_unique_values_is_refused(tmp_path):
-    nodes = [helper.make_node("Unique", ["x"], ["y"], name="uq"),
-             helper.make_node("Neg", ["y"], ["z"], name="neg")]
+@pytest.mark.parametrize("length", [8, "n"], ids=["static", "symbolic"])
+def test_readers_of_the_unique_values(tmp_path, length):
+    """Later nodes read the unique values and their counts, whose length the data decides."""
+    nodes = [helper.make_node("Unique", ["x"], ["y", "", "inv", "counts"], name="uq"),
+             helper.make_node("Neg", ["y"], ["z"], name="neg"),
+             helper.make_node("Gather", ["z", "inv"], ["back"], name="back", axis=0),
+             helper.make_node("ReduceSum", ["counts"], ["total"], name="total", keepdims=0)]
     graph = helper.make_graph(nodes, "uqr", [helper.make_tensor_value_info(
-        "x", TensorProto.FLOAT, [8])], [helper.make_tensor_value_info("z", TensorProto.FLOAT,
-                                                                      [None])])
+        "x", TensorProto.FLOAT, [length])], [
+        helper.make_tensor_value_info("z", TensorProto.FLOAT, [None]),
+        helper.make_tensor_value_info("back", TensorProto.FLOAT, [length]),
+        helper.make_tensor_value_info("total", TensorProto.INT64, [])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
-    with pytest.raises(ModelError, match="size"):
-        onnxc.compile(model, out_dir=tmp_path)
+    lib = onnxc.compile(model, out_dir=tmp_path)
+    sess = ort.InferenceSession(model.SerializeToString())
+    rng = np.random.default_rng(5)
+    for n in ([8] if length == 8 else [1, 8, 40]):
+        for distinct in (1, 3, 1000):
+            x = rng.integers(0, distinct, n).astype(np.float32)
+            for got, want in zip(lib.run(None, {"x": x}), sess.run(None, {"x": x})):
+                assert got.shape == want.shape
+                np.testing.assert_array_equal(got, want)
 
 
 def test_axis_out_of_range(tmp_path):

@@ -9,7 +9,7 @@ import jinja2
 import numpy as np
 
 from .. import __version__, dtypes
-from ..errors import BuildError, OnnxcError
+from ..errors import BuildError, ModelError, OnnxcError
 from ..frontend.dims import DimRange
 from ..loop.ir import Program
 from ..loop.symbolic import as_dim_expr, dims_of, evaluate
@@ -281,6 +281,11 @@ def emit_c(specs: list[Specialization], target: Target, name: str, model_hash: s
     backend into NAME_kernels.ll and the CUDA backend into NAME_kernels.cu, which NAME.c
     declares or launches."""
     progs = [s.program for s in specs]
+    sized = sorted({d.var.name for p in progs for d in p.runtime_dims})
+    if backend == "cuda" and sized:
+        raise ModelError("GPU kernels are launched for sizes known before the run: a tensor "
+                         "whose size the data decides (NonZero's, Unique's...) can only be a "
+                         f"model output on a cuda target, and this model reads {len(sized)}")
     blob, offsets = layout_weights(progs)
     if target.arch == "aarch64" and blob.size > AARCH64_IMAGE_BYTES:
         raise BuildError(f"{blob.size / 2**30:.1f} GiB of weights: an aarch64 library holds "

@@ -51,7 +51,8 @@ def check_indices(ctx, indices, extents: tuple, tuples: bool = False,
     count = _size(ctx.shape(indices)) // max(width, 1)
     if not width or (isinstance(count, int) and not count):
         return True
-    ranges = " x ".join(f"[-{dim_str(n)}, {dim_str(dim_sum(n, -1))}]" for n in extents)
+    ranges = " x ".join(f"[{-n if isinstance(n, int) else '-' + dim_str(n)}, "
+                        f"{dim_str(dim_sum(n, -1))}]" for n in extents)
     message = f"an index {'tuple ' if tuples else ''}is outside {ranges}"
     values = ctx.const(indices)
     if values is not None:       # known now: refused now

@@ -202,3 +202,10 @@ def test_c_reads_the_output_from_the_context(tmp_path):
     lines = proc.stdout.split()
     assert lines[:2] == ["2", "4"]
     assert [int(v) for v in lines[2:]] == [0, 1, 1, 2, 1, 0, 3, 3]
+
+
+def test_a_gpu_target_refuses_readers_of_data_sized_tensors(tmp_path):
+    """GPU kernels launch over sizes known before the run: refused before any build."""
+    from onnxc.driver import compile_to_dir
+    with pytest.raises(ModelError, match="size the data decides"):
+        compile_to_dir(reader_model([3, 4]), tmp_path, target="cuda")

@@ -17,7 +17,7 @@ from ..loop.visit import substitute
 from ..names import c_comment, c_string
 from ..resources import resource_dir
 from ..targets import Target
-from .c import c_type, kernel_params, print_kernel
+from .c import c_type, kernel_params, kernel_symbols, print_kernel
 from .generic import plan_lines, shape_rows, symbol_index, symbol_locals, temp_bindings
 from .intrinsics import headers
 from .weights import AARCH64_IMAGE_BYTES, WeightsBlob, layout_weights
@@ -171,7 +171,7 @@ def _variant(spec: Specialization, index: int, offsets: dict[str, int], places: 
     prog = spec.program
     prefix = f"s{index}_" if dims else ""
     kernels = [kernel_printer(dataclasses.replace(k, name=prefix + k.name), target.features)
-               for k in prog.kernels]
+               if k.code_of is None else _shared_call(k, prefix) for k in prog.kernels]
     used = {a for k in kernels for a in k["args"]}
     reads = _run_time_reads(prog)
     label = "every value of the symbolic dimensions" if spec.values is None else \
@@ -194,6 +194,15 @@ def _variant(spec: Specialization, index: int, offsets: dict[str, int], places: 
         "output_offsets": ", ".join(str(dict(prog.output_offsets).get(b.name, -1))
                                     if static else "-1" for b in prog.outputs) or "0",
     }
+
+
+def _shared_call(k, prefix: str) -> dict:
+    """A kernel that runs an earlier kernel's function (code_of) with its own buffers."""
+    args = [b.name for b, _ in kernel_params(k)] + [v.name for v in kernel_symbols(k)]
+    node = f"{c_comment(k.op_type)} node \"{c_comment(k.node)}\""
+    note = f"/* {c_comment(prefix + k.name)} ({node}) runs {c_comment(prefix + k.code_of)} */"
+    return {"name": prefix + k.name, "tasks": [], "function": note, "args": args,
+            "call": f"{prefix}{k.code_of}({', '.join(['pool'] + args)});"}
 
 
 def _run_time_reads(prog: Program) -> dict[int, list[str]]:

@@ -294,6 +294,9 @@ class Kernel:
     # The 16-bit float type ("float16", "bfloat16") the model holds this kernel's tensors in,
     # which widen_half_floats computes in float32: what tensor cores may round operands to.
     narrow_float: str | None = None
+    # The kernel whose function runs this one: the same code over other buffers (a repeated
+    # layer's); set by share_identical_kernels, None where this kernel has its own.
+    code_of: str | None = None
 
     @property
     def parts(self) -> tuple[Stmt, ...]:

@@ -61,6 +61,7 @@ def verify_program(prog: Program) -> Program:
     for k in prog.kernels:
         _check_kernel(k, dims)
         # an extent the data decides is known to the kernels after the one that stores it
-        stored = {n.buffer.name for n in walk(k.body) if isinstance(n, Store)}
-        dims |= {pending.pop(name) for name in stored & set(pending)}
+        if pending:
+            stored = {n.buffer.name for n in walk(k.body) if isinstance(n, Store)}
+            dims |= {pending.pop(name) for name in stored & set(pending)}
     return prog

@@ -31,6 +31,7 @@ from .loops import (
 )
 from .memory import plan_memory
 from .padding import pad_in_place
+from .share import share_identical_kernels
 from .vectorize import promote_registers, vector_accumulators, vectorize_loops
 
 
@@ -93,6 +94,7 @@ LOOP_PASSES = (
     ("simplify", _per_kernel(lambda s, t: simplify(s))),
     ("registers", _per_kernel(lambda s, t: promote_registers(s))),
     ("memory", lambda p, t: plan_memory(p)),
+    ("share", lambda p, t: share_identical_kernels(p, bool(t.gpu))),
 )
 STAGES = ("frontend", "lower") + tuple(name for name, _ in LOOP_PASSES)
 

@@ -98,3 +98,28 @@ def test_a_dynamic_library_builds_warning_free_for_aarch64(tmp_path, cpu_backend
     lib = compile_to_dir(concat_batch()[0], tmp_path, target=TARGET, strict=True,
                          backend=cpu_backend)
     assert lib.exists()
+
+
+def test_readers_of_a_data_sized_tensor_under_qemu(tmp_path, cpu_backend):
+    """NonZero's count read by later nodes, built warning-free (clang, -Werror) for aarch64:
+    one library at three shapes and three counts, 0 among them."""
+    import numpy as np
+
+    from onnxc.driver import compile_to_dir
+    from onnxc.verify import _build, compare, reference_outputs
+
+    from tests.ops.test_data_sized import reader_model
+    model = reader_model(["rows", 4])
+    assert compile_to_dir(model, tmp_path / "strict", target=TARGET, strict=True,
+                          backend=cpu_backend).exists()
+    run, how = _build(model, TARGET, tmp_path / "build", cpu_backend, (), None)
+    assert "qemu-aarch64" in how
+    rng = np.random.default_rng(7)
+    for k, (rows, density) in enumerate([(1, 1.0), (3, 0.5), (6, 0.2)]):
+        x = ((rng.random((rows, 4)) < density) * rng.random((rows, 4))).astype(np.float32)
+        case_dir = tmp_path / f"case{k}"
+        case_dir.mkdir()
+        want, _ = reference_outputs(model, {"x": x})
+        report = compare([o.name for o in model.graph.output], run({"x": x}, case_dir), want,
+                         0, 0)
+        assert report and all(r.ok for r in report), (rows, report)

@@ -23,7 +23,7 @@ from .. import dtypes
 from ..errors import ModelError, NeedsStaticDims
 from ..graph.ir import Graph, Node, Value
 from ..loop.ir import Expr, Var
-from ..loop.symbolic import canon, dim_str, is_symbolic_array
+from ..loop.symbolic import canon, dim_str, is_symbolic_array, run_time_var
 from ..names import c_identifier
 from ..ops.registry import lookup
 from .fold import _fold_node, _opset_imports, node_proto
@@ -96,11 +96,6 @@ def _as_constant(name: str, arr) -> tuple[np.ndarray, Value]:
     if dt not in dtypes.BY_NAME:
         raise ModelError(f"tensor {name!r}: a constant of unsupported dtype {dt}")
     return arr, Value(name, dt, tuple(arr.shape))
-
-
-def run_time_var(count: int, tensor: str, axis: int) -> Var:
-    """The symbol of an extent the data decides: axis of tensor, the count-th such."""
-    return Var(f"len{count}_{c_identifier(tensor)}_{axis}")
 
 
 def infer_symbolic(g: Graph) -> Graph:

@@ -10,10 +10,12 @@ runs), which decides max/min and comparisons where the polynomial's terms allow.
 from __future__ import annotations
 
 import math
+import re
 from typing import Union
 
 import numpy as np
 
+from ..names import c_identifier
 from .ir import Binary, Const, Expr, Unary, Var
 from .printer import expr_str
 
@@ -121,14 +123,29 @@ def _mod(p: Poly, q: Poly) -> Poly:
     return _atom("mod", p, q)
 
 
+# A symbol for an extent the data decides (NonZero's count) may be 0, where an input's
+# dimension is at least 1: its name says which kind it is (run_time_var).
+_RUN_TIME = re.compile(r"len\d+_")
+
+
+def run_time_var(count: int, tensor: str, axis: int) -> Var:
+    """The symbol of an extent the data decides: axis of tensor, the count-th such."""
+    return Var(f"len{count}_{c_identifier(tensor)}_{axis}")
+
+
+def _least(atom: Var) -> int:
+    return 0 if _RUN_TIME.match(atom.name) else 1
+
+
 def _lower_bound(p: Poly) -> int | None:
-    """The least value p takes with every symbol >= 1, when every non-constant term has a
-    positive coefficient and only symbols (None otherwise)."""
+    """The least value p takes with every input symbol >= 1 and every run-time one >= 0,
+    when every non-constant term has a positive coefficient and only symbols (None
+    otherwise)."""
     low = 0
     for m, c in p.items():
         if m and (c < 0 or not all(isinstance(a, Var) for a in m)):
             return None
-        low += c
+        low += c * min((_least(a) for a in m), default=1)
     return low
 
 

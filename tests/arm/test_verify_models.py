@@ -104,7 +104,6 @@ def test_readers_of_a_data_sized_tensor_under_qemu(tmp_path, cpu_backend):
     """NonZero's count read by later nodes, built warning-free (clang, -Werror) for aarch64:
     one library at three shapes and three counts, 0 among them."""
     import numpy as np
-
     from onnxc.driver import compile_to_dir
     from onnxc.verify import _build, compare, reference_outputs
 

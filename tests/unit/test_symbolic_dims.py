@@ -131,3 +131,14 @@ def test_bounded_plan_is_static_at_the_upper_bounds():
     prog = plan_memory(dataclasses.replace(prog, symbols=(Symbol(B, 1, 16),)))
     assert all(isinstance(o, int) for _, o in prog.offsets)
     assert prog.arena_size == 64 + 128       # t1 (16 floats) then t2 (32 floats)
+
+
+def test_a_run_time_symbol_may_be_zero():
+    """An input's dimension is at least 1; an extent the data decides (NonZero's count) may
+    be 0, so max(count, 1) stays a max and count's least value is 0."""
+    from onnxc.loop.symbolic import at_least_one, lower_bound, run_time_var
+    count, batch = run_time_var(0, "nz", 1), Var("dim0_batch")
+    assert at_least_one(batch) == batch
+    assert at_least_one(count) != count
+    assert lower_bound(canon(count * 3 + 2)) == 2
+    assert lower_bound(canon(batch * 3 + 2)) == 5

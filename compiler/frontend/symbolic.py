@@ -153,8 +153,9 @@ def _shape_node(g: Graph, node: Node, values: dict, constants: dict) -> None:
     shapes = rule(node, ins, consts) if rule else None
     if shapes is None:
         shapes = _onnx_node_shapes(g, node, ins, consts)
-    for name, (dtype, shape) in zip(node.outputs, shapes):
-        if name:
+    for name, typed in zip(node.outputs, shapes):
+        if name and typed is not None:      # an omitted optional output has no type
+            dtype, shape = typed
             values[name] = Value(name, dtype, tuple(canon(d) for d in shape))
 
 

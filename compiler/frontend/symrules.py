@@ -272,10 +272,17 @@ def _split(node, ins, consts):
     return out
 
 
+def _like_input(node, ins, consts):
+    """Ops whose output is shaped and typed as their first input, defined as onnx functions
+    (onnx's inference of the node alone does not expand them)."""
+    return [(ins[0].dtype, list(ins[0].shape))]
+
+
 SYMBOLIC_SHAPES = {
     "Reshape": _reshape, "Expand": _expand, "ConstantOfShape": _constant_of_shape,
     "Range": _range, "Slice": _slice, "Tile": _tile, "Concat": _concat, "Flatten": _flatten,
     "Pad": _pad, "Conv": _conv, "ConvInteger": _conv, "MaxPool": _pool,
     "AveragePool": _pool, "LpPool": _pool, "Resize": _resize, "Upsample": _resize,
-    "Split": _split,
+    "Split": _split, "MeanVarianceNormalization": _like_input,
+    "GroupNormalization": _like_input,
 }

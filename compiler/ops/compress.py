@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..loop.ir import Allocate, IfThen, Load, Store, const_int, loops, seq
+from ..loop.ir import Allocate, Binary, IfThen, Load, Store, const_int, loops, seq
+from ..loop.symbolic import as_dim_expr, canon, product
 from .common import ZERO, view
 from .registry import register
 from .shape import fail, normalize_axis
 
 
-def _size(shape) -> int:
-    count = 1
-    for d in shape:
-        count *= d
-    return count
+def _size(shape):
+    return product(shape)
 
 
 def _compress_bound(inputs, attrs):
@@ -53,7 +51,8 @@ def Compress(ctx, X, condition, *, axis=None):
             raise fail(ctx, "a scalar input has no axis to compress")
         d = normalize_axis(ctx, axis, len(shape))
         outer, n, inner = _size(shape[:d]), shape[d], _size(shape[d + 1:])
-    m = min(ctx.shape(condition)[0], n)        # the condition entries that name a slice
+    # the condition entries that name a slice
+    m = canon(Binary("min", as_dim_expr(ctx.shape(condition)[0]), as_dim_expr(n)))
     extent = ctx.runtime_extent(Y, d)
     count = dataclasses.replace(ctx.builder.new_buffer(f"{ctx.node.name}_count", "int64", (1,),
                                                        "l_"), scope="local")
@@ -67,7 +66,7 @@ def Compress(ctx, X, condition, *, axis=None):
     def copy_slice(c):
         def element(o, i):
             row = o * Load(extent, (ZERO,)) + kept
-            return Store(y, (row * const_int(inner) + i,), Load(x, (o, c, i)))
+            return Store(y, (row * as_dim_expr(inner) + i,), Load(x, (o, c, i)))
         return IfThen(Load(condition, (c,)),
                       seq(loops([("outer", outer), ("inner", inner)], element), bump))
     body = seq(Store(count, (ZERO,), ZERO),

@@ -26,6 +26,7 @@ from ..loop.ir import (
     loops,
     seq,
 )
+from ..loop.symbolic import dims_of, product
 from .common import ZERO, view
 from .registry import register
 from .shape import fail
@@ -43,9 +44,9 @@ def _scalar(buf, dtype: str, default):
     input)."""
     if buf is None:
         return Const(default, dtype)
-    count = 1
-    for d in buf.shape:
-        count *= d.value
+    count = product(dims_of(buf))
+    if not isinstance(count, int):    # whether it holds a value is known at run time only
+        raise TypeError("a scalar input of symbolic size")
     return Cast(dtype, Load(view(buf, 1), (ZERO,))) if count else Const(default, dtype)
 
 

@@ -13,7 +13,16 @@ import numpy as np
 from ..errors import ModelError
 from ..frontend.symrules import slice_start
 from ..loop.ir import Cast, Expr, Load, Store, Var, cmp, const_int, loops
-from ..loop.symbolic import as_dim_expr, canon, dim_sum, is_symbolic_array, product
+from ..loop.symbolic import (
+    as_dim_expr,
+    canon,
+    dim_str,
+    dim_sum,
+    gcd_of,
+    is_symbolic_array,
+    lower_bound,
+    product,
+)
 from .common import nest, view
 from .indexing import check_indices, guarded, wrap_index
 from .registry import register
@@ -110,19 +119,27 @@ def Concat_1(ctx, *inputs, axis=1):
     Concat(ctx, *inputs, axis=axis)
 
 
-def _split_sizes(ctx, dim: int, n: int, split, num_outputs) -> list[int]:
+def _split_sizes(ctx, dim, n: int, split, num_outputs) -> list:
+    """The outputs' extents along the axis. Over a symbolic extent, sizes that hold for
+    some of its values only (constant sizes, an uneven cut) make the node static-only."""
     if split is not None:
         sizes = [int(s) for s in split]
     elif num_outputs is not None:
         if num_outputs != n:
             raise fail(ctx, f"num_outputs={num_outputs} but the node has {n} outputs")
-        chunk = -(-dim // n)
-        sizes = [chunk] * (n - 1) + [dim - chunk * (n - 1)]
+        chunk = canon((as_dim_expr(dim) + (n - 1)) // n) if not isinstance(dim, int) else -(-dim // n)
+        sizes = [chunk] * (n - 1) + [dim_sum(dim, product([chunk, -(n - 1)]))]
     else:
-        if dim % n:
-            raise fail(ctx, f"cannot split {dim} into {n} equal parts")
-        sizes = [dim // n] * n
-    if len(sizes) != n or sum(sizes) != dim or min(sizes) < 0:
+        if gcd_of(dim) % n:
+            if isinstance(dim, int):
+                raise fail(ctx, f"cannot split {dim} into {n} equal parts")
+            raise TypeError(f"{dim_str(dim)} may not split into {n} equal parts")
+        sizes = [canon(as_dim_expr(dim) // n) if not isinstance(dim, int) else dim // n] * n
+    fits = len(sizes) == n and canon(dim_sum(*sizes)) == canon(dim)
+    if not isinstance(dim, int) and not (fits and all(
+            (lower_bound(s) if lower_bound(s) is not None else -1) >= 0 for s in sizes)):
+        raise TypeError(f"split sizes that cut {dim_str(dim)} for some values only")
+    if not fits or any(isinstance(s, int) and s < 0 for s in sizes):
         raise fail(ctx, f"split sizes {sizes} do not cut {dim} into {n} outputs")
     return sizes
 

@@ -62,3 +62,27 @@ def _bad_model(shape, axis):
 def test_bad_axes_are_refused(tmp_path, shape, axis):
     with pytest.raises(ModelError, match="Compress"):
         onnxc.compile(_bad_model(shape, axis), out_dir=tmp_path)
+
+
+@pytest.mark.parametrize("axis", [0, 1, None])
+def test_symbolic_axis_and_condition(tmp_path, axis):
+    """One library for every length of the compressed axis and of the condition (the
+    condition may be shorter or longer than the axis), and for every count kept."""
+    import onnxruntime as ort
+    graph = helper.make_graph(
+        [helper.make_node("Compress", ["x", "c"], ["y"], **({} if axis is None else
+                                                           {"axis": axis}))], "cs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", "cols"]),
+         helper.make_tensor_value_info("c", TensorProto.BOOL, ["k"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    compiled = onnxc.compile(model, out_dir=tmp_path, strict=True)
+    sess = ort.InferenceSession(model.SerializeToString())
+    rng = np.random.default_rng(2)
+    for rows, cols, k in [(1, 3, 1), (4, 2, 3), (5, 6, 7)]:
+        if axis is not None and k > (rows, cols)[axis]:
+            k = (rows, cols)[axis]         # onnxruntime refuses a longer condition here
+        feed = {"x": rand(rows, cols, seed=k), "c": rng.random(k) < 0.5}
+        (want,), (got,) = sess.run(None, feed), compiled.run(None, feed)
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got, want)

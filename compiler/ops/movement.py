@@ -127,7 +127,7 @@ def _split_sizes(ctx, dim, n: int, split, num_outputs) -> list:
     elif num_outputs is not None:
         if num_outputs != n:
             raise fail(ctx, f"num_outputs={num_outputs} but the node has {n} outputs")
-        chunk = canon((as_dim_expr(dim) + (n - 1)) // n) if not isinstance(dim, int) else -(-dim // n)
+        chunk = -(-dim // n) if isinstance(dim, int) else canon((as_dim_expr(dim) + (n - 1)) // n)
         sizes = [chunk] * (n - 1) + [dim_sum(dim, product([chunk, -(n - 1)]))]
     else:
         if gcd_of(dim) % n:

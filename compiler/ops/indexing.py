@@ -37,16 +37,13 @@ def _in_axis(idx, n):
     return Binary("and", cmp("ge", idx, canon(as_dim_expr(n) * -1)), cmp("lt", idx, n))
 
 
-def check_indices(ctx, indices, extents: tuple, tuples: bool = False,
-                  guards: bool = False):
+def check_indices(ctx, indices, extents: tuple, tuples: bool = False):
     """A kernel that fails the run when an index is outside [-n, n-1] of its axis. Each
     element of indices indexes an axis of extents[0]; with tuples, the last axis of indices
     holds coordinates along axes of extents[0], extents[1], ... (GatherND, ScatterND).
     False when the indexing kernel must not run: there are indices into an empty axis (each
     fails the run; no wrapped index exists); where an extent is symbolic, the condition
-    (an Expr) under which the indexing kernel may run, for callers that guard it."""
-    if not guards and not all(isinstance(n, int) for n in extents):
-        raise TypeError("indices into a symbolic axis need a guarded kernel")
+    (an Expr) under which the indexing kernel may run (see guarded)."""
     width = len(extents) if tuples else 1
     count = _size(ctx.shape(indices)) // max(width, 1)
     if not width or (isinstance(count, int) and not count):
@@ -100,7 +97,7 @@ def GatherElements(ctx, data, indices, *, axis=0):
     axis = normalize_axis(ctx, axis, len(shape))
     if len(ctx.shape(indices)) != len(shape) or ctx.shape(out) != ctx.shape(indices):
         raise fail(ctx, f"indices of shape {ctx.shape(indices)} do not fit data {shape}")
-    ok = check_indices(ctx, indices, (shape[axis],), guards=True)
+    ok = check_indices(ctx, indices, (shape[axis],))
     if ok is False:
         return
 
@@ -121,16 +118,17 @@ def GatherND(ctx, data, indices, *, batch_dims=0):
         raise fail(ctx, f"index tuples of {m} exceed data rank {len(shape)} after {b} batch axes")
     want = ishape[:-1] + shape[b + m:]
     out = ctx.output(0)
-    if _size(ctx.shape(out)) != _size(want):
+    if canon(_size(ctx.shape(out))) != canon(_size(want)):
         raise fail(ctx, f"gathering gives {want}, inferred {ctx.shape(out)}")
     out = view(out, *want)     # a scalar result may be stored with shape (1,)
-    if not check_indices(ctx, indices, shape[b:b + m], tuples=True):
+    ok = check_indices(ctx, indices, shape[b:b + m], tuples=True)
+    if ok is False:
         return
 
     def body(*v):
         at = tuple(v[:b]) + _tuple_index(indices, shape, v[:q], b, m) + tuple(v[q:])
         return Store(out, tuple(v), Load(data, at))
-    ctx.emit(nest(want, body), kind="elementwise")
+    ctx.emit(guarded(nest(want, body), ok), kind="elementwise")
 
 
 # -- scatters ----------------------------------------------------------------------------------
@@ -144,12 +142,14 @@ _REDUCTIONS = {
 }
 
 
-def _emit_scatter(ctx, data, updates, update_shape, index_of, reduction: str) -> None:
-    """out = data; then out[index_of(v)] = reduce(out[...], updates[v]) for every v in order."""
+def _emit_scatter(ctx, data, updates, update_shape, index_of, reduction: str,
+                  guard=True) -> None:
+    """out = data; then out[index_of(v)] = reduce(out[...], updates[v]) for every v in order
+    (where guard, check_indices' condition, holds)."""
     if reduction not in _REDUCTIONS:
         raise fail(ctx, f"unsupported reduction {reduction!r} (expected one of "
                         f"{', '.join(_REDUCTIONS)})")
-    if _size(ctx.shape(updates)) != _size(update_shape):
+    if canon(_size(ctx.shape(updates))) != canon(_size(update_shape)):
         raise fail(ctx, f"updates of shape {ctx.shape(updates)}, expected {update_shape}")
     out, combine = ctx.output(0), _REDUCTIONS[reduction]
     updates = view(updates, *update_shape)    # a scalar may be stored with shape (1,)
@@ -160,7 +160,7 @@ def _emit_scatter(ctx, data, updates, update_shape, index_of, reduction: str) ->
         return Store(out, at, combine(Load(out, at), Load(updates, tuple(v))))
     # The heuristics only run a loop on the pool when its iterations store apart (the ones
     # that index the output directly), so the order of colliding updates is kept.
-    ctx.emit(nest(update_shape, body), kind="scatter", stage="scatter")
+    ctx.emit(guarded(nest(update_shape, body), guard), kind="scatter", stage="scatter")
 
 
 @register("ScatterElements", since=11)
@@ -169,10 +169,11 @@ def ScatterElements(ctx, data, indices, updates, *, axis=0, reduction="none"):
     axis = normalize_axis(ctx, axis, len(shape))
     if len(ishape) != len(shape):
         raise fail(ctx, f"indices of rank {len(ishape)} for data of rank {len(shape)}")
-    if not check_indices(ctx, indices, (shape[axis],)):
+    ok = check_indices(ctx, indices, (shape[axis],))
+    if ok is False:
         return
     _emit_scatter(ctx, data, updates, ishape, lambda v: _with_axis(
-        v, axis, wrap_index(Load(indices, tuple(v)), shape[axis])), reduction)
+        v, axis, wrap_index(Load(indices, tuple(v)), shape[axis])), reduction, ok)
 
 
 @register("Scatter", since=9)
@@ -187,10 +188,11 @@ def ScatterND(ctx, data, indices, updates, *, reduction="none"):
     q, m = len(ishape) - 1, ishape[-1] if ishape else 0
     if q < 0 or m > len(shape):
         raise fail(ctx, f"indices of shape {ishape} do not index data of rank {len(shape)}")
-    if not check_indices(ctx, indices, shape[:m], tuples=True):
+    ok = check_indices(ctx, indices, shape[:m], tuples=True)
+    if ok is False:
         return
     _emit_scatter(ctx, data, updates, ishape[:-1] + shape[m:], lambda v: _tuple_index(
-        indices, shape, v[:q], 0, m) + tuple(v[q:]), reduction)
+        indices, shape, v[:q], 0, m) + tuple(v[q:]), reduction, ok)
 
 
 # -- Trilu -------------------------------------------------------------------------------------

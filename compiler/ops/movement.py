@@ -298,7 +298,7 @@ def Gather(ctx, data, indices, *, axis=0):
     # The index rank from the output: a constant scalar's buffer is stored with shape (1,).
     n, k = shape[axis], len(ctx.shape(ctx.output(0))) - len(shape) + 1
     values = ctx.const(indices)
-    ok = True if values is not None else check_indices(ctx, indices, (n,), guards=True)
+    ok = True if values is not None else check_indices(ctx, indices, (n,))
     if ok is False:
         return
     index = _runtime_index(indices, n) if values is None else \

@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 from onnxc import ModelError
+from onnxc.errors import RuntimeFailure
 from onnxc.loop.printer import program_str
 from onnxc.lower.pipeline import compile_program
 from onnxc.targets import get_target
@@ -209,3 +210,23 @@ def test_a_gpu_target_refuses_readers_of_data_sized_tensors(tmp_path):
     from onnxc.driver import compile_to_dir
     with pytest.raises(ModelError, match="size the data decides"):
         compile_to_dir(reader_model([3, 4]), tmp_path, target="cuda")
+
+
+def test_an_index_into_an_empty_run_time_axis_fails_the_run(tmp_path):
+    """Gather along NonZero's count with indices read at run time: with a count of 0 there is
+    nothing to index, and the run fails (the guarded kernel reads nothing) instead of reading
+    outside the storage."""
+    graph = helper.make_graph(
+        [helper.make_node("NonZero", ["x"], ["idx"], name="nz"),
+         helper.make_node("Gather", ["idx", "k"], ["y"], name="pick", axis=1)], "nzg",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4]),
+         helper.make_tensor_value_info("k", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    lib = onnxc.compile(model, out_dir=tmp_path)
+    sess = ort.InferenceSession(model.SerializeToString())
+    x, k = np.eye(3, 4, dtype=np.float32), np.array([0, -1], np.int64)
+    np.testing.assert_array_equal(lib.run(None, {"x": x, "k": k})[0],
+                                  sess.run(None, {"x": x, "k": k})[0])
+    with pytest.raises(RuntimeFailure, match=r"node 'pick' \(Gather\): an index is outside"):
+        lib.run(None, {"x": np.zeros((3, 4), np.float32), "k": k})

@@ -90,3 +90,9 @@ def backend(request):
 def cpu_backend(request):
     """For tests whose target is a CPU's (the aarch64 ones)."""
     yield from _use(request.param)
+
+
+def skip_on_gpu(backend: str, why: str) -> None:
+    """Skip a test the cuda targets refuse by design (their own test checks the refusal)."""
+    if backend == "cuda":
+        pytest.skip(f"cuda targets {why}")

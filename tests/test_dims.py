@@ -126,25 +126,27 @@ def test_a_pinned_dimension_adds_a_static_fast_path(tmp_path):
 
 
 def static_only_model() -> onnx.ModelProto:
-    """NonMaxSuppression over a symbolic box count: a node compiled for static shapes only."""
+    """Split into 3 over a symbolic axis: the chunks' extents, ceil(rows / 3) and what is
+    left, hold for some values of rows only (at 1 the last is -1), so the node compiles for
+    static shapes only."""
     graph = helper.make_graph(
-        [helper.make_node("NonMaxSuppression", ["boxes", "scores", "keep"], ["y"])], "nms",
-        [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, "boxes", 4]),
-         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 1, "boxes"])],
-        [helper.make_tensor_value_info("y", TensorProto.INT64, [None, 3])],
-        [numpy_helper.from_array(np.array([2], np.int64), "keep")])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        [helper.make_node("Split", ["x"], ["a", "b", "c"], axis=0, num_outputs=3)], "split3",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", 2])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 2]) for n in "abc"])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
 def test_static_only_nodes_take_one_program_per_value(tmp_path):
-    with pytest.raises(ModelError, match=r"NonMaxSuppression.*--dim.*\['boxes'\] need a value"):
+    with pytest.raises(ModelError, match=r"Split.*--dim.*\['rows'\] need a value or range"):
         onnxc.compile(static_only_model(), out_dir=tmp_path / "a")
     with pytest.raises(ModelError, match="65 combinations; at most 64"):
-        onnxc.compile(static_only_model(), out_dir=tmp_path / "b", dims={"boxes": (1, 65)})
-    lib = onnxc.compile(static_only_model(), out_dir=tmp_path / "c", dims={"boxes": (1, 3)})
-    boxes = np.array([[[0, 0, 1, 1], [0, 0, 1, 1.01], [2, 2, 3, 3]]], np.float32)
-    got = lib.run(None, {"boxes": boxes, "scores": np.array([[[0.9, 0.8, 0.7]]], np.float32)})
-    np.testing.assert_array_equal(got[0], [[0, 0, 0], [0, 0, 2]])
+        onnxc.compile(static_only_model(), out_dir=tmp_path / "b", dims={"rows": (1, 65)})
+    lib = onnxc.compile(static_only_model(), out_dir=tmp_path / "c", dims={"rows": (3, 5)})
+    sess = ort.InferenceSession(static_only_model().SerializeToString())
+    for rows in (3, 4, 5):
+        x = np.arange(rows * 2, dtype=np.float32).reshape(rows, 2)
+        for got, want in zip(lib.run(None, {"x": x}), sess.run(None, {"x": x})):
+            np.testing.assert_array_equal(got, want)
 
 
 # ---- run-time errors ---------------------------------------------------------------------------

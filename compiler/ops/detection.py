@@ -26,7 +26,7 @@ from ..loop.ir import (
     loops,
     seq,
 )
-from ..loop.symbolic import dims_of, product
+from ..loop.symbolic import at_least_one, dims_of, product
 from .common import ZERO, view
 from .registry import register
 from .shape import fail
@@ -98,13 +98,16 @@ def NonMaxSuppression(ctx, boxes, scores, max_output_boxes_per_class=None, iou_t
     if center_point_box not in (0, 1):
         raise fail(ctx, f"center_point_box must be 0 or 1, got {center_point_box}")
     Y = ctx.output(0)
-    s = _Scratch(_local(ctx, "alive", "int64", max(n, 1)), _local(ctx, "kept", "int64", max(n, 1)),
+    # per-box scratch: on the stack for a static box count, in the arena for a symbolic one
+    per_box = (lambda hint: _local(ctx, hint, "int64", max(n, 1))) if isinstance(n, int) else \
+        (lambda hint: ctx.temp("int64", (at_least_one(n),), hint))
+    s = _Scratch(per_box("alive"), per_box("kept"),
                  _local(ctx, "counts", "int64", 4), _local(ctx, "best", scores.dtype, 1))
     limit = _scalar(max_output_boxes_per_class, "int64", 0)
     iou = _scalar(iou_threshold, scores.dtype, 0.0)
     has_floor = score_threshold is not None and all(d.value for d in score_threshold.shape)
     floor = _scalar(score_threshold, scores.dtype, 0.0)
-    rows, extent = view(Y, Y.shape[0].value * 3), ctx.runtime_extent(Y, 0)
+    rows, extent = view(Y, product(dims_of(Y))), ctx.runtime_extent(Y, 0)
 
     def count(i):
         return Load(s.counts, (const_int(i),))
@@ -145,5 +148,5 @@ def NonMaxSuppression(ctx, boxes, scores, max_output_boxes_per_class=None, iou_t
     body = seq(put(1, ZERO), loops([("b", batches), ("c", classes)], per_class),
                Store(extent, (ZERO,), count(1)))
     for buf in (s.best, s.counts, s.kept, s.alive):
-        body = Allocate(buf, body)
+        body = Allocate(buf, body) if buf.scope == "local" else body
     ctx.emit(body, kind="generic")

@@ -5,8 +5,10 @@ import numpy as np
 import onnxc
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 from onnxc.errors import ModelError
+
+from tests.backends import skip_on_gpu
 
 
 def nms_model(batches, classes, n, center=0, with_floor=True):
@@ -62,3 +64,36 @@ def test_nms_rejects_mismatched_inputs(tmp_path):
     model.graph.input[1].type.tensor_type.shape.dim[2].dim_value = 6
     with pytest.raises(ModelError, match="must be"):
         onnxc.compile(model, out_dir=tmp_path)
+
+
+def test_nms_over_a_symbolic_box_count(tmp_path, backend):
+    """One library for every box count: its per-box scratch lives in the arena, sized by the
+    count; the selected indices feed a Gather of the boxes."""
+    skip_on_gpu(backend, "compile static shapes only: a dynamic model needs --dim values")
+    nodes = [helper.make_node("NonMaxSuppression", ["boxes", "scores", "keep", "iou", "floor"],
+                              ["selected"]),
+             helper.make_node("Gather", ["selected", "two"], ["index"], axis=1),
+             helper.make_node("Squeeze", ["boxes", "zero"], ["flat"]),
+             helper.make_node("Gather", ["flat", "index"], ["picked"], axis=0)]
+    consts = [numpy_helper.from_array(np.array([5], np.int64), "keep"),
+              numpy_helper.from_array(np.array([0.5], np.float32), "iou"),
+              numpy_helper.from_array(np.array([0.3], np.float32), "floor"),
+              numpy_helper.from_array(np.array(2, np.int64), "two"),
+              numpy_helper.from_array(np.array([0], np.int64), "zero")]
+    graph = helper.make_graph(nodes, "nms_sym", [
+        helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, "n", 4]),
+        helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 1, "n"])],
+        [helper.make_tensor_value_info("picked", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("selected", TensorProto.INT64, None)], consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    lib = onnxc.compile(model, out_dir=tmp_path)
+    sess = ort.InferenceSession(model.SerializeToString())
+    rng = np.random.default_rng(4)
+    for n in (1, 7, 40):
+        corner = rng.random((1, n, 2)).astype(np.float32)
+        size = (rng.random((1, n, 2)) * 0.3).astype(np.float32)
+        feed = {"boxes": np.concatenate([corner, corner + size], -1),
+                "scores": rng.random((1, 1, n)).astype(np.float32)}
+        for got, want in zip(lib.run(None, feed), sess.run(None, feed)):
+            assert got.shape == want.shape
+            np.testing.assert_array_equal(got, want)

@@ -17,16 +17,12 @@ from .registry import register
 from .shape import fail, normalize_axis
 
 
-def _size(shape):
-    return product(shape)
-
-
 def _compress_bound(inputs, attrs):
     """The input's shape (or its size, flattened): every slice kept."""
     x = inputs[0]
     axis = attrs.get("axis")
     if axis is None:
-        return [(x.dtype, (_size(x.shape),), (0,))]
+        return [(x.dtype, (product(x.shape),), (0,))]
     rank = len(x.shape)
     if not -rank <= axis < rank:   # the lowering names the node in its error
         return [(x.dtype, tuple(x.shape), ())]
@@ -45,12 +41,12 @@ def Compress(ctx, X, condition, *, axis=None):
     if condition.dtype != "bool":
         raise fail(ctx, f"condition of dtype {condition.dtype}, expected bool")
     if axis is None:
-        outer, n, inner, d = 1, _size(shape), 1, 0
+        outer, n, inner, d = 1, product(shape), 1, 0
     else:
         if not shape:
             raise fail(ctx, "a scalar input has no axis to compress")
         d = normalize_axis(ctx, axis, len(shape))
-        outer, n, inner = _size(shape[:d]), shape[d], _size(shape[d + 1:])
+        outer, n, inner = product(shape[:d]), shape[d], product(shape[d + 1:])
     # the condition entries that name a slice
     m = canon(Binary("min", as_dim_expr(ctx.shape(condition)[0]), as_dim_expr(n)))
     extent = ctx.runtime_extent(Y, d)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import dtypes
 from ..loop.ir import Binary, Cast, Const, IfThen, Load, Select, Store, Unary, cmp, const_int
-from ..loop.symbolic import as_dim_expr, at_least_one, canon, dim_str, dim_sum
+from ..loop.symbolic import as_dim_expr, at_least_one, canon, dim_str, dim_sum, product
 from .common import ZERO, copy_body, nest, view
 from .elementwise import emit_elementwise
 from .registry import register
@@ -45,7 +45,7 @@ def check_indices(ctx, indices, extents: tuple, tuples: bool = False):
     fails the run; no wrapped index exists); where an extent is symbolic, the condition
     (an Expr) under which the indexing kernel may run (see guarded)."""
     width = len(extents) if tuples else 1
-    count = _size(ctx.shape(indices)) // max(width, 1)
+    count = product(ctx.shape(indices)) // max(width, 1)
     if not width or (isinstance(count, int) and not count):
         return True
     ranges = " x ".join(f"[{-n if isinstance(n, int) else '-' + dim_str(n)}, "
@@ -74,13 +74,6 @@ def guarded(body, ok):
 
 def _with_axis(v, axis: int, index) -> tuple:
     return tuple(index if d == axis else x for d, x in enumerate(v))
-
-
-def _size(shape) -> int:
-    count = 1
-    for d in shape:
-        count *= d
-    return count
 
 
 def _tuple_index(indices, data_shape, lead, first: int, m: int) -> tuple:
@@ -118,7 +111,7 @@ def GatherND(ctx, data, indices, *, batch_dims=0):
         raise fail(ctx, f"index tuples of {m} exceed data rank {len(shape)} after {b} batch axes")
     want = ishape[:-1] + shape[b + m:]
     out = ctx.output(0)
-    if canon(_size(ctx.shape(out))) != canon(_size(want)):
+    if product(ctx.shape(out)) != product(want):
         raise fail(ctx, f"gathering gives {want}, inferred {ctx.shape(out)}")
     out = view(out, *want)     # a scalar result may be stored with shape (1,)
     ok = check_indices(ctx, indices, shape[b:b + m], tuples=True)
@@ -149,7 +142,7 @@ def _emit_scatter(ctx, data, updates, update_shape, index_of, reduction: str,
     if reduction not in _REDUCTIONS:
         raise fail(ctx, f"unsupported reduction {reduction!r} (expected one of "
                         f"{', '.join(_REDUCTIONS)})")
-    if canon(_size(ctx.shape(updates))) != canon(_size(update_shape)):
+    if product(ctx.shape(updates)) != product(update_shape):
         raise fail(ctx, f"updates of shape {ctx.shape(updates)}, expected {update_shape}")
     out, combine = ctx.output(0), _REDUCTIONS[reduction]
     updates = view(updates, *update_shape)    # a scalar may be stored with shape (1,)
@@ -203,7 +196,7 @@ def Trilu(ctx, X, k=None, *, upper=1):
     shape, out = ctx.shape(X), ctx.output(0)
     if len(shape) < 2:
         raise fail(ctx, f"input of rank {len(shape)}, expected at least 2")
-    if k is not None and _size(ctx.shape(k)) != 1:
+    if k is not None and product(ctx.shape(k)) != 1:
         raise fail(ctx, f"k must hold one value, got shape {ctx.shape(k)}")
     offset = ZERO if k is None else Load(k, (ZERO,) * k.rank)
     zero = scalar_const(out.dtype, 0)

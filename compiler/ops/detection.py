@@ -105,8 +105,8 @@ def NonMaxSuppression(ctx, boxes, scores, max_output_boxes_per_class=None, iou_t
                  _local(ctx, "counts", "int64", 4), _local(ctx, "best", scores.dtype, 1))
     limit = _scalar(max_output_boxes_per_class, "int64", 0)
     iou = _scalar(iou_threshold, scores.dtype, 0.0)
-    has_floor = score_threshold is not None and all(d.value for d in score_threshold.shape)
-    floor = _scalar(score_threshold, scores.dtype, 0.0)
+    floor = _scalar(score_threshold, scores.dtype, 0.0)    # refuses a symbolic size first
+    has_floor = score_threshold is not None and product(dims_of(score_threshold)) != 0
     rows, extent = view(Y, product(dims_of(Y))), ctx.runtime_extent(Y, 0)
 
     def count(i):
